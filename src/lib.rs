@@ -1,0 +1,2 @@
+//! orderflow: keeps a merchant's own database in step with its shops.
+pub mod record;
