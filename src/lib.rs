@@ -1,2 +1,13 @@
 //! orderflow: keeps a merchant's own database in step with its shops.
+//!
+//! A flow file (`flows/*.yaml`) is compiled by [`flow::compile`] into a
+//! [`flow::Flow`], run by [`engine::Engine`] as a graph of [`nodes`] joined by
+//! bounded channels, and recorded in the [`store`]. See `docs/ARCHITECTURE.md`.
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod flow;
+pub mod nodes;
 pub mod record;
+pub mod script;
+pub mod store;

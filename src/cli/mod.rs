@@ -1,0 +1,261 @@
+//! The `orderflow` command line. This is the one place that turns library
+//! errors into reports (`anyhow`) and exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::engine::{Engine, EngineOptions, RunReport};
+use crate::flow::{self, CompileEnv, ConfigError, Flow};
+use crate::nodes::{self, BuildContext, Registry};
+use crate::script::{Limits, Sandbox};
+use crate::store::{redact_url, RunStatus, Store};
+
+/// orderflow keeps a merchant's own database in step with its shops: flows
+/// of ready-made nodes, written in YAML, run on a schedule.
+#[derive(Debug, Parser)]
+#[command(name = "orderflow", version, about, long_about = None)]
+pub struct Cli {
+    /// The config file: database and shops.
+    #[arg(long, global = true, default_value = "orderflow.yaml", env = "ORDERFLOW_CONFIG")]
+    pub config: PathBuf,
+    /// The database URL, overriding the config file's `database`.
+    #[arg(long, global = true, env = "ORDERFLOW_DATABASE_URL", hide_env_values = true)]
+    pub database: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check flow files; print every mistake as path:line:col and exit 1 on any.
+    Validate {
+        /// Flow files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of flow files (for editors' YAML plugins).
+    Schema,
+    /// Draw a flow's graph.
+    Graph {
+        /// The flow file.
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+        format: GraphFormat,
+    },
+    /// Run a flow once, print a per-node summary; the exit code says how it went.
+    Run {
+        /// The flow file.
+        file: PathBuf,
+    },
+    /// List recent runs with their per-node counts.
+    Runs {
+        /// Only this flow's runs.
+        #[arg(long)]
+        flow: Option<String>,
+        /// How many runs.
+        #[arg(long, default_value_t = 10)]
+        limit: u32,
+    },
+    /// List the node types a flow can use (built-in and nodes/*.rhai).
+    Nodes,
+    /// Print the node reference of docs/flows.md, or rewrite it there.
+    Docs {
+        /// Rewrite the generated part of this file in place.
+        #[arg(long, value_name = "FILE")]
+        write: Option<PathBuf>,
+    },
+}
+
+/// Graph output formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GraphFormat {
+    /// Graphviz DOT.
+    Dot,
+    /// Mermaid flowchart.
+    Mermaid,
+}
+
+/// Runs the command line; returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let explicit_config = std::env::args().any(|a| a == "--config" || a.starts_with("--config="))
+        || std::env::var_os("ORDERFLOW_CONFIG").is_some();
+    let mut config = match Config::load(&cli.config, explicit_config) {
+        Ok(config) => config,
+        Err(errors) => {
+            print_errors(&errors.0);
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if let Some(database) = cli.database {
+        config.database = database;
+    }
+    let sandbox = Sandbox::new(Limits::default());
+    let mut registry = Registry::builtin();
+    let node_errors = nodes::custom::load_dir(&config.nodes_dir, &sandbox, &mut registry);
+
+    match cli.command {
+        Command::Validate { files } => {
+            let mut failed = !node_errors.is_empty();
+            print_errors(&node_errors);
+            for file in &files {
+                match compile(file, &config, &registry, &sandbox) {
+                    Ok(flow) => println!("{}: ok, flow \"{}\" with {} node(s)", file.display(), flow.name, flow.nodes.len()),
+                    Err(errors) => {
+                        print_errors(&errors);
+                        failed = true;
+                    }
+                }
+            }
+            Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&flow::schema::flow_schema(&registry))?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Graph { file, format } => {
+            let flow = compile_or_report(&file, &config, &registry, &sandbox)?;
+            let drawing = match format {
+                GraphFormat::Dot => flow::render::dot(&flow),
+                GraphFormat::Mermaid => flow::render::mermaid(&flow),
+            };
+            print!("{drawing}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { file } => {
+            print_errors(&node_errors);
+            let flow = compile_or_report(&file, &config, &registry, &sandbox)?;
+            let store = connect(&config.database).await?;
+            let build = build_context(&file, &config, &sandbox);
+            let engine = Engine::new(registry, build, store, EngineOptions::default());
+            let cancel = CancellationToken::new();
+            let on_ctrl_c = cancel.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    tracing::warn!("Interrupted: cancelling the run.");
+                    on_ctrl_c.cancel();
+                }
+            });
+            let report = engine.run(&flow, "manual", cancel).await?;
+            print_report(&report);
+            Ok(if report.status == RunStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Runs { flow, limit } => {
+            let store = connect(&config.database).await?;
+            let runs = store.recent_runs(flow.as_deref(), limit).await?;
+            if runs.is_empty() {
+                println!("no runs recorded in {}", redact_url(&config.database));
+            }
+            for run in runs {
+                let finished = run.finished_at.map(|f| format!("{:.1}s", (f - run.started_at).num_milliseconds() as f64 / 1000.0));
+                println!(
+                    "{}  {}  {:<10} {}  {}  {}",
+                    run.started_at.format("%Y-%m-%d %H:%M:%S"),
+                    run.id,
+                    run.status.as_str(),
+                    run.flow,
+                    run.trigger,
+                    finished.unwrap_or_else(|| "running".into())
+                );
+                if let Some(error) = &run.error {
+                    println!("    error: {error}");
+                }
+                for node in store.run_nodes(&run.id).await? {
+                    println!(
+                        "    {:<20} {:<12} {:<10} in {:>8}  out {:>8}  errors {:>5}",
+                        node.node_id,
+                        node.node_type,
+                        node.status.as_str(),
+                        node.records_in,
+                        node.records_out,
+                        node.errors
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Nodes => {
+            print_errors(&node_errors);
+            for node_type in registry.iter() {
+                let origin = node_type.script.as_ref().map(|p| format!("  ({})", p.display())).unwrap_or_default();
+                println!("{:<16} {}{origin}", node_type.name, node_type.summary);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Docs { write } => {
+            let generated = nodes::reference::markdown(&Registry::builtin());
+            match write {
+                None => print!("{generated}"),
+                Some(path) => {
+                    let document = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                    let Some(updated) = nodes::reference::splice(&document, &generated) else {
+                        bail!("{} has no generated-reference markers", path.display());
+                    };
+                    std::fs::write(&path, updated).with_context(|| format!("writing {}", path.display()))?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn build_context(file: &Path, config: &Config, sandbox: &Sandbox) -> BuildContext {
+    BuildContext {
+        flow_dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
+        scripts_dir: config.nodes_dir.clone(),
+        sandbox: sandbox.clone(),
+    }
+}
+
+fn compile(file: &Path, config: &Config, registry: &Registry, sandbox: &Sandbox) -> Result<Flow, Vec<ConfigError>> {
+    let build = build_context(file, config, sandbox);
+    let shops = config.shop_names();
+    let env = CompileEnv { registry, build: &build, shops: &shops };
+    flow::compile_file(file, &env).map_err(|e| e.0)
+}
+
+fn compile_or_report(file: &Path, config: &Config, registry: &Registry, sandbox: &Sandbox) -> anyhow::Result<Flow> {
+    compile(file, config, registry, sandbox).or_else(|errors| {
+        print_errors(&errors);
+        bail!("{} has {} error(s)", file.display(), errors.len())
+    })
+}
+
+async fn connect(url: &str) -> anyhow::Result<Store> {
+    Store::connect(url).await.with_context(|| format!("opening the database {}", redact_url(url)))
+}
+
+fn print_errors(errors: &[ConfigError]) {
+    for error in errors {
+        eprintln!("{error}");
+    }
+}
+
+fn print_report(report: &RunReport) {
+    println!("run {} of flow \"{}\": {} in {:.2}s", report.run_id, report.flow, report.status.as_str(), report.elapsed.as_secs_f64());
+    println!("  {:<20} {:<12} {:<10} {:>9} {:>9} {:>7}", "node", "type", "status", "in", "out", "errors");
+    for node in &report.nodes {
+        println!(
+            "  {:<20} {:<12} {:<10} {:>9} {:>9} {:>7}",
+            node.node_id,
+            node.node_type,
+            node.status.as_str(),
+            node.records_in,
+            node.records_out,
+            node.errors
+        );
+        if let Some(error) = &node.error {
+            println!("      {error}");
+        }
+    }
+    if let Some(error) = &report.error {
+        println!("error: {error}");
+    }
+}

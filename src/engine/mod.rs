@@ -1,0 +1,309 @@
+//! The executor: a flow becomes a graph of tokio tasks joined by bounded
+//! channels carrying batches of records.
+//!
+//! Each node runs as one task. A node's input is one bounded channel that all
+//! its upstream nodes hold a sender of (fan-in); its output sends a copy of
+//! each batch to every downstream node (fan-out). A full channel makes the
+//! sender wait, so a slow sink slows its source and memory stays bounded by
+//! `channel_capacity × batch_size` per edge, whatever the record count.
+//!
+//! A failure under `on_error: fail` cancels the run's token; every task
+//! watches it on each receive and send, so the run ends promptly with no task
+//! left behind. Every run and every node's counts and timings are recorded.
+
+mod context;
+mod task;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use context::{Emitter, NodeContext};
+pub(crate) use context::{NodeStats, Output};
+
+use crate::flow::{Flow, NodeSpec, OnError};
+use crate::nodes::{BuildContext, Built, ErrorClass, Registry};
+use crate::record::{Batch, Record};
+use crate::store::{NodeRunRecord, NodeStatus, RunFinish, RunStart, RunStatus, Store, StoreError};
+
+/// Tuning of the executor.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineOptions {
+    /// Records per batch that sources aim for.
+    pub batch_size: usize,
+    /// Batches a channel holds before its sender waits.
+    pub channel_capacity: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self { batch_size: 500, channel_capacity: 4 }
+    }
+}
+
+/// Why a run could not even be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The run could not be written to the store.
+    #[error("recording the run: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The run's id.
+    pub run_id: String,
+    /// The flow's name.
+    pub flow: String,
+    /// How it ended.
+    pub status: RunStatus,
+    /// The first fatal error, naming its node.
+    pub error: Option<String>,
+    /// Per node, in flow order (error nodes last, when they ran).
+    pub nodes: Vec<NodeRunRecord>,
+    /// Wall-clock time.
+    pub elapsed: Duration,
+}
+
+/// Runs flows against one store.
+#[derive(Clone)]
+pub struct Engine {
+    registry: Arc<Registry>,
+    build: BuildContext,
+    store: Store,
+    options: EngineOptions,
+}
+
+struct GraphOutcome {
+    nodes: Vec<NodeRunRecord>,
+    fatal: Option<String>,
+    had_errors: bool,
+}
+
+impl Engine {
+    /// An engine that builds nodes from `registry` and records runs in `store`.
+    pub fn new(registry: Registry, build: BuildContext, store: Store, options: EngineOptions) -> Self {
+        Self { registry: Arc::new(registry), build, store, options }
+    }
+
+    /// The store runs are recorded in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Runs `flow` once. `trigger` says why (`manual`, `schedule`, …);
+    /// cancelling `cancel` stops the run (it is then recorded `cancelled`).
+    pub async fn run(&self, flow: &Flow, trigger: &str, cancel: CancellationToken) -> Result<RunReport, EngineError> {
+        let run_id = uuid::Uuid::now_v7().to_string();
+        let started = Instant::now();
+        self.store
+            .insert_run(&RunStart {
+                id: run_id.clone(),
+                flow: flow.name.clone(),
+                trigger: trigger.to_owned(),
+                started_at: Utc::now(),
+            })
+            .await?;
+        tracing::info!(flow = %flow.name, run_id = %run_id, trigger, "Run started.");
+
+        let run_cancel = cancel.child_token();
+        let main = self.run_graph(flow, &flow.nodes, &run_id, None, run_cancel.clone()).await;
+        let mut nodes = main.nodes;
+        let externally_cancelled = cancel.is_cancelled();
+        let status = if externally_cancelled {
+            RunStatus::Cancelled
+        } else if main.fatal.is_some() {
+            RunStatus::Failed
+        } else if main.had_errors {
+            RunStatus::Partial
+        } else {
+            RunStatus::Succeeded
+        };
+
+        if status == RunStatus::Failed && !flow.error_nodes.is_empty() {
+            let failure = Record::from_value(json!({
+                "flow": flow.name,
+                "run_id": run_id,
+                "error": main.fatal,
+            }))
+            .unwrap_or_default();
+            let handlers = self.run_graph(flow, &flow.error_nodes, &run_id, Some(failure), cancel.child_token()).await;
+            if let Some(error) = &handlers.fatal {
+                tracing::error!(flow = %flow.name, run_id = %run_id, %error, "Error handler failed.");
+            }
+            nodes.extend(handlers.nodes);
+        }
+
+        let finish = RunFinish {
+            id: run_id.clone(),
+            status,
+            finished_at: Utc::now(),
+            error: main.fatal.clone(),
+            nodes: nodes.clone(),
+        };
+        self.store.finish_run(&finish).await?;
+        match &main.fatal {
+            Some(error) => tracing::error!(flow = %flow.name, run_id = %run_id, status = status.as_str(), %error, "Run finished."),
+            None => tracing::info!(flow = %flow.name, run_id = %run_id, status = status.as_str(), "Run finished."),
+        }
+        Ok(RunReport { run_id, flow: flow.name.clone(), status, error: main.fatal, nodes, elapsed: started.elapsed() })
+    }
+
+    /// Builds, wires and runs `specs`; `seed`, when given, is the one record
+    /// fed to every node without inputs (the failure record for `errors:`).
+    async fn run_graph(
+        &self,
+        flow: &Flow,
+        specs: &[NodeSpec],
+        run_id: &str,
+        seed: Option<Record>,
+        cancel: CancellationToken,
+    ) -> GraphOutcome {
+        let mut receivers: HashMap<&str, mpsc::Receiver<Batch>> = HashMap::new();
+        let mut senders: HashMap<&str, mpsc::Sender<Batch>> = HashMap::new();
+        for spec in specs {
+            let (tx, rx) = mpsc::channel(self.options.channel_capacity.max(1));
+            senders.insert(spec.id.as_str(), tx);
+            receivers.insert(spec.id.as_str(), rx);
+        }
+        let mut outputs: HashMap<&str, Output> = specs.iter().map(|s| (s.id.as_str(), Output::default())).collect();
+        for spec in specs {
+            for input in &spec.inputs {
+                if let (Some(output), Some(tx)) = (outputs.get_mut(input.as_str()), senders.get(spec.id.as_str())) {
+                    output.senders.push(tx.clone());
+                }
+            }
+        }
+        if let Some(seed) = &seed {
+            for spec in specs.iter().filter(|s| s.inputs.is_empty()) {
+                if let Some(tx) = senders.get(spec.id.as_str()) {
+                    // Capacity is at least 1 and the channel is fresh: never full.
+                    let _ = tx.try_send(vec![seed.clone()]);
+                }
+            }
+        }
+        // Only upstream nodes may keep a node's input open.
+        drop(senders);
+
+        let stats: Vec<Arc<NodeStats>> = specs.iter().map(|_| Arc::new(NodeStats::default())).collect();
+        let mut tasks = JoinSet::new();
+        let mut build_failure = None;
+        for (index, spec) in specs.iter().enumerate() {
+            let node_type = match self.registry.get(&spec.type_name) {
+                Some(node_type) => node_type,
+                None => {
+                    build_failure = Some(format!("node \"{}\": unknown node type \"{}\"", spec.id, spec.type_name));
+                    break;
+                }
+            };
+            let built = match node_type.build(&spec.settings, &self.build) {
+                Ok(built) => built,
+                Err(error) => {
+                    build_failure = Some(format!("node \"{}\": {error}", spec.id));
+                    break;
+                }
+            };
+            let ctx = NodeContext {
+                node_id: spec.id.clone(),
+                run_id: run_id.to_owned(),
+                flow: flow.name.clone(),
+                store: self.store.clone(),
+                cancel: cancel.clone(),
+                batch_size: self.options.batch_size,
+                on_error: spec.on_error,
+                stats: stats[index].clone(),
+            };
+            let output = outputs.remove(spec.id.as_str()).unwrap_or_default();
+            let input = receivers.remove(spec.id.as_str());
+            let spec = spec.clone();
+            let sandbox = self.build.sandbox.clone();
+            tasks.spawn(async move {
+                *ctx.stats.started_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Utc::now());
+                let result = match (built, input) {
+                    (Built::Source(node), _) => task::run_source(node, &spec, &ctx, &output).await,
+                    (Built::Transform(node), Some(input)) => {
+                        task::run_transform(node, &spec, &ctx, input, &output, &sandbox).await
+                    }
+                    (Built::Transform(_), None) => Ok(()),
+                };
+                *ctx.stats.finished_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Utc::now());
+                if let Err(error) = &result {
+                    if error.class != ErrorClass::Cancelled && spec.on_error == OnError::Fail {
+                        ctx.cancel.cancel();
+                    }
+                }
+                (index, result)
+            });
+        }
+        if build_failure.is_some() {
+            cancel.cancel();
+        }
+        drop(receivers);
+        drop(outputs);
+
+        let mut results: Vec<Option<Result<(), crate::nodes::NodeError>>> = specs.iter().map(|_| None).collect();
+        let mut fatal = build_failure;
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((index, result)) => {
+                    if let Err(error) = &result {
+                        let spec = &specs[index];
+                        if error.class != ErrorClass::Cancelled {
+                            tracing::error!(flow = %flow.name, run_id, node_id = %spec.id, %error, "Node failed.");
+                            if spec.on_error == OnError::Fail && fatal.is_none() {
+                                fatal = Some(format!("node \"{}\": {error}", spec.id));
+                            }
+                        }
+                    }
+                    results[index] = Some(result);
+                }
+                Err(join_error) => {
+                    // A panicking node must not take the run down silently.
+                    cancel.cancel();
+                    fatal.get_or_insert_with(|| format!("a node panicked: {join_error}"));
+                }
+            }
+        }
+
+        let mut had_errors = false;
+        let nodes = specs
+            .iter()
+            .zip(&stats)
+            .zip(results)
+            .map(|((spec, stats), result)| {
+                let errors = stats.errors.load(Ordering::Relaxed);
+                let (status, error) = match result {
+                    Some(Ok(())) => (NodeStatus::Succeeded, None),
+                    Some(Err(e)) if e.class == ErrorClass::Cancelled => (NodeStatus::Cancelled, None),
+                    Some(Err(e)) if spec.on_error == OnError::Fail => (NodeStatus::Failed, Some(e.message)),
+                    Some(Err(e)) => (NodeStatus::Skipped, Some(e.message)),
+                    None => (NodeStatus::Cancelled, None),
+                };
+                had_errors |= errors > 0 || status == NodeStatus::Skipped;
+                NodeRunRecord {
+                    node_id: spec.id.clone(),
+                    node_type: spec.type_name.clone(),
+                    status,
+                    records_in: stats.records_in.load(Ordering::Relaxed),
+                    records_out: stats.records_out.load(Ordering::Relaxed),
+                    errors: errors + u64::from(status == NodeStatus::Failed || status == NodeStatus::Skipped),
+                    started_at: *stats.started_at.lock().unwrap_or_else(|e| e.into_inner()),
+                    finished_at: *stats.finished_at.lock().unwrap_or_else(|e| e.into_inner()),
+                    error,
+                }
+            })
+            .collect();
+        GraphOutcome { nodes, fatal, had_errors }
+    }
+}
+
+#[cfg(test)]
+mod tests;

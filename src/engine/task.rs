@@ -1,0 +1,180 @@
+//! One node's task: receive, filter by `when`, process with retry and
+//! timeout, apply `on_error`, send on.
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use tokio::sync::mpsc;
+
+use super::{Emitter, NodeContext, Output};
+use crate::flow::{NodeSpec, OnError};
+use crate::nodes::{ErrorClass, NodeError, Source, Transform};
+use crate::record::{Batch, Record};
+use crate::script::Sandbox;
+
+/// Runs a source to its end, retrying the whole run on retryable errors.
+pub(super) async fn run_source(
+    mut node: Box<dyn Source>,
+    spec: &NodeSpec,
+    ctx: &NodeContext,
+    output: &Output,
+) -> Result<(), NodeError> {
+    let mut retrier = Retrier::new(spec, ctx);
+    loop {
+        let mut emitter = Emitter::new(ctx, output);
+        match guarded(spec, ctx, node.run(&mut emitter)).await {
+            Ok(()) => return Ok(()),
+            Err(error) => retrier.wait_or_fail(error).await?,
+        }
+    }
+}
+
+/// Feeds every incoming batch through a transform until all its inputs close.
+pub(super) async fn run_transform(
+    mut node: Box<dyn Transform>,
+    spec: &NodeSpec,
+    ctx: &NodeContext,
+    mut input: mpsc::Receiver<Batch>,
+    output: &Output,
+    sandbox: &Sandbox,
+) -> Result<(), NodeError> {
+    loop {
+        let batch = tokio::select! {
+            biased;
+            () = ctx.cancel.cancelled() => return Err(NodeError::cancelled()),
+            batch = input.recv() => batch,
+        };
+        let Some(batch) = batch else { break };
+        ctx.stats.records_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let batch = select_when(spec, ctx, sandbox, batch).await?;
+        if batch.is_empty() {
+            continue;
+        }
+        let out = process(node.as_mut(), spec, ctx, batch).await?;
+        forward(ctx, output, out).await?;
+    }
+    let mut retrier = Retrier::new(spec, ctx);
+    let rest = loop {
+        match guarded(spec, ctx, node.finish(ctx)).await {
+            Ok(rest) => break rest,
+            Err(error) => retrier.wait_or_fail(error).await?,
+        }
+    };
+    forward(ctx, output, rest).await
+}
+
+async fn forward(ctx: &NodeContext, output: &Output, batch: Batch) -> Result<(), NodeError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    ctx.stats.records_out.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    output.send(batch, &ctx.cancel).await
+}
+
+/// Keeps the records for which the node's `when` holds; a record whose
+/// expression fails goes to `on_error`.
+async fn select_when(spec: &NodeSpec, ctx: &NodeContext, sandbox: &Sandbox, batch: Batch) -> Result<Batch, NodeError> {
+    let Some(when) = &spec.when else { return Ok(batch) };
+    let mut kept = Vec::with_capacity(batch.len());
+    for record in batch {
+        match sandbox.eval_condition(&when.condition, &record) {
+            Ok(true) => kept.push(record),
+            Ok(false) => {}
+            Err(error) => ctx.reject(record.to_json(), &format!("\"when\" failed: {error}")).await?,
+        }
+    }
+    Ok(kept)
+}
+
+/// Processes a batch with retry; when it still fails and `on_error` lets the
+/// run go on, retries record by record so that only the bad records are
+/// skipped or dead-lettered.
+async fn process(node: &mut dyn Transform, spec: &NodeSpec, ctx: &NodeContext, batch: Batch) -> Result<Batch, NodeError> {
+    let may_need_again = spec.retry.attempts > 1 || spec.on_error != OnError::Fail;
+    if !may_need_again {
+        return guarded(spec, ctx, node.process(batch, ctx)).await;
+    }
+    let error = match process_with_retry(node, spec, ctx, &batch).await {
+        Ok(out) => return Ok(out),
+        Err(error) if error.class == ErrorClass::Cancelled || spec.on_error == OnError::Fail => return Err(error),
+        Err(error) => error,
+    };
+    if let [record] = batch.as_slice() {
+        ctx.reject(record.to_json(), &error.message).await?;
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for record in batch {
+        match process_with_retry(node, spec, ctx, std::slice::from_ref(&record)).await {
+            Ok(records) => out.extend(records),
+            Err(error) if error.class == ErrorClass::Cancelled => return Err(error),
+            Err(error) => ctx.reject(record.to_json(), &error.message).await?,
+        }
+    }
+    Ok(out)
+}
+
+/// Decides, after a failed attempt, whether and when to try again: only
+/// retryable errors, at most `retry.attempts` tries, exponential backoff with
+/// jitter, cut short by cancellation.
+struct Retrier<'a> {
+    ctx: &'a NodeContext,
+    delays: backon::ExponentialBackoff,
+    tries: u32,
+}
+
+impl<'a> Retrier<'a> {
+    fn new(spec: &NodeSpec, ctx: &'a NodeContext) -> Self {
+        let delays = ExponentialBuilder::default()
+            .with_min_delay(spec.retry.backoff)
+            .with_max_delay(spec.retry.max_backoff)
+            .with_max_times(spec.retry.attempts.saturating_sub(1) as usize)
+            .with_jitter()
+            .build();
+        Self { ctx, delays, tries: 1 }
+    }
+
+    /// Waits before the next try, or gives the error back when there is none.
+    async fn wait_or_fail(&mut self, error: NodeError) -> Result<(), NodeError> {
+        if !error.is_retryable() {
+            return Err(error);
+        }
+        let Some(delay) = self.delays.next() else { return Err(error) };
+        tracing::warn!(node_id = %self.ctx.node_id, run_id = %self.ctx.run_id, %error, attempt = self.tries, ?delay, "Retrying.");
+        self.tries += 1;
+        tokio::select! {
+            biased;
+            () = self.ctx.cancel.cancelled() => Err(NodeError::cancelled()),
+            () = tokio::time::sleep(delay) => Ok(()),
+        }
+    }
+}
+
+/// Processes one batch, retrying as the node's `retry` allows.
+async fn process_with_retry(node: &mut dyn Transform, spec: &NodeSpec, ctx: &NodeContext, batch: &[Record]) -> Result<Batch, NodeError> {
+    let mut retrier = Retrier::new(spec, ctx);
+    loop {
+        match guarded(spec, ctx, node.process(batch.to_vec(), ctx)).await {
+            Ok(out) => return Ok(out),
+            Err(error) => retrier.wait_or_fail(error).await?,
+        }
+    }
+}
+
+/// Bounds one attempt by the node's `timeout` and the run's cancellation.
+async fn guarded<T>(spec: &NodeSpec, ctx: &NodeContext, attempt: impl Future<Output = Result<T, NodeError>>) -> Result<T, NodeError> {
+    let limited = async {
+        match spec.timeout {
+            Some(limit) => tokio::time::timeout(limit, attempt).await.unwrap_or_else(|_| {
+                Err(NodeError::transient(format!("timed out after {}", humantime::format_duration(limit))))
+            }),
+            None => attempt.await,
+        }
+    };
+    tokio::select! {
+        biased;
+        () = ctx.cancel.cancelled() => Err(NodeError::cancelled()),
+        result = limited => result,
+    }
+}

@@ -1,0 +1,333 @@
+//! Topology tests: fan-out, fan-in, back-pressure, failure, retry, timeout,
+//! cancellation, dead letters and error handlers, on real flows.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::flow::{compile, CompileEnv};
+use crate::nodes::{BuildContext, Built, NodeError, NodeType, Role, Source, Transform};
+use crate::script::{Limits, Sandbox};
+use crate::store::NodeStatus;
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    registry: Registry,
+    build: BuildContext,
+    store: Store,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+        let build = BuildContext {
+            flow_dir: dir.path().to_path_buf(),
+            scripts_dir: dir.path().join("nodes"),
+            sandbox: Sandbox::new(Limits::default()),
+        };
+        Self { _dir: dir, registry: Registry::builtin(), build, store }
+    }
+
+    fn write(&self, name: &str, contents: &str) {
+        std::fs::write(self.build.flow_dir.join(name), contents).unwrap();
+    }
+
+    fn flow(&self, yaml: &str) -> Flow {
+        let shops = BTreeSet::new();
+        let env = CompileEnv { registry: &self.registry, build: &self.build, shops: &shops };
+        compile(Path::new("test.yaml"), yaml, &env).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    async fn run(&self, yaml: &str, options: EngineOptions) -> RunReport {
+        let flow = self.flow(yaml);
+        let engine = Engine::new(self.registry.clone(), self.build.clone(), self.store.clone(), options);
+        engine.run(&flow, "test", CancellationToken::new()).await.unwrap()
+    }
+
+    fn node<'a>(report: &'a RunReport, id: &str) -> &'a NodeRunRecord {
+        report.nodes.iter().find(|n| n.node_id == id).unwrap_or_else(|| panic!("no node {id}"))
+    }
+}
+
+fn jsonl(n: usize) -> String {
+    (0..n).map(|i| format!("{{\"n\":{i}}}\n")).collect()
+}
+
+#[tokio::test]
+async fn a_diamond_fans_out_and_in_and_is_recorded() {
+    let h = Harness::new().await;
+    h.write("in.jsonl", &jsonl(1000));
+    let report = h
+        .run(
+            "flow: diamond\nnodes:\n  a: {use: read_jsonl, with: {path: in.jsonl}}\n  b: {use: filter, input: a, with: {condition: 'record.n % 2 == 0'}}\n  c: {use: script, input: a, with: {source: 'record.c = true;'}}\n  d: {use: log, input: [b, c], with: {level: debug}}\n",
+            EngineOptions { batch_size: 64, channel_capacity: 2 },
+        )
+        .await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    assert_eq!(Harness::node(&report, "a").records_out, 1000);
+    assert_eq!(Harness::node(&report, "b").records_out, 500);
+    assert_eq!(Harness::node(&report, "c").records_out, 1000);
+    assert_eq!(Harness::node(&report, "d").records_in, 1500);
+    let recorded = h.store.run_nodes(&report.run_id).await.unwrap();
+    assert_eq!(recorded.len(), 4);
+    let d = recorded.iter().find(|n| n.node_id == "d").unwrap();
+    assert_eq!((d.records_in, d.status), (1500, NodeStatus::Succeeded));
+    let runs = h.store.recent_runs(Some("diamond"), 5).await.unwrap();
+    assert_eq!(runs[0].status, RunStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn when_routes_records_to_the_nodes_that_want_them() {
+    let h = Harness::new().await;
+    h.write("in.jsonl", &jsonl(10));
+    let report = h
+        .run(
+            "flow: route\nnodes:\n  a: {use: read_jsonl, with: {path: in.jsonl}}\n  small: {use: log, input: a, when: record.n < 3}\n  big: {use: log, input: a, when: record.n >= 3}\n",
+            EngineOptions::default(),
+        )
+        .await;
+    assert_eq!(Harness::node(&report, "small").records_out, 3);
+    assert_eq!(Harness::node(&report, "big").records_out, 7);
+}
+
+/// A source that emits `batches` single-record batches and counts them.
+struct CountingSource {
+    batches: u64,
+    emitted: Arc<AtomicU64>,
+}
+
+#[async_trait]
+impl Source for CountingSource {
+    async fn run(&mut self, out: &mut Emitter<'_>) -> Result<(), NodeError> {
+        for n in 0..self.batches {
+            out.emit(vec![Record::from_value(json!({ "n": n })).unwrap()]).await?;
+            self.emitted.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+/// A sink that sleeps per batch and notes how far ahead the source got.
+struct SleepingSink {
+    received: u64,
+    emitted: Arc<AtomicU64>,
+    max_lead: Arc<AtomicU64>,
+}
+
+#[async_trait]
+impl Transform for SleepingSink {
+    async fn process(&mut self, batch: Batch, _ctx: &NodeContext) -> Result<Batch, NodeError> {
+        self.received += 1;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let lead = self.emitted.load(Ordering::SeqCst).saturating_sub(self.received);
+        self.max_lead.fetch_max(lead, Ordering::SeqCst);
+        Ok(batch)
+    }
+}
+
+#[tokio::test]
+async fn a_sleeping_sink_slows_its_source_instead_of_buffering() {
+    let mut h = Harness::new().await;
+    let emitted = Arc::new(AtomicU64::new(0));
+    let max_lead = Arc::new(AtomicU64::new(0));
+    let (e1, e2, lead) = (emitted.clone(), emitted.clone(), max_lead.clone());
+    h.registry.add(NodeType::custom("counting_source", Role::Source, "test", json!({"type": "object"}), move |_, _| {
+        Ok(Built::Source(Box::new(CountingSource { batches: 200, emitted: e1.clone() })))
+    }));
+    h.registry.add(NodeType::custom("sleeping_sink", Role::Transform, "test", json!({"type": "object"}), move |_, _| {
+        Ok(Built::Transform(Box::new(SleepingSink { received: 0, emitted: e2.clone(), max_lead: lead.clone() })))
+    }));
+    let capacity = 3;
+    let report = h
+        .run(
+            "flow: pressure\nnodes:\n  src: {use: counting_source}\n  sink: {use: sleeping_sink, input: src}\n",
+            EngineOptions { batch_size: 1, channel_capacity: capacity },
+        )
+        .await;
+    assert_eq!(report.status, RunStatus::Succeeded);
+    assert_eq!(Harness::node(&report, "sink").records_in, 200);
+    // The source may be ahead by what the channel holds, plus the batch the
+    // sink is working on and the one the source is about to send.
+    let lead = max_lead.load(Ordering::SeqCst);
+    assert!(lead <= capacity as u64 + 2, "the source ran {lead} batches ahead of a sink behind a {capacity}-batch channel");
+}
+
+#[tokio::test]
+async fn an_endless_script_fails_the_run_naming_the_node_and_stops_every_task() {
+    let h = Harness::new().await;
+    h.write("in.jsonl", &jsonl(100_000));
+    let report = h
+        .run(
+            "flow: spin\nnodes:\n  a: {use: read_jsonl, with: {path: in.jsonl}}\n  spin: {use: script, input: a, with: {source: 'loop {}'}}\n  other: {use: log, input: a, with: {level: debug}}\n",
+            EngineOptions { batch_size: 10, channel_capacity: 1 },
+        )
+        .await;
+    assert_eq!(report.status, RunStatus::Failed);
+    let error = report.error.clone().unwrap();
+    assert!(error.starts_with("node \"spin\": script failed:"), "{error}");
+    assert!(error.contains("operations"), "{error}");
+    assert_eq!(Harness::node(&report, "spin").status, NodeStatus::Failed);
+    // The reader was cut short rather than left blocked on a full channel.
+    assert!(Harness::node(&report, "a").records_out < 100_000);
+    let runs = h.store.recent_runs(Some("spin"), 1).await.unwrap();
+    assert_eq!(runs[0].status, RunStatus::Failed);
+    assert!(runs[0].error.as_deref().unwrap_or_default().contains("spin"));
+}
+
+#[tokio::test]
+async fn dead_letter_keeps_the_bad_records_and_lets_the_good_ones_through() {
+    let h = Harness::new().await;
+    h.write("in.jsonl", &jsonl(10));
+    let report = h
+        .run(
+            "flow: letters\nnodes:\n  a: {use: read_jsonl, with: {path: in.jsonl}}\n  check:\n    use: script\n    input: a\n    on_error: dead_letter\n    with: {source: 'if record.n == 3 || record.n == 7 { throw \"bad order \" + record.n; }'}\n  out: {use: log, input: check}\n",
+            EngineOptions::default(),
+        )
+        .await;
+    assert_eq!(report.status, RunStatus::Partial);
+    assert_eq!(Harness::node(&report, "out").records_in, 8);
+    assert_eq!(Harness::node(&report, "check").errors, 2);
+    let letters = h.store.dead_letters(&report.run_id).await.unwrap();
+    let mut bad: Vec<i64> = letters.iter().map(|l| l.record["n"].as_i64().unwrap()).collect();
+    bad.sort_unstable();
+    assert_eq!(bad, vec![3, 7]);
+    assert!(letters[0].reason.contains("bad order"), "{}", letters[0].reason);
+}
+
+/// Fails the first `failures` calls with a transient error.
+struct Flaky {
+    failures: usize,
+    calls: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl Transform for Flaky {
+    async fn process(&mut self, batch: Batch, _ctx: &NodeContext) -> Result<Batch, NodeError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        if call < self.failures { Err(NodeError::transient("connection reset")) } else { Ok(batch) }
+    }
+}
+
+fn flaky(h: &mut Harness, failures: usize) -> Arc<AtomicUsize> {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    h.registry.add(NodeType::custom("flaky", Role::Transform, "test", json!({"type": "object"}), move |_, _| {
+        Ok(Built::Transform(Box::new(Flaky { failures, calls: counter.clone() })))
+    }));
+    calls
+}
+
+#[tokio::test]
+async fn retryable_failures_are_retried_with_backoff() {
+    let mut h = Harness::new().await;
+    let calls = flaky(&mut h, 2);
+    h.write("in.jsonl", &jsonl(1));
+    let report = h
+        .run(
+            "flow: retry\nnodes:\n  a: {use: read_jsonl, with: {path: in.jsonl}}\n  f: {use: flaky, input: a, retry: {attempts: 3, backoff: 10ms}}\n",
+            EngineOptions::default(),
+        )
+        .await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn retries_stop_when_attempts_are_used_up() {
+    let mut h = Harness::new().await;
+    let calls = flaky(&mut h, 10);
+    h.write("in.jsonl", &jsonl(1));
+    let report = h
+        .run(
+            "flow: retry\nnodes:\n  a: {use: read_jsonl, with: {path: in.jsonl}}\n  f: {use: flaky, input: a, retry: {attempts: 2, backoff: 10ms}}\n",
+            EngineOptions::default(),
+        )
+        .await;
+    assert_eq!(report.status, RunStatus::Failed);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(report.error.as_deref(), Some("node \"f\": connection reset"));
+}
+
+/// Never answers.
+struct Stuck;
+
+#[async_trait]
+impl Transform for Stuck {
+    async fn process(&mut self, _batch: Batch, _ctx: &NodeContext) -> Result<Batch, NodeError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_timeout_ends_a_stuck_node_and_the_error_handlers_run() {
+    let mut h = Harness::new().await;
+    h.registry.add(NodeType::custom("stuck", Role::Transform, "test", json!({"type": "object"}), |_, _| {
+        Ok(Built::Transform(Box::new(Stuck)))
+    }));
+    h.write("in.jsonl", &jsonl(1));
+    let report = h
+        .run(
+            "flow: stuck\nnodes:\n  a: {use: read_jsonl, with: {path: in.jsonl}}\n  s: {use: stuck, input: a, timeout: 50ms}\nerrors:\n  alert: {use: log, with: {level: error}}\n  keep:\n    use: store\n    input: alert\n    with: {table: failures, key: [run_id], columns: {run_id: text, error: text}}\n",
+            EngineOptions::default(),
+        )
+        .await;
+    assert_eq!(report.status, RunStatus::Failed);
+    assert_eq!(report.error.as_deref(), Some("node \"s\": timed out after 50ms"));
+    assert_eq!(Harness::node(&report, "keep").records_out, 1);
+    let spec = crate::store::TableSpec::new(
+        "failures".into(),
+        vec![
+            crate::store::ColumnSpec { name: "error".into(), kind: crate::store::ColumnKind::Text },
+            crate::store::ColumnSpec { name: "run_id".into(), kind: crate::store::ColumnKind::Text },
+        ],
+        vec!["run_id".into()],
+        None,
+    )
+    .unwrap();
+    let rows = h.store.fetch_all(&spec).await.unwrap();
+    assert_eq!(rows[0]["run_id"], json!(report.run_id));
+    assert_eq!(rows[0]["error"], json!("node \"s\": timed out after 50ms"));
+}
+
+#[tokio::test]
+async fn cancelling_a_run_ends_it_promptly_as_cancelled() {
+    let mut h = Harness::new().await;
+    h.registry.add(NodeType::custom("stuck", Role::Transform, "test", json!({"type": "object"}), |_, _| {
+        Ok(Built::Transform(Box::new(Stuck)))
+    }));
+    h.write("in.jsonl", &jsonl(1));
+    let flow = h.flow("flow: c\nnodes:\n  a: {use: read_jsonl, with: {path: in.jsonl}}\n  s: {use: stuck, input: a}\n");
+    let engine = Engine::new(h.registry.clone(), h.build.clone(), h.store.clone(), EngineOptions::default());
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        trigger.cancel();
+    });
+    let report = tokio::time::timeout(Duration::from_secs(5), engine.run(&flow, "test", cancel)).await.unwrap().unwrap();
+    assert_eq!(report.status, RunStatus::Cancelled);
+    assert_eq!(Harness::node(&report, "s").status, NodeStatus::Cancelled);
+}
+
+#[tokio::test]
+async fn under_skip_a_failing_source_stops_alone_and_the_run_is_partial() {
+    let h = Harness::new().await;
+    h.write("good.jsonl", &jsonl(5));
+    let report = h
+        .run(
+            "flow: skip\nnodes:\n  good: {use: read_jsonl, with: {path: good.jsonl}}\n  missing: {use: read_jsonl, on_error: skip, with: {path: nope.jsonl}}\n  out: {use: log, input: [good, missing]}\n",
+            EngineOptions::default(),
+        )
+        .await;
+    assert_eq!(report.status, RunStatus::Partial);
+    assert_eq!(Harness::node(&report, "missing").status, NodeStatus::Skipped);
+    assert_eq!(Harness::node(&report, "out").records_in, 5);
+}

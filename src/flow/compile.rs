@@ -1,0 +1,546 @@
+//! `compile()`: turns a flow file into a [`Flow`], collecting every mistake
+//! (with its line and column) before reporting any.
+//!
+//! Stages, each adding to one error list: YAML syntax; the flow's own keys
+//! (`flow`, `trigger`, `shop`, …); each node's keys, type and settings (checked
+//! against the schema the node type declares, then built, which compiles
+//! scripts); `when:` expressions; the graph (unknown inputs, sources with
+//! input, transforms without, cycles).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use petgraph::algo::{tarjan_scc, toposort};
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use super::error::{one_of, ConfigError, ConfigErrors};
+use super::model::{Flow, NodeSpec, OnError, Retry, Trigger, When};
+use super::settings;
+use super::yaml::{self, Key, Node, Pos, Value};
+use crate::nodes::{BuildContext, BuildError, Registry, Role};
+
+/// The default time zone of cron triggers: the platforms' (GMT+8).
+pub const DEFAULT_TIMEZONE: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
+
+const FLOW_KEYS: [&str; 6] = ["flow", "description", "trigger", "shop", "nodes", "errors"];
+const NODE_KEYS: [&str; 7] = ["use", "with", "input", "when", "retry", "timeout", "on_error"];
+const TRIGGER_KEYS: [&str; 3] = ["every", "cron", "timezone"];
+const RETRY_KEYS: [&str; 3] = ["attempts", "backoff", "max_backoff"];
+
+/// What a flow is checked against.
+pub struct CompileEnv<'a> {
+    /// The node types it may use.
+    pub registry: &'a Registry,
+    /// What building a node needs (paths, the Rhai sandbox).
+    pub build: &'a BuildContext,
+    /// The shops the config declares.
+    pub shops: &'a BTreeSet<String>,
+}
+
+/// Reads and compiles the flow file at `path`.
+pub fn compile_file(path: &Path, env: &CompileEnv<'_>) -> Result<Flow, ConfigErrors> {
+    let source = std::fs::read_to_string(path).map_err(|error| {
+        ConfigErrors(vec![ConfigError::new(path, None, format!("cannot read the flow file: {error}"))])
+    })?;
+    compile(path, &source, env)
+}
+
+/// Compiles flow `source` (read from `file`, which errors name).
+pub fn compile(file: &Path, source: &str, env: &CompileEnv<'_>) -> Result<Flow, ConfigErrors> {
+    let tree = match yaml::parse(source) {
+        Ok(tree) => tree,
+        Err(error) => {
+            return Err(ConfigErrors(vec![ConfigError::new(
+                file,
+                error.pos,
+                format!("this is not valid YAML: {}", error.message),
+            )]));
+        }
+    };
+    let mut compiler = Compiler { file, source, env, errors: Vec::new() };
+    let flow = compiler.flow(&tree);
+    if compiler.errors.is_empty() {
+        if let Some(flow) = flow {
+            return Ok(flow);
+        }
+    }
+    Err(ConfigErrors::sorted(compiler.errors))
+}
+
+struct Compiler<'a> {
+    file: &'a Path,
+    source: &'a str,
+    env: &'a CompileEnv<'a>,
+    errors: Vec<ConfigError>,
+}
+
+impl Compiler<'_> {
+    fn error(&mut self, pos: Pos, message: impl Into<String>) -> &mut ConfigError {
+        self.errors.push(ConfigError::new(self.file, Some(pos), message));
+        self.errors.last_mut().expect("just pushed")
+    }
+
+    /// Reports keys of `map` not in `known`, each with the nearest known one.
+    fn unknown_keys(&mut self, what: &str, entries: &[(Key, Node)], known: &[&str]) {
+        for (key, _) in entries {
+            if !known.contains(&key.name.as_str()) {
+                let error = self.error(key.pos, format!("unknown key \"{}\" in {what}", key.name));
+                *error = error.clone().suggest(&key.name, known.iter().copied()).expected(one_of(known.iter().copied()));
+            }
+        }
+    }
+
+    fn string<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n str> {
+        match &node.value {
+            Value::String(s) => Some(s),
+            other => {
+                let kind = other.kind();
+                self.error(node.pos, format!("{what} is {kind}")).expected = Some("a string".into());
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
+        let text = match &node.value {
+            Value::String(s) => s.clone(),
+            // A bare number is ambiguous (seconds? minutes?): insist on a unit.
+            Value::Int(i) => {
+                self.error(node.pos, format!("{what} is the number {i} without a unit")).expected =
+                    Some(format!("a duration such as \"{i}s\" or \"{i}m\""));
+                return None;
+            }
+            other => {
+                let kind = other.kind();
+                self.error(node.pos, format!("{what} is {kind}")).expected =
+                    Some("a duration such as \"30s\", \"5m\" or \"1h\"".into());
+                return None;
+            }
+        };
+        match humantime::parse_duration(&text) {
+            Ok(duration) if !duration.is_zero() => Some(duration),
+            Ok(_) => {
+                self.error(node.pos, format!("{what} is zero")).expected = Some("a positive duration".into());
+                None
+            }
+            Err(error) => {
+                self.error(node.pos, format!("{what} \"{text}\" is not a duration ({error})")).expected =
+                    Some("a duration such as \"30s\", \"5m\" or \"1h\"".into());
+                None
+            }
+        }
+    }
+
+    fn flow(&mut self, tree: &Node) -> Option<Flow> {
+        let Some(entries) = tree.as_map() else {
+            let kind = tree.value.kind();
+            self.error(tree.pos, format!("a flow file must be a mapping, this is {kind}")).expected =
+                Some("keys flow, trigger, nodes, …".into());
+            return None;
+        };
+        self.unknown_keys("the flow", entries, &FLOW_KEYS);
+
+        let name = match tree.get("flow") {
+            Some(node) => self.string(node, "\"flow\"").map(str::to_owned),
+            None => {
+                self.error(tree.pos, "missing key \"flow\"").expected = Some("the flow's name, a string".into());
+                None
+            }
+        };
+        let description = match tree.get("description") {
+            Some(node) => self.string(node, "\"description\"").unwrap_or_default().to_owned(),
+            None => String::new(),
+        };
+        let trigger = tree.get("trigger").and_then(|node| self.trigger(node));
+        let shop = tree.get("shop").and_then(|node| {
+            let name = self.string(node, "\"shop\"")?.to_owned();
+            if !self.env.shops.contains(&name) {
+                let shops = self.env.shops;
+                let message = format!("unknown shop \"{name}\"");
+                let error = self.error(node.pos, message);
+                let expected = if shops.is_empty() {
+                    "a shop declared under `shops:` in orderflow.yaml (none are declared)".to_owned()
+                } else {
+                    one_of(shops.iter().map(String::as_str))
+                };
+                *error = error.clone().suggest(&name, shops.iter().map(String::as_str)).expected(expected);
+            }
+            Some(name)
+        });
+
+        let nodes = match tree.get("nodes") {
+            Some(node) => self.graph(node, "nodes", false),
+            None => {
+                self.error(tree.pos, "missing key \"nodes\"").expected = Some("a mapping of node id to node".into());
+                None
+            }
+        };
+        let error_nodes = match tree.get("errors") {
+            Some(node) => self.graph(node, "errors", true),
+            None => Some(Vec::new()),
+        };
+        if let (Some(nodes), Some(error_nodes)) = (&nodes, &error_nodes) {
+            let main: BTreeSet<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
+            for node in error_nodes {
+                if main.contains(node.id.as_str()) {
+                    self.error(node.pos, format!("error node \"{}\" has the id of a node under `nodes:`", node.id))
+                        .expected = Some("ids unique across `nodes:` and `errors:`".into());
+                }
+            }
+        }
+        Some(Flow {
+            name: name?,
+            description,
+            file: self.file.to_path_buf(),
+            trigger,
+            shop,
+            nodes: nodes?,
+            error_nodes: error_nodes?,
+        })
+    }
+
+    fn trigger(&mut self, node: &Node) -> Option<Trigger> {
+        let Some(entries) = node.as_map() else {
+            let kind = node.value.kind();
+            self.error(node.pos, format!("\"trigger\" is {kind}")).expected =
+                Some("`every: 5m`, or `cron: \"0 3 * * *\"` with an optional `timezone`".into());
+            return None;
+        };
+        self.unknown_keys("the trigger", entries, &TRIGGER_KEYS);
+        let timezone = match node.get("timezone") {
+            Some(tz) => {
+                let name = self.string(tz, "\"timezone\"")?;
+                match chrono_tz::Tz::from_str(name) {
+                    Ok(tz) => tz,
+                    Err(_) => {
+                        let error = self.error(tz.pos, format!("unknown time zone \"{name}\""));
+                        *error = error
+                            .clone()
+                            .suggest(name, chrono_tz::TZ_VARIANTS.iter().map(|t| t.name()))
+                            .expected("an IANA time zone such as \"Asia/Shanghai\"");
+                        return None;
+                    }
+                }
+            }
+            None => DEFAULT_TIMEZONE,
+        };
+        match (node.get("every"), node.get("cron")) {
+            (Some(every), None) => {
+                if node.get("timezone").is_some() {
+                    self.error(node.key_pos("timezone").unwrap_or(node.pos), "\"timezone\" only applies to `cron:`");
+                }
+                self.duration(every, "\"every\"").map(Trigger::Every)
+            }
+            (None, Some(cron)) => {
+                let expression = self.string(cron, "\"cron\"")?.to_owned();
+                match croner::Cron::from_str(&expression) {
+                    Ok(_) => Some(Trigger::Cron { expression, timezone }),
+                    Err(error) => {
+                        self.error(cron.pos, format!("\"{expression}\" is not a cron expression: {error}"))
+                            .expected = Some("five fields: minute hour day-of-month month day-of-week".into());
+                        None
+                    }
+                }
+            }
+            (Some(_), Some(_)) => {
+                self.error(node.pos, "a trigger has both \"every\" and \"cron\"").expected =
+                    Some("exactly one of them".into());
+                None
+            }
+            (None, None) => {
+                self.error(node.pos, "a trigger needs \"every\" or \"cron\"").expected =
+                    Some("`every: 5m` or `cron: \"0 3 * * *\"`".into());
+                None
+            }
+        }
+    }
+
+    /// The nodes under `nodes:` (or `errors:`), checked and in topological order.
+    fn graph(&mut self, node: &Node, section: &str, is_error_section: bool) -> Option<Vec<NodeSpec>> {
+        let Some(entries) = node.as_map() else {
+            let kind = node.value.kind();
+            self.error(node.pos, format!("\"{section}\" is {kind}")).expected =
+                Some("a mapping of node id to node".into());
+            return None;
+        };
+        if entries.is_empty() && !is_error_section {
+            self.error(node.pos, format!("\"{section}\" is empty")).expected = Some("at least one node".into());
+            return None;
+        }
+        let ids: Vec<&str> = entries.iter().map(|(k, _)| k.name.as_str()).collect();
+        let mut specs = Vec::new();
+        let mut complete = true;
+        for (key, body) in entries {
+            match self.node(key, body, &ids, is_error_section) {
+                Some(spec) => specs.push(spec),
+                None => complete = false,
+            }
+        }
+        let order = self.order(&specs)?;
+        complete.then(|| {
+            let mut by_id: HashMap<String, NodeSpec> = specs.into_iter().map(|s| (s.id.clone(), s)).collect();
+            order.iter().filter_map(|id| by_id.remove(id)).collect()
+        })
+    }
+
+    /// Ids in dependency order, or `None` after reporting each cycle.
+    fn order(&mut self, specs: &[NodeSpec]) -> Option<Vec<String>> {
+        let mut graph = DiGraph::<&str, ()>::new();
+        let index: HashMap<&str, NodeIndex> = specs.iter().map(|s| (s.id.as_str(), graph.add_node(s.id.as_str()))).collect();
+        for spec in specs {
+            for input in &spec.inputs {
+                if let Some(&from) = index.get(input.as_str()) {
+                    graph.add_edge(from, index[spec.id.as_str()], ());
+                }
+            }
+        }
+        match toposort(&graph, None) {
+            Ok(order) => Some(order.into_iter().map(|i| graph[i].to_owned()).collect()),
+            Err(_) => {
+                for component in tarjan_scc(&graph) {
+                    let is_cycle = component.len() > 1 || graph.contains_edge(component[0], component[0]);
+                    if !is_cycle {
+                        continue;
+                    }
+                    let mut names: Vec<&str> = component.iter().map(|&i| graph[i]).collect();
+                    names.sort_unstable();
+                    let first = specs.iter().find(|s| names.contains(&s.id.as_str())).map_or(Pos::new(1, 1), |s| s.pos);
+                    let mut path = names.join(" -> ");
+                    path.push_str(" -> ");
+                    path.push_str(names[0]);
+                    self.error(first, format!("the nodes form a cycle: {path}")).expected =
+                        Some("a graph without cycles: remove one of these inputs".into());
+                }
+                None
+            }
+        }
+    }
+
+    fn node(&mut self, key: &Key, body: &Node, ids: &[&str], is_error_section: bool) -> Option<NodeSpec> {
+        let id = key.name.clone();
+        let Some(entries) = body.as_map() else {
+            let kind = body.value.kind();
+            self.error(body.pos, format!("node \"{id}\" is {kind}")).expected =
+                Some("a mapping with `use:` and its settings".into());
+            return None;
+        };
+        self.unknown_keys(&format!("node \"{id}\""), entries, &NODE_KEYS);
+
+        let node_type = match body.get("use") {
+            Some(use_node) => {
+                let name = self.string(use_node, &format!("node \"{id}\": \"use\""))?;
+                match self.env.registry.get(name) {
+                    Some(node_type) => Some(node_type),
+                    None => {
+                        let registry = self.env.registry;
+                        let error = self.error(use_node.pos, format!("node \"{id}\": unknown node type \"{name}\""));
+                        *error = error
+                            .clone()
+                            .suggest(name, registry.names())
+                            .expected(format!("a built-in type or a file in nodes/: {}", registry.names().collect::<Vec<_>>().join(", ")));
+                        None
+                    }
+                }
+            }
+            None => {
+                self.error(key.pos, format!("node \"{id}\" has no \"use\"")).expected = Some("the node's type".into());
+                None
+            }
+        };
+
+        let inputs = self.inputs(&id, body, ids);
+        let when = body.get("when").and_then(|w| self.when(&id, w));
+        let retry = body.get("retry").map_or(Some(Retry::default()), |r| self.retry(&id, r));
+        let timeout = match body.get("timeout") {
+            Some(t) => Some(self.duration(t, &format!("node \"{id}\": \"timeout\""))?),
+            None => None,
+        };
+        let on_error = match body.get("on_error") {
+            Some(node) => {
+                let text = self.string(node, &format!("node \"{id}\": \"on_error\""))?;
+                match text {
+                    "fail" => Some(OnError::Fail),
+                    "skip" => Some(OnError::Skip),
+                    "dead_letter" => Some(OnError::DeadLetter),
+                    other => {
+                        let error = self.error(node.pos, format!("node \"{id}\": \"on_error\" is \"{other}\""));
+                        *error = error.clone().suggest(other, OnError::NAMES).expected(one_of(OnError::NAMES));
+                        None
+                    }
+                }
+            }
+            None => Some(OnError::Fail),
+        };
+
+        let node_type = node_type?;
+        let inputs = inputs?;
+        match (node_type.role, inputs.is_empty()) {
+            (Role::Source, false) => {
+                let pos = body.key_pos("input").unwrap_or(body.pos);
+                self.error(pos, format!("node \"{id}\": a {} node produces records and takes no input", node_type.name))
+                    .expected = Some("no `input:` here".into());
+            }
+            (Role::Transform, true) if !is_error_section => {
+                self.error(key.pos, format!("node \"{id}\": a {} node needs an input", node_type.name)).expected =
+                    Some("`input:` naming one or more upstream nodes".into());
+            }
+            _ => {}
+        }
+        let settings = self.settings(&id, key, body, node_type)?;
+        Some(NodeSpec {
+            id,
+            pos: key.pos,
+            type_name: node_type.name.clone(),
+            role: node_type.role,
+            settings,
+            inputs,
+            when: when.flatten(),
+            retry: retry?,
+            timeout,
+            on_error: on_error?,
+        })
+    }
+
+    fn inputs(&mut self, id: &str, body: &Node, ids: &[&str]) -> Option<Vec<String>> {
+        let Some(node) = body.get("input") else { return Some(Vec::new()) };
+        let items: Vec<&Node> = match &node.value {
+            Value::String(_) => vec![node],
+            Value::Seq(items) => items.iter().collect(),
+            other => {
+                let kind = other.kind();
+                self.error(node.pos, format!("node \"{id}\": \"input\" is {kind}")).expected =
+                    Some("a node id or a list of node ids".into());
+                return None;
+            }
+        };
+        let mut inputs = Vec::new();
+        let mut ok = true;
+        for item in items {
+            let Some(name) = self.string(item, &format!("node \"{id}\": an input")) else {
+                ok = false;
+                continue;
+            };
+            if !ids.contains(&name) {
+                let others = ids.iter().copied().filter(|other| *other != id);
+                let error = self.error(item.pos, format!("node \"{id}\": unknown input \"{name}\""));
+                *error = error.clone().suggest(name, others.clone()).expected(one_of(others));
+                ok = false;
+            } else if inputs.iter().any(|i| i == name) {
+                self.error(item.pos, format!("node \"{id}\": input \"{name}\" is listed twice"));
+                ok = false;
+            } else {
+                inputs.push(name.to_owned());
+            }
+        }
+        ok.then_some(inputs)
+    }
+
+    fn when(&mut self, id: &str, node: &Node) -> Option<Option<When>> {
+        let source = self.string(node, &format!("node \"{id}\": \"when\""))?.to_owned();
+        match self.env.build.sandbox.compile_condition(&source) {
+            Ok(condition) => Some(Some(When { source, condition })),
+            Err(error) => {
+                let pos = script_pos(self.source, node.pos, error.line, error.column);
+                self.error(pos, format!("node \"{id}\": \"when\" does not compile: {}", error.message)).expected =
+                    Some("a Rhai expression on `record`, e.g. record.status == \"TRADE_FINISHED\"".into());
+                None
+            }
+        }
+    }
+
+    fn retry(&mut self, id: &str, node: &Node) -> Option<Retry> {
+        let mut retry = Retry::default();
+        let Some(entries) = node.as_map() else {
+            let kind = node.value.kind();
+            self.error(node.pos, format!("node \"{id}\": \"retry\" is {kind}")).expected =
+                Some("a mapping such as `{ attempts: 3, backoff: 2s }`".into());
+            return None;
+        };
+        self.unknown_keys(&format!("the retry of node \"{id}\""), entries, &RETRY_KEYS);
+        let mut ok = true;
+        if let Some(attempts) = node.get("attempts") {
+            match attempts.value {
+                Value::Int(n) if (1..=100).contains(&n) => retry.attempts = n as u32,
+                _ => {
+                    self.error(attempts.pos, format!("node \"{id}\": \"attempts\" must be a whole number from 1 to 100"))
+                        .expected = Some("tries in all, including the first".into());
+                    ok = false;
+                }
+            }
+        }
+        if let Some(backoff) = node.get("backoff") {
+            match self.duration(backoff, &format!("node \"{id}\": \"backoff\"")) {
+                Some(d) => retry.backoff = d,
+                None => ok = false,
+            }
+        }
+        if let Some(max) = node.get("max_backoff") {
+            match self.duration(max, &format!("node \"{id}\": \"max_backoff\"")) {
+                Some(d) => retry.max_backoff = d,
+                None => ok = false,
+            }
+        }
+        ok.then_some(retry)
+    }
+
+    fn settings(&mut self, id: &str, key: &Key, body: &Node, node_type: &crate::nodes::NodeType) -> Option<serde_json::Value> {
+        let empty = Node { pos: key.pos, value: Value::Map(Vec::new()) };
+        let with = body.get("with").unwrap_or(&empty);
+        let problems = settings::check(self.file, id, &node_type.schema, with);
+        if !problems.is_empty() {
+            self.errors.extend(problems);
+            return None;
+        }
+        let json = with.to_json();
+        match node_type.build(&json, self.env.build) {
+            Ok(_) => Some(json),
+            Err(error) => {
+                self.build_error(id, with, &error);
+                None
+            }
+        }
+    }
+
+    fn build_error(&mut self, id: &str, with: &Node, error: &BuildError) {
+        let setting_node = error.setting.as_deref().and_then(|s| with.get(s));
+        let at = setting_node.map_or(with.pos, |n| n.pos);
+        match &error.script {
+            Some(place) => match &place.file {
+                Some(file) => {
+                    let message = format!("{} (used by node \"{id}\" in {})", error.message, self.file.display());
+                    self.errors.push(ConfigError::new(file, Some(Pos::new(place.line as u32, place.col as u32)), message));
+                }
+                None => {
+                    let pos = script_pos(self.source, at, Some(place.line), Some(place.col));
+                    self.error(pos, format!("node \"{id}\": {}", error.message));
+                }
+            },
+            None => {
+                self.error(at, format!("node \"{id}\": {}", error.message));
+            }
+        }
+    }
+}
+
+/// The file position of line/column `line`:`col` of a script written as the
+/// YAML value at `value_pos`: a block scalar (`|`) starts on the next line at
+/// its indentation; an inline value starts right at `value_pos` (one further
+/// when quoted).
+fn script_pos(source: &str, value_pos: Pos, line: Option<usize>, col: Option<usize>) -> Pos {
+    let (Some(line), col) = (line, col.unwrap_or(1)) else { return value_pos };
+    let lines: Vec<&str> = source.lines().collect();
+    let value_line = lines.get(value_pos.line as usize - 1).copied().unwrap_or_default();
+    let rest = value_line.chars().skip(value_pos.col as usize - 1).collect::<String>();
+    if rest.starts_with('|') || rest.starts_with('>') {
+        let target = value_pos.line as usize + line;
+        let indent = lines.get(target - 1).map_or(0, |l| l.len() - l.trim_start().len());
+        Pos::new(target as u32, (indent + col) as u32)
+    } else if line == 1 {
+        let quote = usize::from(rest.starts_with('"') || rest.starts_with('\''));
+        Pos::new(value_pos.line, value_pos.col + (quote + col - 1) as u32)
+    } else {
+        Pos::new(value_pos.line + line as u32 - 1, col as u32)
+    }
+}

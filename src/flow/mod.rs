@@ -1,0 +1,13 @@
+//! Flow files: the YAML model, and [`compile`], which checks everything before
+//! anything runs.
+pub mod compile;
+pub mod error;
+pub mod model;
+pub mod render;
+pub mod schema;
+pub mod settings;
+pub mod yaml;
+
+pub use compile::{compile, compile_file, CompileEnv};
+pub use error::{ConfigError, ConfigErrors};
+pub use model::{Flow, NodeSpec, OnError, Retry, Trigger, When};

@@ -1,0 +1,320 @@
+//! Node types: the contract every node keeps, and the registry that names them.
+//!
+//! A built-in node is one file in this folder holding its settings struct (whose
+//! doc comments become its documentation and JSON Schema), its code and its
+//! tests, plus one line in [`Registry::builtin`]. A Rhai file in `nodes/` becomes
+//! a node type too (see [`custom`]).
+//!
+//! # The node contract
+//!
+//! - A node MUST only `send().await` on its bounded output (through
+//!   [`Emitter::emit`] or by returning a batch); it never buffers without
+//!   bound, so a slow downstream node slows its upstream instead of filling
+//!   memory.
+//! - Processing the same input twice MUST be harmless (idempotent writes),
+//!   because a retried batch or a re-run window is processed again.
+//! - A transform's `process` SHOULD be atomic for its batch: either its side
+//!   effects all happen or none do (one transaction per batch), so a failed
+//!   batch can be retried or split record by record.
+//! - A node MUST return promptly once the run's cancellation token fires; the
+//!   executor drops in-flight futures at that point.
+
+pub mod custom;
+pub mod filter;
+pub mod log;
+pub mod read_jsonl;
+pub mod reference;
+pub mod script;
+pub mod store;
+#[cfg(test)]
+pub(crate) mod testing;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde_json::Value as Json;
+
+use crate::record::Batch;
+use crate::script::Sandbox;
+
+pub use crate::engine::{Emitter, NodeContext};
+
+/// Whether a node type reads from upstream nodes or produces records itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Produces records; takes no `input`.
+    Source,
+    /// Receives batches from its `input` nodes and returns batches.
+    Transform,
+}
+
+/// A node that produces records (a file, a platform API).
+#[async_trait]
+pub trait Source: Send {
+    /// Emits every record through `out`; returns when there is nothing more.
+    async fn run(&mut self, out: &mut Emitter<'_>) -> Result<(), NodeError>;
+}
+
+/// A node that turns incoming batches into outgoing ones (filters, scripts,
+/// sinks that pass their records on).
+#[async_trait]
+pub trait Transform: Send {
+    /// Processes one batch and returns what goes downstream.
+    async fn process(&mut self, batch: Batch, ctx: &NodeContext) -> Result<Batch, NodeError>;
+
+    /// Called once after the last batch, for nodes that hold state to flush.
+    async fn finish(&mut self, _ctx: &NodeContext) -> Result<Batch, NodeError> {
+        Ok(Vec::new())
+    }
+}
+
+/// A node ready to run.
+pub enum Built {
+    /// See [`Source`].
+    Source(Box<dyn Source>),
+    /// See [`Transform`].
+    Transform(Box<dyn Transform>),
+}
+
+/// How a node failed, which decides whether it is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// A passing fault (network, lock, timeout): worth retrying.
+    Transient,
+    /// Retrying cannot help (bad data, a script error, a missing table).
+    Permanent,
+    /// The run was cancelled while the node worked.
+    Cancelled,
+}
+
+/// A node's failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct NodeError {
+    /// Whether a retry can help.
+    pub class: ErrorClass,
+    /// What went wrong, lowercase, naming the record or setting involved.
+    pub message: String,
+}
+
+impl NodeError {
+    /// A failure worth retrying.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self { class: ErrorClass::Transient, message: message.into() }
+    }
+
+    /// A failure that retrying cannot fix.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self { class: ErrorClass::Permanent, message: message.into() }
+    }
+
+    /// The run was cancelled.
+    pub fn cancelled() -> Self {
+        Self { class: ErrorClass::Cancelled, message: "cancelled".into() }
+    }
+
+    /// Whether a retry can help.
+    pub fn is_retryable(&self) -> bool {
+        self.class == ErrorClass::Transient
+    }
+}
+
+impl From<crate::store::StoreError> for NodeError {
+    fn from(error: crate::store::StoreError) -> Self {
+        if error.is_transient() { Self::transient(error.to_string()) } else { Self::permanent(error.to_string()) }
+    }
+}
+
+/// What building a node needs besides its settings.
+#[derive(Clone)]
+pub struct BuildContext {
+    /// The folder of the flow file: relative paths in settings start here.
+    pub flow_dir: PathBuf,
+    /// The folder holding Rhai node files (`nodes/`).
+    pub scripts_dir: PathBuf,
+    /// The shared Rhai sandbox.
+    pub sandbox: Sandbox,
+}
+
+impl BuildContext {
+    /// A path from a setting, resolved against the flow file's folder.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() { path.to_path_buf() } else { self.flow_dir.join(path) }
+    }
+}
+
+/// A settings problem found while building a node (beyond what the schema
+/// catches), pointing at a setting and optionally at a place in a script.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct BuildError {
+    /// The setting at fault (e.g. `source`), for the error's position.
+    pub setting: Option<String>,
+    /// A position inside a script: the file (None = inline in the setting)
+    /// and the 1-based line and column there.
+    pub script: Option<ScriptPlace>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Where inside a script a build error is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptPlace {
+    /// The script file, or `None` for inline source in the flow file.
+    pub file: Option<PathBuf>,
+    /// 1-based line within the script.
+    pub line: usize,
+    /// 1-based column within the script.
+    pub col: usize,
+}
+
+impl BuildError {
+    /// An error about one setting.
+    pub fn setting(setting: &str, message: impl Into<String>) -> Self {
+        Self { setting: Some(setting.to_owned()), script: None, message: message.into() }
+    }
+}
+
+/// The settings struct and constructor of a built-in node type.
+pub trait NodeKind {
+    /// The `use:` name, snake_case.
+    const TYPE: &'static str;
+    /// Whether it reads input.
+    const ROLE: Role;
+    /// Its `with:` settings; doc comments become docs and schema.
+    type Settings: DeserializeOwned + JsonSchema;
+    /// A complete node entry in YAML, shown in the docs and parsed by a test.
+    fn example() -> &'static str;
+    /// Builds a runnable node from checked settings.
+    fn build(settings: Self::Settings, ctx: &BuildContext) -> Result<Built, BuildError>;
+}
+
+type BuildFn = dyn Fn(&Json, &BuildContext) -> Result<Built, BuildError> + Send + Sync;
+
+/// One node type as the registry knows it.
+#[derive(Clone)]
+pub struct NodeType {
+    /// The `use:` name.
+    pub name: String,
+    /// Source or transform.
+    pub role: Role,
+    /// One line.
+    pub summary: String,
+    /// Longer prose, may be empty.
+    pub description: String,
+    /// JSON Schema of `with:`.
+    pub schema: Json,
+    /// A YAML example of a node entry.
+    pub example: String,
+    /// Where it comes from: `None` for built-ins, the `.rhai` file otherwise.
+    pub script: Option<PathBuf>,
+    build: Arc<BuildFn>,
+}
+
+impl fmt::Debug for NodeType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeType").field("name", &self.name).field("role", &self.role).finish_non_exhaustive()
+    }
+}
+
+impl NodeType {
+    /// Describes a built-in node type from its [`NodeKind`].
+    pub fn of<K: NodeKind + 'static>() -> Self {
+        let schema = serde_json::to_value(schemars::schema_for!(K::Settings)).unwrap_or(Json::Null);
+        let doc = schema.get("description").and_then(Json::as_str).unwrap_or_default().to_owned();
+        let title = schema.get("title").and_then(Json::as_str).map(str::to_owned);
+        let (summary, description) = match title {
+            Some(title) => (title, doc),
+            None => split_doc(&doc),
+        };
+        Self {
+            name: K::TYPE.to_owned(),
+            role: K::ROLE,
+            summary,
+            description,
+            schema,
+            example: K::example().to_owned(),
+            script: None,
+            build: Arc::new(|settings, ctx| {
+                let settings = serde_json::from_value::<K::Settings>(settings.clone())
+                    .map_err(|e| BuildError { setting: None, script: None, message: e.to_string() })?;
+                K::build(settings, ctx)
+            }),
+        }
+    }
+
+    /// A node type backed by any constructor (Rhai nodes, test doubles).
+    pub fn custom(
+        name: impl Into<String>,
+        role: Role,
+        summary: impl Into<String>,
+        schema: Json,
+        build: impl Fn(&Json, &BuildContext) -> Result<Built, BuildError> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            role,
+            summary: summary.into(),
+            description: String::new(),
+            schema,
+            example: String::new(),
+            script: None,
+            build: Arc::new(build),
+        }
+    }
+
+    /// Builds a node from settings already checked against [`Self::schema`].
+    pub fn build(&self, settings: &Json, ctx: &BuildContext) -> Result<Built, BuildError> {
+        (self.build)(settings, ctx)
+    }
+}
+
+fn split_doc(doc: &str) -> (String, String) {
+    let mut parts = doc.splitn(2, "\n\n");
+    let summary = parts.next().unwrap_or_default().replace('\n', " ");
+    (summary, parts.next().unwrap_or_default().trim().to_owned())
+}
+
+/// Every node type a flow may `use`, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    types: BTreeMap<String, NodeType>,
+}
+
+impl Registry {
+    /// The built-in node types: one line each.
+    pub fn builtin() -> Self {
+        let mut registry = Self::default();
+        registry.add(NodeType::of::<read_jsonl::ReadJsonl>());
+        registry.add(NodeType::of::<filter::Filter>());
+        registry.add(NodeType::of::<script::Script>());
+        registry.add(NodeType::of::<store::StoreNode>());
+        registry.add(NodeType::of::<log::Log>());
+        registry
+    }
+
+    /// Adds or replaces a node type.
+    pub fn add(&mut self, node_type: NodeType) {
+        self.types.insert(node_type.name.clone(), node_type);
+    }
+
+    /// The node type called `name`.
+    pub fn get(&self, name: &str) -> Option<&NodeType> {
+        self.types.get(name)
+    }
+
+    /// All node types, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &NodeType> {
+        self.types.values()
+    }
+
+    /// All names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.types.keys().map(String::as_str)
+    }
+}

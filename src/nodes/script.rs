@@ -1,0 +1,155 @@
+//! `script`: a Rhai step that can change, drop, emit and tag records.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Map, Value as Json};
+
+use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, ScriptPlace, Transform};
+use crate::record::Batch;
+use crate::script::{Sandbox, Script as CompiledScript, ScriptError};
+
+/// Runs a Rhai script once per record.
+///
+/// The script sees `record` (the fields, a map it may change), `tags` (an
+/// array of strings it may push to or remove from) and `settings`. It ends
+/// with `()` or `true` to pass the record on, `false` to drop it, a map to
+/// replace it, or an array of maps to emit several records. Scripts run in a
+/// sandbox: an operation limit (so `loop {}` ends with an error), string,
+/// array and map size limits, a time limit, and no file, network, `eval` or
+/// module access.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptSettings {
+    /// A `.rhai` file, relative to the flow file's folder. Give this or
+    /// `source`.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// The script itself, inline. Give this or `file`.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Values the script reads as `settings`.
+    #[serde(default)]
+    pub settings: Map<String, Json>,
+}
+
+/// The `script` node type.
+pub struct Script;
+
+impl NodeKind for Script {
+    const TYPE: &'static str = "script";
+    const ROLE: Role = Role::Transform;
+    type Settings = ScriptSettings;
+
+    fn example() -> &'static str {
+        "enrich:\n  use: script\n  input: orders\n  with:\n    source: |\n      record.paid = record.status != \"WAIT_BUYER_PAY\";\n      if record.paid { tags.push(\"paid\"); }\n"
+    }
+
+    fn build(settings: ScriptSettings, ctx: &BuildContext) -> Result<Built, BuildError> {
+        let (source, file, setting) = match (&settings.file, &settings.source) {
+            (Some(file), None) => {
+                let path = ctx.resolve(file);
+                let source = std::fs::read_to_string(&path)
+                    .map_err(|e| BuildError::setting("file", format!("cannot read {}: {e}", path.display())))?;
+                (source, Some(path), "file")
+            }
+            (None, Some(source)) => (source.clone(), None, "source"),
+            (Some(_), Some(_)) => return Err(BuildError::setting("file", "give either \"file\" or \"source\", not both")),
+            (None, None) => return Err(BuildError::setting("", "a script needs \"file\" or \"source\"")),
+        };
+        let script = compile(&ctx.sandbox, &source, file, setting)?;
+        Ok(Built::Transform(Box::new(RhaiTransform {
+            script,
+            sandbox: ctx.sandbox.clone(),
+            settings: Json::Object(settings.settings),
+        })))
+    }
+}
+
+/// Compiles a script, turning a compile error into a [`BuildError`] that
+/// points into the script.
+pub(crate) fn compile(
+    sandbox: &Sandbox,
+    source: &str,
+    file: Option<PathBuf>,
+    setting: &str,
+) -> Result<CompiledScript, BuildError> {
+    sandbox.compile_script(source).map_err(|error| BuildError {
+        setting: Some(setting.to_owned()),
+        script: error.line.map(|line| ScriptPlace { file: file.clone(), line, col: error.column.unwrap_or(1) }),
+        message: format!("the script does not compile: {}", error.message),
+    })
+}
+
+/// A compiled script applied to every record; shared by `script` and the
+/// node types defined by `nodes/*.rhai`.
+pub(crate) struct RhaiTransform {
+    pub(crate) script: CompiledScript,
+    pub(crate) sandbox: Sandbox,
+    pub(crate) settings: Json,
+}
+
+#[async_trait]
+impl Transform for RhaiTransform {
+    async fn process(&mut self, batch: Batch, _ctx: &NodeContext) -> Result<Batch, NodeError> {
+        let script = self.script.clone();
+        let sandbox = self.sandbox.clone();
+        let settings = self.settings.clone();
+        // Scripts are CPU work bounded by the sandbox's limits; keep them off
+        // the async workers so other nodes keep moving meanwhile.
+        let result = tokio::task::spawn_blocking(move || -> Result<Batch, ScriptError> {
+            let mut out = Vec::with_capacity(batch.len());
+            for record in batch {
+                out.extend(sandbox.run_record(&script, record, &settings)?);
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| NodeError::permanent(format!("the script task failed: {e}")))?;
+        result.map_err(|error| NodeError::permanent(format!("script failed: {error}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nodes::testing::{build_ctx, run_transform};
+    use serde_json::json;
+
+    fn build(source: &str) -> Result<Built, BuildError> {
+        let settings = ScriptSettings { file: None, source: Some(source.into()), settings: Map::new() };
+        Script::build(settings, &build_ctx())
+    }
+
+    #[tokio::test]
+    async fn changes_drops_and_emits_records() {
+        let Ok(Built::Transform(node)) = build(
+            "if record.n == 1 { return false; }\nif record.n == 2 { return [#{n: 20}, #{n: 21}]; }\nrecord.seen = true;",
+        ) else {
+            panic!("a transform")
+        };
+        let out = run_transform(node, vec![json!({"n": 1}), json!({"n": 2}), json!({"n": 3})]).await.unwrap();
+        assert_eq!(out, vec![json!({"n": 20}), json!({"n": 21}), json!({"n": 3, "seen": true})]);
+    }
+
+    #[tokio::test]
+    async fn an_endless_loop_is_stopped_with_a_clear_error() {
+        let Ok(Built::Transform(node)) = build("loop {}") else { panic!("a transform") };
+        let error = run_transform(node, vec![json!({"n": 1})]).await.unwrap_err();
+        assert!(error.message.contains("operations"), "{}", error.message);
+    }
+
+    #[test]
+    fn compile_errors_point_into_the_script() {
+        let Err(error) = build("let x = 1;\nlet = ;") else { panic!("should not build") };
+        assert_eq!(error.script.as_ref().map(|p| p.line), Some(2));
+    }
+
+    #[test]
+    fn file_and_source_together_are_refused() {
+        let settings = ScriptSettings { file: Some("a.rhai".into()), source: Some("1".into()), settings: Map::new() };
+        assert!(Script::build(settings, &build_ctx()).is_err());
+    }
+}
