@@ -1,0 +1,318 @@
+//! The SQL store: run records, dead letters and the user tables flows write into.
+//!
+//! One code path serves SQLite, PostgreSQL and MySQL/MariaDB through sqlx's `Any`
+//! driver. Queries are checked at run time, so building needs no database. Every
+//! difference between the backends lives in `dialect.rs`.
+//!
+//! The `Any` driver only carries basic types, so timestamps are stored as text in
+//! one fixed UTC format ([`timestamp_text`]) that sorts like time, and JSON is
+//! stored as text.
+
+mod dead_letters;
+mod dialect;
+mod error;
+mod runs;
+mod tables;
+
+use std::str::FromStr;
+use std::sync::Once;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+
+pub use dead_letters::DeadLetter;
+pub use error::{StoreError, redact_url};
+pub use runs::{NodeRunRecord, NodeStatus, RunFinish, RunRecord, RunStart, RunStatus};
+pub use tables::{ColumnKind, ColumnSpec, SqlValue, TableSpec};
+
+/// The format of every stored timestamp: UTC, milliseconds, e.g.
+/// `2024-05-01T08:00:00.000Z`. Fixed width, so text order is time order.
+pub const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
+
+/// `t` as the store writes it (see [`TIMESTAMP_FORMAT`]). Use it for timestamp
+/// columns of user tables too, so that `newer_than` compares them correctly.
+pub fn timestamp_text(t: DateTime<Utc>) -> String {
+    t.format(TIMESTAMP_FORMAT).to_string()
+}
+
+/// Reads a timestamp written by [`timestamp_text`].
+pub(crate) fn parse_timestamp(field: &str, text: &str) -> Result<DateTime<Utc>, StoreError> {
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.fZ")
+        .map(|t| t.and_utc())
+        .map_err(|error| StoreError::InvalidValue {
+            field: field.to_owned(),
+            reason: format!("{text:?} is not a timestamp: {error}"),
+        })
+}
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/mysql");
+
+/// Connections per pool for the server backends, and for an SQLite file (SQLite
+/// allows one writer at a time anyway; the rest serve readers).
+const MAX_CONNECTIONS: u32 = 10;
+const MAX_SQLITE_CONNECTIONS: u32 = 4;
+
+/// The database behind a [`Store`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// SQLite, a file or in memory.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL or MariaDB.
+    MySql,
+}
+
+impl Backend {
+    /// `sqlite`, `postgres` or `mysql`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+            Backend::MySql => "mysql",
+        }
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+            Backend::MySql => &MYSQL_MIGRATIONS,
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A connection pool to a migrated orderflow database. Cheap to clone: clones share
+/// the pool.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects and brings the schema up to date.
+    ///
+    /// Accepts `sqlite://path` or `sqlite:path` (the file and its directory are
+    /// created if missing), `sqlite::memory:` (a private database that lives as long
+    /// as the store; the pool holds exactly one connection), `postgres://…` or
+    /// `postgresql://…`, and `mysql://…` (`mariadb://…` is accepted as MySQL).
+    /// Errors show the URL with its password replaced by `***`.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+
+        let target = Target::parse(url)?;
+        let connect_error = |source| StoreError::Connect {
+            url: redact_url(url),
+            source,
+        };
+        if let Some(dir) = &target.create_dir {
+            std::fs::create_dir_all(dir).map_err(|e| connect_error(sqlx::Error::Io(e)))?;
+        }
+
+        let options = if target.in_memory {
+            // Every connection to `:memory:` is a different database, so keep one
+            // connection and never let the pool close it.
+            AnyPoolOptions::new()
+                .min_connections(1)
+                .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else if target.backend == Backend::Sqlite {
+            AnyPoolOptions::new().max_connections(MAX_SQLITE_CONNECTIONS)
+        } else {
+            AnyPoolOptions::new().max_connections(MAX_CONNECTIONS)
+        };
+        let pool = options.connect(&target.url).await.map_err(connect_error)?;
+
+        for statement in dialect::after_connect(target.backend, target.in_memory) {
+            sqlx::query(statement)
+                .execute(&pool)
+                .await
+                .map_err(StoreError::db("preparing the database"))?;
+        }
+        target
+            .backend
+            .migrator()
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                backend: target.backend.as_str(),
+                source,
+            })?;
+        tracing::debug!(backend = target.backend.as_str(), url = %redact_url(url), "Store connected.");
+        Ok(Store {
+            pool,
+            backend: target.backend,
+        })
+    }
+
+    /// Which database this store talks to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes every connection and waits until they are closed. Clones of the store
+    /// stop working too. Needed before dropping a PostgreSQL or MySQL database the
+    /// store is connected to.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+// Written by hand so that no connection detail (which could hold a password) is
+// ever printed.
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A database URL, sorted out.
+struct Target {
+    backend: Backend,
+    /// The URL handed to sqlx.
+    url: String,
+    in_memory: bool,
+    /// For SQLite files: the directory to create first.
+    create_dir: Option<std::path::PathBuf>,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Target, StoreError> {
+        let unsupported = || StoreError::UnsupportedUrl {
+            url: redact_url(url),
+        };
+        let scheme = url
+            .split_once(':')
+            .map(|(s, _)| s)
+            .ok_or_else(unsupported)?;
+        let rest = &url[scheme.len()..];
+        match scheme.to_ascii_lowercase().as_str() {
+            "sqlite" => Ok(Self::sqlite(url)),
+            "postgres" | "postgresql" => Ok(Target {
+                backend: Backend::Postgres,
+                url: url.to_owned(),
+                in_memory: false,
+                create_dir: None,
+            }),
+            "mysql" | "mariadb" => Ok(Target {
+                backend: Backend::MySql,
+                url: format!("mysql{rest}"),
+                in_memory: false,
+                create_dir: None,
+            }),
+            _ => Err(unsupported()),
+        }
+    }
+
+    fn sqlite(url: &str) -> Target {
+        let (head, query) = match url.split_once('?') {
+            Some((head, query)) => (head, Some(query)),
+            None => (url, None),
+        };
+        let path = head
+            .strip_prefix("sqlite://")
+            .or_else(|| head.strip_prefix("sqlite:"))
+            .unwrap_or(head);
+        let in_memory = path == ":memory:"
+            || path.is_empty()
+            || query.is_some_and(|q| q.split('&').any(|p| p == "mode=memory"));
+        if in_memory {
+            return Target {
+                backend: Backend::Sqlite,
+                url: url.to_owned(),
+                in_memory,
+                create_dir: None,
+            };
+        }
+        // `mode=rwc` creates the file when it is missing; respect an explicit mode.
+        let url = match query {
+            Some(q) if q.split('&').any(|p| p.starts_with("mode=")) => url.to_owned(),
+            Some(_) => format!("{url}&mode=rwc"),
+            None => format!("{url}?mode=rwc"),
+        };
+        let create_dir = std::path::Path::new(path)
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty() && !dir.exists())
+            .map(ToOwned::to_owned);
+        Target {
+            backend: Backend::Sqlite,
+            url,
+            in_memory,
+            create_dir,
+        }
+    }
+}
+
+impl FromStr for Backend {
+    type Err = StoreError;
+
+    /// `sqlite`, `postgres` (or `postgresql`), `mysql` (or `mariadb`).
+    fn from_str(s: &str) -> Result<Self, StoreError> {
+        match s.to_ascii_lowercase().as_str() {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            "mysql" | "mariadb" => Ok(Backend::MySql),
+            _ => Err(StoreError::InvalidValue {
+                field: "backend".into(),
+                reason: format!("unknown backend {s:?}"),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorts_out_urls() {
+        let t = Target::parse("sqlite://data/x.db").unwrap();
+        assert_eq!(t.backend, Backend::Sqlite);
+        assert_eq!(t.url, "sqlite://data/x.db?mode=rwc");
+        assert!(!t.in_memory);
+
+        let t = Target::parse("sqlite::memory:").unwrap();
+        assert!(t.in_memory);
+        assert_eq!(t.url, "sqlite::memory:");
+
+        let t = Target::parse("mariadb://root@h:3306/db").unwrap();
+        assert_eq!(t.backend, Backend::MySql);
+        assert_eq!(t.url, "mysql://root@h:3306/db");
+
+        assert_eq!(
+            Target::parse("postgresql://h/db").unwrap().backend,
+            Backend::Postgres
+        );
+        let error = Target::parse("redis://u:secret@h")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(!error.contains("secret"), "{error}");
+    }
+
+    #[test]
+    fn timestamps_round_trip_at_millisecond_precision() {
+        let t = DateTime::parse_from_rfc3339("2024-05-01T08:00:00.123456Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let text = timestamp_text(t);
+        assert_eq!(text, "2024-05-01T08:00:00.123Z");
+        let back = parse_timestamp("t", &text).unwrap();
+        assert_eq!(back.timestamp_millis(), t.timestamp_millis());
+    }
+}
