@@ -185,9 +185,15 @@ pub(crate) fn upsert(
         }
         Backend::MySql => {
             if updated.is_empty() {
-                // A no-op assignment is MySQL's spelling of DO NOTHING.
-                let k = quote(backend, key[0]);
-                format!("{insert} ON DUPLICATE KEY UPDATE {k} = {k}")
+                // A no-op assignment is MySQL's spelling of DO NOTHING. Every column is
+                // a key column here, so the first column will do.
+                match columns.first() {
+                    Some(k) => {
+                        let k = quote(backend, k);
+                        format!("{insert} ON DUPLICATE KEY UPDATE {k} = {k}")
+                    }
+                    None => insert,
+                }
             } else {
                 // MySQL evaluates assignments left to right and later ones see the
                 // already-assigned values, so the guard column must be assigned last
