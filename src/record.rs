@@ -25,10 +25,7 @@ pub type Batch = Vec<Record>;
 impl Record {
     /// A record with the given fields and no tags.
     pub fn new(fields: Map<String, Value>) -> Self {
-        Self {
-            fields,
-            tags: BTreeSet::new(),
-        }
+        Self { fields, tags: BTreeSet::new() }
     }
 
     /// Builds a record from a JSON value; `None` unless it is an object.

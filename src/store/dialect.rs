@@ -115,23 +115,32 @@ pub(crate) fn create_table(backend: Backend, spec: &TableSpec) -> String {
 /// `SELECT` of every column of a validated spec, ordered by its key.
 pub(crate) fn select_all(backend: Backend, spec: &TableSpec) -> String {
     let columns: Vec<&str> = spec.columns.iter().map(|c| c.name.as_str()).collect();
+    let order: Vec<String> = spec
+        .key
+        .iter()
+        .map(|k| {
+            let kind = spec.column(k).map_or(ColumnKind::Text, |c| c.kind);
+            format!("{}{}", quote(backend, k), text_order(backend, kind))
+        })
+        .collect();
     format!(
         "SELECT {} FROM {} ORDER BY {}",
         quote_list(backend, &columns),
         quote(backend, &spec.name),
-        quote_list(backend, &spec.key)
+        order.join(", ")
     )
 }
 
 /// One-row upsert into `table`: insert, or on a key conflict overwrite the non-key
 /// columns. With `newer_than`, an existing row is overwritten only when its value in
-/// that column is NULL or `<=` the incoming one.
+/// that column is NULL or `<=` the incoming one. Text compares byte for byte on every
+/// backend (see [`text_order`]).
 pub(crate) fn upsert(
     backend: Backend,
     table: &str,
     columns: &[&str],
     key: &[&str],
-    newer_than: Option<&str>,
+    newer_than: Option<(&str, ColumnKind)>,
 ) -> String {
     let t = quote(backend, table);
     let insert = format!(
@@ -160,9 +169,10 @@ pub(crate) fn upsert(
                     })
                     .collect();
                 let guard = match newer_than {
-                    Some(g) => {
+                    Some((g, kind)) => {
                         let g = quote(backend, g);
-                        format!(" WHERE {t}.{g} IS NULL OR {t}.{g} <= excluded.{g}")
+                        let collate = text_order(backend, kind);
+                        format!(" WHERE {t}.{g} IS NULL OR {t}.{g} <= excluded.{g}{collate}")
                     }
                     None => String::new(),
                 };
@@ -175,14 +185,20 @@ pub(crate) fn upsert(
         }
         Backend::MySql => {
             if updated.is_empty() {
-                // A no-op assignment is MySQL's spelling of DO NOTHING.
-                let k = quote(backend, key[0]);
-                format!("{insert} ON DUPLICATE KEY UPDATE {k} = {k}")
+                // A no-op assignment is MySQL's spelling of DO NOTHING. Every column is
+                // a key column here, so the first column will do.
+                match columns.first() {
+                    Some(k) => {
+                        let k = quote(backend, k);
+                        format!("{insert} ON DUPLICATE KEY UPDATE {k} = {k}")
+                    }
+                    None => insert,
+                }
             } else {
                 // MySQL evaluates assignments left to right and later ones see the
                 // already-assigned values, so the guard column must be assigned last
                 // or the guards after it would compare against the new value.
-                if let Some(g) = newer_than
+                if let Some((g, _)) = newer_than
                     && let Some(pos) = updated.iter().position(|c| *c == g)
                 {
                     let guard_column = updated.remove(pos);
@@ -192,8 +208,10 @@ pub(crate) fn upsert(
                     .iter()
                     .map(|c| {
                         let c = quote(backend, c);
+                        // The tables are created utf8mb4_bin, so text already
+                        // compares byte for byte.
                         match newer_than {
-                            Some(g) => {
+                            Some((g, _)) => {
                                 let g = quote(backend, g);
                                 format!(
                                     "{c} = IF({g} IS NULL OR {g} <= VALUES({g}), VALUES({c}), {c})"
@@ -208,6 +226,16 @@ pub(crate) fn upsert(
         }
     };
     self::sql(backend, &sql)
+}
+
+/// The suffix that makes a comparison or sort of a `kind` column byte-wise. SQLite
+/// compares text as bytes already and MySQL tables are created `utf8mb4_bin`, but a
+/// PostgreSQL database sorts by its locale (e.g. `en_US` puts `a` before `B`).
+fn text_order(backend: Backend, kind: ColumnKind) -> &'static str {
+    match (backend, kind) {
+        (Backend::Postgres, ColumnKind::Text) => " COLLATE \"C\"",
+        _ => "",
+    }
 }
 
 fn quote_list<S: AsRef<str>>(backend: Backend, idents: &[S]) -> String {
@@ -332,7 +360,7 @@ mod tests {
             "orders",
             &["tid", "modified", "status"],
             &["tid"],
-            Some("modified"),
+            Some(("modified", ColumnKind::Text)),
         );
         let status = sql.find("`status` = IF").expect("status assignment");
         let modified = sql.find("`modified` = IF").expect("modified assignment");
@@ -346,13 +374,13 @@ mod tests {
             "orders",
             &["tid", "modified"],
             &["tid"],
-            Some("modified"),
+            Some(("modified", ColumnKind::Text)),
         );
         assert_eq!(
             sql,
             "INSERT INTO \"orders\" (\"tid\", \"modified\") VALUES ($1, $2) \
              ON CONFLICT (\"tid\") DO UPDATE SET \"modified\" = excluded.\"modified\" \
-             WHERE \"orders\".\"modified\" IS NULL OR \"orders\".\"modified\" <= excluded.\"modified\""
+             WHERE \"orders\".\"modified\" IS NULL OR \"orders\".\"modified\" <= excluded.\"modified\" COLLATE \"C\""
         );
     }
 }

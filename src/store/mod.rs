@@ -18,9 +18,9 @@ use std::str::FromStr;
 use std::sync::Once;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
+use sqlx::{AnyConnection, AnyPool, Connection};
 
 pub use dead_letters::DeadLetter;
 pub use error::{StoreError, redact_url};
@@ -134,6 +134,15 @@ impl Store {
         } else {
             AnyPoolOptions::new().max_connections(MAX_CONNECTIONS)
         };
+        if target.backend != Backend::Sqlite {
+            // One direct attempt first: the pool retries refused connections until its
+            // acquire timeout (30 s), which is right for a running server but leaves
+            // someone who mistyped a URL waiting for nothing.
+            let probe = AnyConnection::connect(&target.url)
+                .await
+                .map_err(connect_error)?;
+            probe.close().await.map_err(connect_error)?;
+        }
         let pool = options.connect(&target.url).await.map_err(connect_error)?;
 
         for statement in dialect::after_connect(target.backend, target.in_memory) {

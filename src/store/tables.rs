@@ -330,7 +330,10 @@ impl Store {
             &spec.name,
             &columns,
             &key,
-            spec.newer_than.as_deref(),
+            spec.newer_than
+                .as_deref()
+                .and_then(|g| spec.column(g))
+                .map(|c| (c.name.as_str(), c.kind)),
         );
         let action = || format!("upserting rows into {}", spec.name);
         let mut tx = self.pool.begin().await.map_err(StoreError::db(action()))?;
