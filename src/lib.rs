@@ -1,2 +1,3 @@
 //! orderflow: keeps a merchant's own database in step with its shops.
 pub mod record;
+pub mod script;
