@@ -6,6 +6,7 @@
 //! `eval` and `import` are disabled so a script is exactly what was reviewed.
 
 pub mod convert;
+pub mod header;
 
 use std::cell::Cell;
 use std::fmt;
@@ -20,6 +21,7 @@ use serde_json::Value;
 use crate::record::Record;
 
 pub use convert::{dynamic_to_json, fields_to_map, json_to_dynamic, map_to_fields};
+pub use header::{NodeHeader, SettingDecl, SettingKind, parse_header};
 
 /// Resource limits for every script run by one [`Sandbox`].
 ///
