@@ -1030,6 +1030,78 @@ mod tests {
         }
     }
 
+    const TAG_VIP: &str = include_str!("../../nodes/tag_vip.rhai");
+
+    fn run_tag_vip(record: Value, with: Value) -> Result<Vec<Record>, ScriptError> {
+        let header = parse_header(TAG_VIP)?;
+        let Value::Object(with) = with else {
+            unreachable!()
+        };
+        let settings = header.settings_with_defaults(&with);
+        let sb = Sandbox::default();
+        let script = sb.compile_script(TAG_VIP)?;
+        sb.run_record(&script, rec(record), &settings)
+    }
+
+    #[test]
+    fn tag_vip_node_has_the_documented_header() {
+        let header = parse_header(TAG_VIP).unwrap();
+        assert_eq!(
+            header.summary,
+            "Tags buyers whose order payment reaches a threshold as VIP."
+        );
+        let names: Vec<&str> = header.settings.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["threshold", "tag"]);
+        assert_eq!(header.settings[0].kind, SettingKind::Number);
+        assert_eq!(
+            header.settings_schema()["properties"]["tag"]["default"],
+            "vip"
+        );
+    }
+
+    #[test]
+    fn tag_vip_tags_orders_above_the_threshold() {
+        let tid = 4611686018427387905_i64;
+        let out = run_tag_vip(json!({"tid": tid, "payment": "1200.50"}), json!({})).unwrap();
+        assert_eq!(out.len(), 1);
+        assert!(out[0].tags.contains("vip"));
+        assert_eq!(out[0].get("vip_level"), Some(&json!(1)));
+        assert_eq!(out[0].get("tid"), Some(&json!(tid)));
+        assert_eq!(out[0].get("payment"), Some(&json!("1200.50")));
+
+        let out = run_tag_vip(
+            json!({"payment": 2500}),
+            json!({"threshold": 1000, "tag": "gold"}),
+        )
+        .unwrap();
+        assert!(out[0].tags.contains("gold") && !out[0].tags.contains("vip"));
+        assert_eq!(out[0].get("vip_level"), Some(&json!(2)));
+
+        let out = run_tag_vip(json!({"payment": 100.5}), json!({"threshold": 99.5})).unwrap();
+        assert_eq!(out[0].get("vip_level"), Some(&json!(1)));
+    }
+
+    #[test]
+    fn tag_vip_passes_orders_below_the_threshold_unchanged() {
+        for payment in [json!("999.99"), json!(999), json!(null)] {
+            let input = json!({"tid": 1, "payment": payment});
+            let out = run_tag_vip(input.clone(), json!({})).unwrap();
+            assert_eq!(out, vec![rec(input)]);
+        }
+        let out = run_tag_vip(json!({"tid": 1}), json!({})).unwrap();
+        assert_eq!(out, vec![rec(json!({"tid": 1}))]);
+    }
+
+    #[test]
+    fn tag_vip_reports_bad_payments_with_a_line() {
+        let err = run_tag_vip(json!({"payment": [1]}), json!({})).unwrap_err();
+        assert_eq!(err.kind, ScriptErrorKind::Runtime);
+        assert!(err.message.contains("payment must be a number"), "{err}");
+        assert!(err.line.is_some(), "{err}");
+        let err = run_tag_vip(json!({"payment": 5}), json!({"threshold": 0})).unwrap_err();
+        assert!(err.message.contains("threshold"), "{err}");
+    }
+
     #[test]
     fn display_without_position_is_just_the_message() {
         let err = ScriptError::new(ScriptErrorKind::Runtime, "boom");
