@@ -283,7 +283,7 @@ async fn a_timeout_ends_a_stuck_node_and_the_error_handlers_run() {
     assert_eq!(report.error.as_deref(), Some("node \"s\": timed out after 50ms"));
     assert_eq!(Harness::node(&report, "keep").records_out, 1);
     let spec = crate::store::TableSpec::new(
-        "failures".into(),
+        "failures",
         vec![
             crate::store::ColumnSpec { name: "error".into(), kind: crate::store::ColumnKind::Text },
             crate::store::ColumnSpec { name: "run_id".into(), kind: crate::store::ColumnKind::Text },

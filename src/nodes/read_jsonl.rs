@@ -133,7 +133,7 @@ mod tests {
     async fn a_broken_line_fails_the_node_naming_file_and_line() {
         let (_dir, node) = node_for("{\"a\":1}\n{\"a\":\n", None);
         let error = run_source(node, OnError::Fail).await.unwrap_err();
-        assert!(error.message.ends_with(":2: invalid JSON: EOF while parsing an object at line 1 column 5"), "{}", error.message);
+        assert!(error.message.ends_with(":2: invalid JSON: EOF while parsing a value at line 1 column 5"), "{}", error.message);
     }
 
     #[tokio::test]

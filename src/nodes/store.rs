@@ -155,7 +155,7 @@ mod tests {
         .unwrap();
         let Built::Transform(node) = StoreNode::build(settings, &build_ctx()).unwrap() else { panic!("a transform") };
         let spec = TableSpec::new(
-            "t".into(),
+            "t",
             vec![
                 ColumnSpec { name: "extra".into(), kind: ColumnKind::Json },
                 ColumnSpec { name: "id".into(), kind: ColumnKind::Integer },
