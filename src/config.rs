@@ -122,7 +122,12 @@ pub enum SignMethod {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { database: default_database(), nodes_dir: default_nodes_dir(), secrets_file: None, shops: BTreeMap::new() }
+        Self {
+            database: default_database(),
+            nodes_dir: default_nodes_dir(),
+            secrets_file: None,
+            shops: BTreeMap::new(),
+        }
     }
 }
 
@@ -136,7 +141,9 @@ impl Config {
         let source = match std::fs::read_to_string(path) {
             Ok(source) => source,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound && !required => return Ok(Config::default()),
-            Err(error) => return Err(one(ConfigError::new(path, None, format!("cannot read the config file: {error}")))),
+            Err(error) => {
+                return Err(one(ConfigError::new(path, None, format!("cannot read the config file: {error}"))));
+            }
         };
         let env: HashMap<String, String> = std::env::vars().collect();
         Self::parse(path, &source, &env)
@@ -146,7 +153,8 @@ impl Config {
     /// and then from the secrets file.
     pub fn parse(path: &Path, source: &str, env: &HashMap<String, String>) -> Result<Config, ConfigErrors> {
         let base = path.parent().unwrap_or(Path::new(""));
-        let mut tree = yaml::parse(source).map_err(|e| one(ConfigError::new(path, e.pos, format!("this is not valid YAML: {}", e.message))))?;
+        let mut tree = yaml::parse(source)
+            .map_err(|e| one(ConfigError::new(path, e.pos, format!("this is not valid YAML: {}", e.message))))?;
         let mut errors = Vec::new();
         let secrets = match tree.get("secrets_file").and_then(Node::as_str) {
             Some(file) => load_secrets(&base.join(file), path, tree.get("secrets_file").map(|n| n.pos), &mut errors),
@@ -191,11 +199,20 @@ fn one(error: ConfigError) -> ConfigErrors {
     ConfigErrors(vec![error])
 }
 
-fn load_secrets(file: &Path, config: &Path, pos: Option<yaml::Pos>, errors: &mut Vec<ConfigError>) -> HashMap<String, String> {
+fn load_secrets(
+    file: &Path,
+    config: &Path,
+    pos: Option<yaml::Pos>,
+    errors: &mut Vec<ConfigError>,
+) -> HashMap<String, String> {
     let source = match std::fs::read_to_string(file) {
         Ok(source) => source,
         Err(error) => {
-            errors.push(ConfigError::new(config, pos, format!("cannot read the secrets file {}: {error}", file.display())));
+            errors.push(ConfigError::new(
+                config,
+                pos,
+                format!("cannot read the secrets file {}: {error}", file.display()),
+            ));
             return HashMap::new();
         }
     };
@@ -211,7 +228,10 @@ fn load_secrets(file: &Path, config: &Path, pos: Option<yaml::Pos>, errors: &mut
             .collect(),
         Ok(_) | Err(_) => {
             let at = yaml::parse(&source).err().and_then(|e| e.pos);
-            errors.push(ConfigError::new(file, at, "the secrets file is not a YAML mapping of NAME: value").expected("lines such as TAOBAO_APP_SECRET: \"…\""));
+            errors.push(
+                ConfigError::new(file, at, "the secrets file is not a YAML mapping of NAME: value")
+                    .expected("lines such as TAOBAO_APP_SECRET: \"…\""),
+            );
             HashMap::new()
         }
     }
@@ -227,7 +247,9 @@ fn interpolate(node: &mut Node, file: &Path, lookup: &dyn Fn(&str) -> Option<Str
                 out.push_str(&rest[..start]);
                 let after = &rest[start + 2..];
                 let Some(end) = after.find('}') else {
-                    errors.push(ConfigError::new(file, Some(node.pos), "\"${\" without its closing \"}\"").expected("${NAME}"));
+                    errors.push(
+                        ConfigError::new(file, Some(node.pos), "\"${\" without its closing \"}\"").expected("${NAME}"),
+                    );
                     return;
                 };
                 let name = &after[..end];
@@ -261,7 +283,12 @@ mod tests {
 
     #[test]
     fn secrets_come_from_the_environment_and_never_print() {
-        let config = Config::parse(Path::new("dir/orderflow.yaml"), CONFIG, &env(&[("APP_SECRET", "s3cr3t"), ("SESSION", "sess")])).unwrap();
+        let config = Config::parse(
+            Path::new("dir/orderflow.yaml"),
+            CONFIG,
+            &env(&[("APP_SECRET", "s3cr3t"), ("SESSION", "sess")]),
+        )
+        .unwrap();
         let shop = &config.shops["tmall"];
         assert_eq!(shop.app_secret.expose(), "s3cr3t");
         assert!(!format!("{config:?}").contains("s3cr3t"));
@@ -274,7 +301,10 @@ mod tests {
     fn a_missing_variable_is_named_with_its_position() {
         let errors = Config::parse(Path::new("o.yaml"), CONFIG, &env(&[("APP_SECRET", "s")])).unwrap_err();
         assert_eq!(errors.0.len(), 1);
-        assert_eq!(errors.0[0].to_string(), "o.yaml:8:14: ${SESSION} is not set; expected the environment variable SESSION, or SESSION in the secrets file");
+        assert_eq!(
+            errors.0[0].to_string(),
+            "o.yaml:8:14: ${SESSION} is not set; expected the environment variable SESSION, or SESSION in the secrets file"
+        );
     }
 
     #[test]
@@ -298,7 +328,8 @@ mod tests {
     #[test]
     fn unknown_keys_and_platforms_are_errors_with_positions() {
         let source = CONFIG.replace("platform: taobao", "platform: jd");
-        let errors = Config::parse(Path::new("o.yaml"), &source, &env(&[("APP_SECRET", "s"), ("SESSION", "s")])).unwrap_err();
+        let errors =
+            Config::parse(Path::new("o.yaml"), &source, &env(&[("APP_SECRET", "s"), ("SESSION", "s")])).unwrap_err();
         assert!(errors.0[0].to_string().starts_with("o.yaml:4:15: config: unknown variant \"jd\""), "{errors}");
     }
 

@@ -46,10 +46,7 @@ impl Record {
     pub fn to_json(&self) -> Value {
         let mut fields = self.fields.clone();
         if !self.tags.is_empty() {
-            fields.insert(
-                "_tags".into(),
-                Value::Array(self.tags.iter().cloned().map(Value::String).collect()),
-            );
+            fields.insert("_tags".into(), Value::Array(self.tags.iter().cloned().map(Value::String).collect()));
         }
         Value::Object(fields)
     }

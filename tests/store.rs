@@ -5,8 +5,8 @@ mod support;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use orderflow::store::{
-    ColumnKind, ColumnSpec, DeadLetter, NodeRunRecord, NodeStatus, RunFinish, RunStart, RunStatus,
-    SqlValue, Store, StoreError, TableSpec, redact_url,
+    ColumnKind, ColumnSpec, DeadLetter, NodeRunRecord, NodeStatus, RunFinish, RunStart, RunStatus, SqlValue, Store,
+    StoreError, TableSpec, redact_url,
 };
 use serde_json::{Value, json};
 use support::{error_chain, test_stores};
@@ -17,12 +17,7 @@ fn at(minute: u32) -> DateTime<Utc> {
 }
 
 fn run_start(id: &str, flow: &str, minute: u32) -> RunStart {
-    RunStart {
-        id: id.into(),
-        flow: flow.into(),
-        trigger: "schedule".into(),
-        started_at: at(minute),
-    }
+    RunStart { id: id.into(), flow: flow.into(), trigger: "schedule".into(), started_at: at(minute) }
 }
 
 #[tokio::test]
@@ -37,9 +32,7 @@ async fn migrations_are_idempotent() {
         // MySQL the third one spells the scheme `mariadb://`.
         let urls = [ts.url.clone(), ts.url.replacen("mysql://", "mariadb://", 1)];
         for url in &urls {
-            let again = Store::connect(url)
-                .await
-                .unwrap_or_else(|e| panic!("{label}: reconnect: {}", error_chain(&e)));
+            let again = Store::connect(url).await.unwrap_or_else(|e| panic!("{label}: reconnect: {}", error_chain(&e)));
             assert_eq!(again.backend(), ts.store.backend(), "{label}");
             let runs = again.recent_runs(None, 10).await.unwrap();
             assert_eq!(runs.len(), 1, "{label}: data survives reconnect");
@@ -54,29 +47,14 @@ async fn runs_round_trip() {
     for ts in test_stores().await {
         let label = ts.label;
         let store = &ts.store;
-        store
-            .insert_run(&run_start("r1", "daily", 0))
-            .await
-            .unwrap();
-        store
-            .insert_run(&run_start("r3", "daily", 20))
-            .await
-            .unwrap();
-        store
-            .insert_run(&run_start("r2", "daily", 10))
-            .await
-            .unwrap();
-        store
-            .insert_run(&run_start("o1", "other", 30))
-            .await
-            .unwrap();
+        store.insert_run(&run_start("r1", "daily", 0)).await.unwrap();
+        store.insert_run(&run_start("r3", "daily", 20)).await.unwrap();
+        store.insert_run(&run_start("r2", "daily", 10)).await.unwrap();
+        store.insert_run(&run_start("o1", "other", 30)).await.unwrap();
 
         let duplicate = store.insert_run(&run_start("r1", "daily", 0)).await;
         let duplicate = duplicate.expect_err("a duplicate run id is rejected");
-        assert!(
-            duplicate.is_constraint_violation(),
-            "{label}: {duplicate:?}"
-        );
+        assert!(duplicate.is_constraint_violation(), "{label}: {duplicate:?}");
         assert!(!duplicate.is_transient(), "{label}: {duplicate:?}");
 
         let nodes = vec![
@@ -121,15 +99,9 @@ async fn runs_round_trip() {
             error: Some("3 records dead-lettered".into()),
             nodes: nodes.clone(),
         };
-        store
-            .finish_run(&finish)
-            .await
-            .unwrap_or_else(|e| panic!("{label}: {}", error_chain(&e)));
+        store.finish_run(&finish).await.unwrap_or_else(|e| panic!("{label}: {}", error_chain(&e)));
         // Reporting again overwrites instead of failing on the node keys.
-        store
-            .finish_run(&finish)
-            .await
-            .unwrap_or_else(|e| panic!("{label}: second finish: {}", error_chain(&e)));
+        store.finish_run(&finish).await.unwrap_or_else(|e| panic!("{label}: second finish: {}", error_chain(&e)));
 
         let daily = store.recent_runs(Some("daily"), 10).await.unwrap();
         let ids: Vec<&str> = daily.iter().map(|r| r.id.as_str()).collect();
@@ -140,11 +112,7 @@ async fn runs_round_trip() {
         assert_eq!(r2.status, RunStatus::Partial, "{label}");
         assert_eq!(r2.started_at, at(10), "{label}");
         assert_eq!(r2.finished_at, Some(at(12)), "{label}");
-        assert_eq!(
-            r2.error.as_deref(),
-            Some("3 records dead-lettered"),
-            "{label}"
-        );
+        assert_eq!(r2.error.as_deref(), Some("3 records dead-lettered"), "{label}");
         assert_eq!(daily[0].status, RunStatus::Running, "{label}");
         assert_eq!(daily[0].finished_at, None, "{label}");
         assert_eq!(daily[0].error, None, "{label}");
@@ -152,28 +120,14 @@ async fn runs_round_trip() {
         let all = store.recent_runs(None, 2).await.unwrap();
         let ids: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["o1", "r3"], "{label}: limit across flows");
-        assert!(
-            store.recent_runs(Some("none"), 5).await.unwrap().is_empty(),
-            "{label}"
-        );
+        assert!(store.recent_runs(Some("none"), 5).await.unwrap().is_empty(), "{label}");
 
-        let stored = store
-            .run_nodes("r2")
-            .await
-            .unwrap_or_else(|e| panic!("{label}: {}", error_chain(&e)));
+        let stored = store.run_nodes("r2").await.unwrap_or_else(|e| panic!("{label}: {}", error_chain(&e)));
         assert_eq!(stored, nodes, "{label}: nodes round trip in order");
         assert!(store.run_nodes("r1").await.unwrap().is_empty(), "{label}");
 
-        let missing = store
-            .finish_run(&RunFinish {
-                id: "nope".into(),
-                ..finish.clone()
-            })
-            .await;
-        assert!(
-            matches!(missing, Err(StoreError::RunNotFound(ref id)) if id == "nope"),
-            "{label}: {missing:?}"
-        );
+        let missing = store.finish_run(&RunFinish { id: "nope".into(), ..finish.clone() }).await;
+        assert!(matches!(missing, Err(StoreError::RunNotFound(ref id)) if id == "nope"), "{label}: {missing:?}");
         ts.cleanup().await;
     }
 }
@@ -182,10 +136,7 @@ async fn runs_round_trip() {
 async fn finish_run_is_one_transaction() {
     for ts in test_stores().await {
         let label = ts.label;
-        ts.store
-            .insert_run(&run_start("r1", "daily", 0))
-            .await
-            .unwrap();
+        ts.store.insert_run(&run_start("r1", "daily", 0)).await.unwrap();
         let node = NodeRunRecord {
             node_id: "fetch".into(),
             node_type: "fetch_full".into(),
@@ -206,23 +157,13 @@ async fn finish_run_is_one_transaction() {
                 status: RunStatus::Succeeded,
                 finished_at: at(1),
                 error: None,
-                nodes: vec![
-                    node.clone(),
-                    NodeRunRecord {
-                        node_id: "store".into(),
-                        records_in: u64::MAX,
-                        ..node
-                    },
-                ],
+                nodes: vec![node.clone(), NodeRunRecord { node_id: "store".into(), records_in: u64::MAX, ..node }],
             })
             .await;
         assert!(result.is_err(), "{label}");
         let runs = ts.store.recent_runs(None, 1).await.unwrap();
         assert_eq!(runs[0].status, RunStatus::Running, "{label}");
-        assert!(
-            ts.store.run_nodes("r1").await.unwrap().is_empty(),
-            "{label}"
-        );
+        assert!(ts.store.run_nodes("r1").await.unwrap().is_empty(), "{label}");
         ts.cleanup().await;
     }
 }
@@ -262,34 +203,18 @@ async fn dead_letters_round_trip() {
             },
         ];
         for letter in &letters {
-            ts.store
-                .insert_dead_letter(letter)
-                .await
-                .unwrap_or_else(|e| panic!("{label}: {}", error_chain(&e)));
+            ts.store.insert_dead_letter(letter).await.unwrap_or_else(|e| panic!("{label}: {}", error_chain(&e)));
         }
-        ts.store
-            .insert_dead_letter(&DeadLetter {
-                run_id: "r2".into(),
-                ..letters[0].clone()
-            })
-            .await
-            .unwrap();
+        ts.store.insert_dead_letter(&DeadLetter { run_id: "r2".into(), ..letters[0].clone() }).await.unwrap();
 
-        let stored = ts
-            .store
-            .dead_letters("r1")
-            .await
-            .unwrap_or_else(|e| panic!("{label}: {}", error_chain(&e)));
+        let stored = ts.store.dead_letters("r1").await.unwrap_or_else(|e| panic!("{label}: {}", error_chain(&e)));
         assert_eq!(stored, letters, "{label}: oldest first, JSON intact");
         assert_eq!(stored[0].record["tid"].as_i64(), Some(big_tid), "{label}");
         assert_eq!(stored[0].record["oid"].as_u64(), Some(u64::MAX), "{label}");
         let keys: Vec<&String> = stored[0].record.as_object().unwrap().keys().collect();
         let expected: Vec<&String> = record.as_object().unwrap().keys().collect();
         assert_eq!(keys, expected, "{label}: key order kept");
-        assert!(
-            ts.store.dead_letters("r3").await.unwrap().is_empty(),
-            "{label}"
-        );
+        assert!(ts.store.dead_letters("r3").await.unwrap().is_empty(), "{label}");
         ts.cleanup().await;
     }
 }
@@ -354,22 +279,14 @@ async fn upsert_inserts_then_updates() {
     for ts in test_stores().await {
         let label = ts.label;
         let store = &ts.store;
-        store
-            .ensure_table(&spec)
-            .await
-            .unwrap_or_else(|e| panic!("{label}: {}", error_chain(&e)));
+        store.ensure_table(&spec).await.unwrap_or_else(|e| panic!("{label}: {}", error_chain(&e)));
         // Twice: IF NOT EXISTS.
         store.ensure_table(&spec).await.unwrap();
         store
             .upsert_rows(
                 &spec,
                 &[
-                    order(
-                        big,
-                        "WAIT_SELLER_SEND_GOODS",
-                        true,
-                        Some("2024-05-01 08:00:00"),
-                    ),
+                    order(big, "WAIT_SELLER_SEND_GOODS", true, Some("2024-05-01 08:00:00")),
                     order(1, "WAIT_BUYER_PAY", false, None),
                 ],
             )
@@ -379,28 +296,12 @@ async fn upsert_inserts_then_updates() {
             rows(store, &spec, label).await,
             [
                 order_json(1, "WAIT_BUYER_PAY", false, None),
-                order_json(
-                    big,
-                    "WAIT_SELLER_SEND_GOODS",
-                    true,
-                    Some("2024-05-01 08:00:00")
-                ),
+                order_json(big, "WAIT_SELLER_SEND_GOODS", true, Some("2024-05-01 08:00:00")),
             ],
             "{label}: ordered by key, typed values"
         );
 
-        store
-            .upsert_rows(
-                &spec,
-                &[order(
-                    big,
-                    "TRADE_FINISHED",
-                    false,
-                    Some("2024-05-02 08:00:00"),
-                )],
-            )
-            .await
-            .unwrap();
+        store.upsert_rows(&spec, &[order(big, "TRADE_FINISHED", false, Some("2024-05-02 08:00:00"))]).await.unwrap();
         let mut null_row = order(2, "TRADE_CLOSED", false, None);
         null_row[2] = SqlValue::Null;
         null_row[3] = SqlValue::Null;
@@ -433,10 +334,7 @@ async fn newer_than_never_goes_back_in_time() {
         let t2 = Some("2024-05-01T09:00:00.000Z");
         let t3 = Some("2024-05-01T10:00:00.000Z");
 
-        store
-            .upsert_rows(&spec, &[order(7, "PAID", false, t2)])
-            .await
-            .unwrap();
+        store.upsert_rows(&spec, &[order(7, "PAID", false, t2)]).await.unwrap();
         // Older data arriving late is ignored, silently.
         store
             .upsert_rows(&spec, &[order(7, "WAIT_BUYER_PAY", true, t1)])
@@ -448,10 +346,7 @@ async fn newer_than_never_goes_back_in_time() {
             "{label}: older row must not win"
         );
         // Same `modified`: accepted (re-writing the same data changes nothing).
-        store
-            .upsert_rows(&spec, &[order(7, "PAID_AGAIN", true, t2)])
-            .await
-            .unwrap();
+        store.upsert_rows(&spec, &[order(7, "PAID_AGAIN", true, t2)]).await.unwrap();
         assert_eq!(
             rows(store, &spec, label).await,
             [order_json(7, "PAID_AGAIN", true, t2)],
@@ -462,37 +357,20 @@ async fn newer_than_never_goes_back_in_time() {
         store
             .upsert_rows(
                 &spec,
-                &[
-                    order(7, "SHIPPED", false, t3),
-                    order(7, "STALE", true, t1),
-                    order(8, "NEW", false, t1),
-                ],
+                &[order(7, "SHIPPED", false, t3), order(7, "STALE", true, t1), order(8, "NEW", false, t1)],
             )
             .await
             .unwrap();
         assert_eq!(
             rows(store, &spec, label).await,
-            [
-                order_json(7, "SHIPPED", false, t3),
-                order_json(8, "NEW", false, t1)
-            ],
+            [order_json(7, "SHIPPED", false, t3), order_json(8, "NEW", false, t1)],
             "{label}: newer is accepted"
         );
         // A stored NULL guard is replaced by anything.
-        store
-            .upsert_rows(&spec, &[order(9, "A", false, None)])
-            .await
-            .unwrap();
-        store
-            .upsert_rows(&spec, &[order(9, "B", false, t1)])
-            .await
-            .unwrap();
+        store.upsert_rows(&spec, &[order(9, "A", false, None)]).await.unwrap();
+        store.upsert_rows(&spec, &[order(9, "B", false, t1)]).await.unwrap();
         let all = rows(store, &spec, label).await;
-        assert_eq!(
-            all[2],
-            order_json(9, "B", false, t1),
-            "{label}: NULL is replaced"
-        );
+        assert_eq!(all[2], order_json(9, "B", false, t1), "{label}: NULL is replaced");
         ts.cleanup().await;
     }
 }
@@ -506,10 +384,7 @@ async fn a_bad_row_rolls_back_the_whole_batch() {
         store.ensure_table(&spec).await.unwrap();
         let t1 = Some("2024-05-01T08:00:00.000Z");
         let t2 = Some("2024-05-01T09:00:00.000Z");
-        store
-            .upsert_rows(&spec, &[order(1, "OLD", false, t1)])
-            .await
-            .unwrap();
+        store.upsert_rows(&spec, &[order(1, "OLD", false, t1)]).await.unwrap();
         let before = rows(store, &spec, label).await;
 
         // The database rejects the third row (NULL in a key column) after it has
@@ -517,31 +392,14 @@ async fn a_bad_row_rolls_back_the_whole_batch() {
         let mut null_key = order(3, "NULL_KEY", false, t2);
         null_key[0] = SqlValue::Null;
         let error = store
-            .upsert_rows(
-                &spec,
-                &[
-                    order(1, "UPDATED", false, t2),
-                    order(2, "NEW", false, t2),
-                    null_key,
-                ],
-            )
+            .upsert_rows(&spec, &[order(1, "UPDATED", false, t2), order(2, "NEW", false, t2), null_key])
             .await
             .expect_err("a NULL key is rejected");
-        assert!(
-            matches!(error, StoreError::Database { .. }),
-            "{label}: {error:?}"
-        );
+        assert!(matches!(error, StoreError::Database { .. }), "{label}: {error:?}");
         assert!(error.is_constraint_violation(), "{label}: {error:?}");
         assert!(!error.is_transient(), "{label}: {error:?}");
-        assert!(
-            error.to_string().contains("row 2"),
-            "{label}: the message names the row: {error}"
-        );
-        assert_eq!(
-            rows(store, &spec, label).await,
-            before,
-            "{label}: rolled back"
-        );
+        assert!(error.to_string().contains("row 2"), "{label}: the message names the row: {error}");
+        assert_eq!(rows(store, &spec, label).await, before, "{label}: rolled back");
 
         // A value of the wrong kind (text in an integer column) is caught before
         // anything is sent, on every backend alike.
@@ -551,15 +409,8 @@ async fn a_bad_row_rolls_back_the_whole_batch() {
             .upsert_rows(&spec, &[order(2, "NEW", false, t2), wrong_kind])
             .await
             .expect_err("text in an integer column is rejected");
-        assert!(
-            matches!(error, StoreError::InvalidRow { index: 1, .. }),
-            "{label}: {error:?}"
-        );
-        assert_eq!(
-            rows(store, &spec, label).await,
-            before,
-            "{label}: nothing written"
-        );
+        assert!(matches!(error, StoreError::InvalidRow { index: 1, .. }), "{label}: {error:?}");
+        assert_eq!(rows(store, &spec, label).await, before, "{label}: nothing written");
         ts.cleanup().await;
     }
 }
@@ -568,19 +419,11 @@ async fn a_bad_row_rolls_back_the_whole_batch() {
 async fn key_only_tables_and_unvalidated_specs() {
     for ts in test_stores().await {
         let label = ts.label;
-        let spec = TableSpec::new(
-            "seen",
-            vec![ColumnSpec::new("id", ColumnKind::Text)],
-            vec!["id".into()],
-            None,
-        )
-        .unwrap();
+        let spec =
+            TableSpec::new("seen", vec![ColumnSpec::new("id", ColumnKind::Text)], vec!["id".into()], None).unwrap();
         ts.store.ensure_table(&spec).await.unwrap();
         ts.store
-            .upsert_rows(
-                &spec,
-                &[vec!["a".into()], vec!["a".into()], vec!["A".into()]],
-            )
+            .upsert_rows(&spec, &[vec!["a".into()], vec!["a".into()], vec!["A".into()]])
             .await
             .unwrap_or_else(|e| panic!("{label}: {}", error_chain(&e)));
         assert_eq!(
@@ -590,15 +433,9 @@ async fn key_only_tables_and_unvalidated_specs() {
         );
 
         // The fields are public, so the store validates again before building SQL.
-        let sneaky = TableSpec {
-            name: "seen\"; DROP TABLE runs; --".into(),
-            ..spec.clone()
-        };
+        let sneaky = TableSpec { name: "seen\"; DROP TABLE runs; --".into(), ..spec.clone() };
         let error = ts.store.ensure_table(&sneaky).await.expect_err("rejected");
-        assert!(
-            matches!(error, StoreError::InvalidSpec(_)),
-            "{label}: {error:?}"
-        );
+        assert!(matches!(error, StoreError::InvalidSpec(_)), "{label}: {error:?}");
         assert!(ts.store.recent_runs(None, 1).await.is_ok(), "{label}");
         ts.cleanup().await;
     }
@@ -606,58 +443,37 @@ async fn key_only_tables_and_unvalidated_specs() {
 
 #[test]
 fn table_spec_rejects_bad_identifiers_and_keys() {
-    let columns = || {
-        vec![
-            ColumnSpec::new("tid", ColumnKind::Integer),
-            ColumnSpec::new("modified", ColumnKind::Text),
-        ]
-    };
-    let error = TableSpec::new("orders; drop table x", columns(), vec!["tid".into()], None)
-        .expect_err("injection in the name");
+    let columns = || vec![ColumnSpec::new("tid", ColumnKind::Integer), ColumnSpec::new("modified", ColumnKind::Text)];
+    let error =
+        TableSpec::new("orders; drop table x", columns(), vec!["tid".into()], None).expect_err("injection in the name");
     assert!(error.to_string().contains("table name"), "{error}");
 
-    let error = TableSpec::new("orders", columns(), vec!["oid".into()], None)
-        .expect_err("key not among columns");
+    let error = TableSpec::new("orders", columns(), vec!["oid".into()], None).expect_err("key not among columns");
     assert!(error.to_string().contains("key column oid"), "{error}");
 
     let error = TableSpec::new("orders", columns(), vec![], None).expect_err("empty key");
     assert!(error.to_string().contains("empty key"), "{error}");
 
-    let error = TableSpec::new("orders", columns(), vec!["tid".into()], Some("mod".into()))
-        .expect_err("unknown newer_than");
-    assert!(
-        error.to_string().contains("newer_than column mod"),
-        "{error}"
-    );
+    let error =
+        TableSpec::new("orders", columns(), vec!["tid".into()], Some("mod".into())).expect_err("unknown newer_than");
+    assert!(error.to_string().contains("newer_than column mod"), "{error}");
 
-    let error = TableSpec::new(
-        "orders",
-        vec![ColumnSpec::new("a b", ColumnKind::Text)],
-        vec!["a b".into()],
-        None,
-    )
-    .expect_err("space in a column name");
+    let error = TableSpec::new("orders", vec![ColumnSpec::new("a b", ColumnKind::Text)], vec!["a b".into()], None)
+        .expect_err("space in a column name");
     assert!(error.to_string().contains("column name"), "{error}");
 }
 
 #[tokio::test]
 async fn urls_never_show_passwords() {
-    assert_eq!(
-        redact_url("postgres://u:secret@h/db"),
-        "postgres://u:***@h/db"
-    );
+    assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
     // A failed connection names the server without the password. Port 1 refuses.
-    let error = Store::connect("postgres://u:secret@127.0.0.1:1/db")
-        .await
-        .expect_err("nothing listens on port 1");
+    let error = Store::connect("postgres://u:secret@127.0.0.1:1/db").await.expect_err("nothing listens on port 1");
     let shown = format!("{} / {:?}", error_chain(&error), error);
     assert!(!shown.contains("secret"), "{shown}");
     assert!(shown.contains("u:***@127.0.0.1:1"), "{shown}");
     assert!(error.is_transient(), "{shown}");
 
-    let error = Store::connect("redis://u:secret@h/0")
-        .await
-        .expect_err("unsupported");
+    let error = Store::connect("redis://u:secret@h/0").await.expect_err("unsupported");
     assert!(!error.to_string().contains("secret"), "{error}");
     assert!(!error.is_transient());
 }
@@ -665,10 +481,7 @@ async fn urls_never_show_passwords() {
 #[tokio::test]
 async fn in_memory_sqlite_keeps_its_data() {
     let store = Store::connect("sqlite::memory:").await.unwrap();
-    store
-        .insert_run(&run_start("r1", "daily", 0))
-        .await
-        .unwrap();
+    store.insert_run(&run_start("r1", "daily", 0)).await.unwrap();
     // A second query must reach the same (only) connection.
     assert_eq!(store.recent_runs(None, 5).await.unwrap().len(), 1);
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
@@ -13,7 +13,7 @@ use crate::engine::{Engine, EngineOptions, RunReport};
 use crate::flow::{self, CompileEnv, ConfigError, Flow};
 use crate::nodes::{self, BuildContext, Registry};
 use crate::script::{Limits, Sandbox};
-use crate::store::{redact_url, RunStatus, Store};
+use crate::store::{RunStatus, Store, redact_url};
 
 /// orderflow keeps a merchant's own database in step with its shops: flows
 /// of ready-made nodes, written in YAML, run on a schedule.
@@ -107,7 +107,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print_errors(&node_errors);
             for file in &files {
                 match compile(file, &config, &registry, &sandbox) {
-                    Ok(flow) => println!("{}: ok, flow \"{}\" with {} node(s)", file.display(), flow.name, flow.nodes.len()),
+                    Ok(flow) => {
+                        println!("{}: ok, flow \"{}\" with {} node(s)", file.display(), flow.name, flow.nodes.len())
+                    }
                     Err(errors) => {
                         print_errors(&errors);
                         failed = true;
@@ -154,7 +156,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("no runs recorded in {}", redact_url(&config.database));
             }
             for run in runs {
-                let finished = run.finished_at.map(|f| format!("{:.1}s", (f - run.started_at).num_milliseconds() as f64 / 1000.0));
+                let finished =
+                    run.finished_at.map(|f| format!("{:.1}s", (f - run.started_at).num_milliseconds() as f64 / 1000.0));
                 println!(
                     "{}  {}  {:<10} {}  {}  {}",
                     run.started_at.format("%Y-%m-%d %H:%M:%S"),
@@ -194,7 +197,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match write {
                 None => print!("{generated}"),
                 Some(path) => {
-                    let document = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                    let document =
+                        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
                     let Some(updated) = nodes::reference::splice(&document, &generated) else {
                         bail!("{} has no generated-reference markers", path.display());
                     };
@@ -239,7 +243,13 @@ fn print_errors(errors: &[ConfigError]) {
 }
 
 fn print_report(report: &RunReport) {
-    println!("run {} of flow \"{}\": {} in {:.2}s", report.run_id, report.flow, report.status.as_str(), report.elapsed.as_secs_f64());
+    println!(
+        "run {} of flow \"{}\": {} in {:.2}s",
+        report.run_id,
+        report.flow,
+        report.status.as_str(),
+        report.elapsed.as_secs_f64()
+    );
     println!("  {:<20} {:<12} {:<10} {:>9} {:>9} {:>7}", "node", "type", "status", "in", "out", "errors");
     for node in &report.nodes {
         println!(

@@ -151,7 +151,9 @@ impl Engine {
         };
         self.store.finish_run(&finish).await?;
         match &main.fatal {
-            Some(error) => tracing::error!(flow = %flow.name, run_id = %run_id, status = status.as_str(), %error, "Run finished."),
+            Some(error) => {
+                tracing::error!(flow = %flow.name, run_id = %run_id, status = status.as_str(), %error, "Run finished.")
+            }
             None => tracing::info!(flow = %flow.name, run_id = %run_id, status = status.as_str(), "Run finished."),
         }
         Ok(RunReport { run_id, flow: flow.name.clone(), status, error: main.fatal, nodes, elapsed: started.elapsed() })

@@ -90,7 +90,12 @@ async fn select_when(spec: &NodeSpec, ctx: &NodeContext, sandbox: &Sandbox, batc
 /// Processes a batch with retry; when it still fails and `on_error` lets the
 /// run go on, retries record by record so that only the bad records are
 /// skipped or dead-lettered.
-async fn process(node: &mut dyn Transform, spec: &NodeSpec, ctx: &NodeContext, batch: Batch) -> Result<Batch, NodeError> {
+async fn process(
+    node: &mut dyn Transform,
+    spec: &NodeSpec,
+    ctx: &NodeContext,
+    batch: Batch,
+) -> Result<Batch, NodeError> {
     let may_need_again = spec.retry.attempts > 1 || spec.on_error != OnError::Fail;
     if !may_need_again {
         return guarded(spec, ctx, node.process(batch, ctx)).await;
@@ -152,7 +157,12 @@ impl<'a> Retrier<'a> {
 }
 
 /// Processes one batch, retrying as the node's `retry` allows.
-async fn process_with_retry(node: &mut dyn Transform, spec: &NodeSpec, ctx: &NodeContext, batch: &[Record]) -> Result<Batch, NodeError> {
+async fn process_with_retry(
+    node: &mut dyn Transform,
+    spec: &NodeSpec,
+    ctx: &NodeContext,
+    batch: &[Record],
+) -> Result<Batch, NodeError> {
     let mut retrier = Retrier::new(spec, ctx);
     loop {
         match guarded(spec, ctx, node.process(batch.to_vec(), ctx)).await {
@@ -163,7 +173,11 @@ async fn process_with_retry(node: &mut dyn Transform, spec: &NodeSpec, ctx: &Nod
 }
 
 /// Bounds one attempt by the node's `timeout` and the run's cancellation.
-async fn guarded<T>(spec: &NodeSpec, ctx: &NodeContext, attempt: impl Future<Output = Result<T, NodeError>>) -> Result<T, NodeError> {
+async fn guarded<T>(
+    spec: &NodeSpec,
+    ctx: &NodeContext,
+    attempt: impl Future<Output = Result<T, NodeError>>,
+) -> Result<T, NodeError> {
     let limited = async {
         match spec.timeout {
             Some(limit) => tokio::time::timeout(limit, attempt).await.unwrap_or_else(|_| {

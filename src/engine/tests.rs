@@ -3,8 +3,8 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,7 +12,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::flow::{compile, CompileEnv};
+use crate::flow::{CompileEnv, compile};
 use crate::nodes::{BuildContext, Built, NodeError, NodeType, Role, Source, Transform};
 use crate::script::{Limits, Sandbox};
 use crate::store::NodeStatus;
@@ -139,12 +139,22 @@ async fn a_sleeping_sink_slows_its_source_instead_of_buffering() {
     let emitted = Arc::new(AtomicU64::new(0));
     let max_lead = Arc::new(AtomicU64::new(0));
     let (e1, e2, lead) = (emitted.clone(), emitted.clone(), max_lead.clone());
-    h.registry.add(NodeType::custom("counting_source", Role::Source, "test", json!({"type": "object"}), move |_, _| {
-        Ok(Built::Source(Box::new(CountingSource { batches: 200, emitted: e1.clone() })))
-    }));
-    h.registry.add(NodeType::custom("sleeping_sink", Role::Transform, "test", json!({"type": "object"}), move |_, _| {
-        Ok(Built::Transform(Box::new(SleepingSink { received: 0, emitted: e2.clone(), max_lead: lead.clone() })))
-    }));
+    h.registry.add(NodeType::custom(
+        "counting_source",
+        Role::Source,
+        "test",
+        json!({"type": "object"}),
+        move |_, _| Ok(Built::Source(Box::new(CountingSource { batches: 200, emitted: e1.clone() }))),
+    ));
+    h.registry.add(NodeType::custom(
+        "sleeping_sink",
+        Role::Transform,
+        "test",
+        json!({"type": "object"}),
+        move |_, _| {
+            Ok(Built::Transform(Box::new(SleepingSink { received: 0, emitted: e2.clone(), max_lead: lead.clone() })))
+        },
+    ));
     let capacity = 3;
     let report = h
         .run(
@@ -157,7 +167,10 @@ async fn a_sleeping_sink_slows_its_source_instead_of_buffering() {
     // The source may be ahead by what the channel holds, plus the batch the
     // sink is working on and the one the source is about to send.
     let lead = max_lead.load(Ordering::SeqCst);
-    assert!(lead <= capacity as u64 + 2, "the source ran {lead} batches ahead of a sink behind a {capacity}-batch channel");
+    assert!(
+        lead <= capacity as u64 + 2,
+        "the source ran {lead} batches ahead of a sink behind a {capacity}-batch channel"
+    );
 }
 
 #[tokio::test]
@@ -312,7 +325,8 @@ async fn cancelling_a_run_ends_it_promptly_as_cancelled() {
         tokio::time::sleep(Duration::from_millis(50)).await;
         trigger.cancel();
     });
-    let report = tokio::time::timeout(Duration::from_secs(5), engine.run(&flow, "test", cancel)).await.unwrap().unwrap();
+    let report =
+        tokio::time::timeout(Duration::from_secs(5), engine.run(&flow, "test", cancel)).await.unwrap().unwrap();
     assert_eq!(report.status, RunStatus::Cancelled);
     assert_eq!(Harness::node(&report, "s").status, NodeStatus::Cancelled);
 }

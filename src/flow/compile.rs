@@ -15,7 +15,7 @@ use std::time::Duration;
 use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use super::error::{one_of, ConfigError, ConfigErrors};
+use super::error::{ConfigError, ConfigErrors, one_of};
 use super::model::{Flow, NodeSpec, OnError, Retry, Trigger, When};
 use super::settings;
 use super::yaml::{self, Key, Node, Pos, Value};
@@ -87,7 +87,8 @@ impl Compiler<'_> {
         for (key, _) in entries {
             if !known.contains(&key.name.as_str()) {
                 let error = self.error(key.pos, format!("unknown key \"{}\" in {what}", key.name));
-                *error = error.clone().suggest(&key.name, known.iter().copied()).expected(one_of(known.iter().copied()));
+                *error =
+                    error.clone().suggest(&key.name, known.iter().copied()).expected(one_of(known.iter().copied()));
             }
         }
     }
@@ -238,8 +239,8 @@ impl Compiler<'_> {
                 match croner::Cron::from_str(&expression) {
                     Ok(_) => Some(Trigger::Cron { expression, timezone }),
                     Err(error) => {
-                        self.error(cron.pos, format!("\"{expression}\" is not a cron expression: {error}"))
-                            .expected = Some("five fields: minute hour day-of-month month day-of-week".into());
+                        self.error(cron.pos, format!("\"{expression}\" is not a cron expression: {error}")).expected =
+                            Some("five fields: minute hour day-of-month month day-of-week".into());
                         None
                     }
                 }
@@ -288,7 +289,8 @@ impl Compiler<'_> {
     /// Ids in dependency order, or `None` after reporting each cycle.
     fn order(&mut self, specs: &[NodeSpec]) -> Option<Vec<String>> {
         let mut graph = DiGraph::<&str, ()>::new();
-        let index: HashMap<&str, NodeIndex> = specs.iter().map(|s| (s.id.as_str(), graph.add_node(s.id.as_str()))).collect();
+        let index: HashMap<&str, NodeIndex> =
+            specs.iter().map(|s| (s.id.as_str(), graph.add_node(s.id.as_str()))).collect();
         for spec in specs {
             for input in &spec.inputs {
                 if let Some(&from) = index.get(input.as_str()) {
@@ -336,10 +338,10 @@ impl Compiler<'_> {
                     None => {
                         let registry = self.env.registry;
                         let error = self.error(use_node.pos, format!("node \"{id}\": unknown node type \"{name}\""));
-                        *error = error
-                            .clone()
-                            .suggest(name, registry.names())
-                            .expected(format!("a built-in type or a file in nodes/: {}", registry.names().collect::<Vec<_>>().join(", ")));
+                        *error = error.clone().suggest(name, registry.names()).expected(format!(
+                            "a built-in type or a file in nodes/: {}",
+                            registry.names().collect::<Vec<_>>().join(", ")
+                        ));
                         None
                     }
                 }
@@ -375,12 +377,18 @@ impl Compiler<'_> {
         };
 
         let node_type = node_type?;
+        // Settings are checked even when the inputs are wrong: each mistake
+        // is reported in the same pass.
+        let settings = self.settings(&id, key, body, node_type);
         let inputs = inputs?;
         match (node_type.role, inputs.is_empty()) {
             (Role::Source, false) => {
                 let pos = body.key_pos("input").unwrap_or(body.pos);
-                self.error(pos, format!("node \"{id}\": a {} node produces records and takes no input", node_type.name))
-                    .expected = Some("no `input:` here".into());
+                self.error(
+                    pos,
+                    format!("node \"{id}\": a {} node produces records and takes no input", node_type.name),
+                )
+                .expected = Some("no `input:` here".into());
             }
             (Role::Transform, true) if !is_error_section => {
                 self.error(key.pos, format!("node \"{id}\": a {} node needs an input", node_type.name)).expected =
@@ -388,7 +396,7 @@ impl Compiler<'_> {
             }
             _ => {}
         }
-        let settings = self.settings(&id, key, body, node_type)?;
+        let settings = settings?;
         Some(NodeSpec {
             id,
             pos: key.pos,
@@ -464,8 +472,11 @@ impl Compiler<'_> {
             match attempts.value {
                 Value::Int(n) if (1..=100).contains(&n) => retry.attempts = n as u32,
                 _ => {
-                    self.error(attempts.pos, format!("node \"{id}\": \"attempts\" must be a whole number from 1 to 100"))
-                        .expected = Some("tries in all, including the first".into());
+                    self.error(
+                        attempts.pos,
+                        format!("node \"{id}\": \"attempts\" must be a whole number from 1 to 100"),
+                    )
+                    .expected = Some("tries in all, including the first".into());
                     ok = false;
                 }
             }
@@ -485,7 +496,13 @@ impl Compiler<'_> {
         ok.then_some(retry)
     }
 
-    fn settings(&mut self, id: &str, key: &Key, body: &Node, node_type: &crate::nodes::NodeType) -> Option<serde_json::Value> {
+    fn settings(
+        &mut self,
+        id: &str,
+        key: &Key,
+        body: &Node,
+        node_type: &crate::nodes::NodeType,
+    ) -> Option<serde_json::Value> {
         let empty = Node { pos: key.pos, value: Value::Map(Vec::new()) };
         let with = body.get("with").unwrap_or(&empty);
         let problems = settings::check(self.file, id, &node_type.schema, with);
@@ -510,7 +527,11 @@ impl Compiler<'_> {
             Some(place) => match &place.file {
                 Some(file) => {
                     let message = format!("{} (used by node \"{id}\" in {})", error.message, self.file.display());
-                    self.errors.push(ConfigError::new(file, Some(Pos::new(place.line as u32, place.col as u32)), message));
+                    self.errors.push(ConfigError::new(
+                        file,
+                        Some(Pos::new(place.line as u32, place.col as u32)),
+                        message,
+                    ));
                 }
                 None => {
                     let pos = script_pos(self.source, at, Some(place.line), Some(place.col));

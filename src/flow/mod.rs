@@ -8,6 +8,6 @@ pub mod schema;
 pub mod settings;
 pub mod yaml;
 
-pub use compile::{compile, compile_file, CompileEnv};
+pub use compile::{CompileEnv, compile, compile_file};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{Flow, NodeSpec, OnError, Retry, Trigger, When};

@@ -8,7 +8,12 @@ pub fn dot(flow: &Flow) -> String {
     for (section, nodes) in [("", &flow.nodes), ("errors", &flow.error_nodes)] {
         for node in nodes {
             let style = if section.is_empty() { "" } else { ", color=red" };
-            out.push_str(&format!("  \"{}\" [label=\"{}\\n({})\"{style}];\n", escape(&node.id), escape(&node.id), escape(&node.type_name)));
+            out.push_str(&format!(
+                "  \"{}\" [label=\"{}\\n({})\"{style}];\n",
+                escape(&node.id),
+                escape(&node.id),
+                escape(&node.type_name)
+            ));
         }
         for node in nodes {
             for input in &node.inputs {
@@ -25,12 +30,22 @@ pub fn dot(flow: &Flow) -> String {
 pub fn mermaid(flow: &Flow) -> String {
     let mut out = String::from("flowchart LR\n");
     for node in flow.nodes.iter().chain(&flow.error_nodes) {
-        out.push_str(&format!("  {}[\"{}<br/>({})\"]\n", mermaid_id(&node.id), mermaid_text(&node.id), mermaid_text(&node.type_name)));
+        out.push_str(&format!(
+            "  {}[\"{}<br/>({})\"]\n",
+            mermaid_id(&node.id),
+            mermaid_text(&node.id),
+            mermaid_text(&node.type_name)
+        ));
     }
     for node in flow.nodes.iter().chain(&flow.error_nodes) {
         for input in &node.inputs {
             match edge_label(node) {
-                Some(when) => out.push_str(&format!("  {} -->|\"{}\"| {}\n", mermaid_id(input), mermaid_text(&when), mermaid_id(&node.id))),
+                Some(when) => out.push_str(&format!(
+                    "  {} -->|\"{}\"| {}\n",
+                    mermaid_id(input),
+                    mermaid_text(&when),
+                    mermaid_id(&node.id)
+                )),
                 None => out.push_str(&format!("  {} --> {}\n", mermaid_id(input), mermaid_id(&node.id))),
             }
         }

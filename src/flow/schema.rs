@@ -1,14 +1,15 @@
 //! The JSON Schema of flow files, generated from the node registry so that
 //! editors check `with:` exactly as `orderflow validate` does.
 
-use serde_json::{json, Map, Value as Json};
+use serde_json::{Map, Value as Json, json};
 
 use super::model::OnError;
 use crate::nodes::Registry;
 
 /// A JSON Schema (draft 2020-12) for flow files using `registry`'s node types.
 pub fn flow_schema(registry: &Registry) -> Json {
-    let duration = json!({"type": "string", "pattern": "^[0-9]+\\s*[a-z]+", "description": "A duration such as 30s, 5m or 1h."});
+    let duration =
+        json!({"type": "string", "pattern": "^[0-9]+\\s*[a-z]+", "description": "A duration such as 30s, 5m or 1h."});
     let mut node_variants = Vec::new();
     let mut defs = Map::new();
     for node_type in registry.iter() {

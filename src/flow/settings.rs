@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value as Json};
 
-use super::error::{one_of, ConfigError};
+use super::error::{ConfigError, one_of};
 use super::yaml::{Node, PathStep, Value};
 use std::path::Path;
 
@@ -20,11 +20,7 @@ pub fn check(file: &Path, node_id: &str, schema: &Json, with: &Node) -> Vec<Conf
 
 /// Deserialises a checked tree into `T`; a failure still points at the
 /// offending value (via `serde_path_to_error`).
-pub fn deserialize<T: serde::de::DeserializeOwned>(
-    file: &Path,
-    context: &str,
-    node: &Node,
-) -> Result<T, ConfigError> {
+pub fn deserialize<T: serde::de::DeserializeOwned>(file: &Path, context: &str, node: &Node) -> Result<T, ConfigError> {
     let json = node.to_json();
     serde_path_to_error::deserialize::<_, T>(json).map_err(|error| {
         let steps: Vec<PathStep<'_>> = error
@@ -56,11 +52,7 @@ struct Checker<'a> {
 
 impl<'a> Checker<'a> {
     fn error(&mut self, node: &Node, message: String) -> &mut ConfigError {
-        self.errors.push(ConfigError::new(
-            self.file,
-            Some(node.pos),
-            format!("node \"{}\": {message}", self.node_id),
-        ));
+        self.errors.push(ConfigError::new(self.file, Some(node.pos), format!("node \"{}\": {message}", self.node_id)));
         self.errors.last_mut().expect("just pushed")
     }
 
@@ -146,6 +138,9 @@ impl<'a> Checker<'a> {
         static EMPTY: std::sync::LazyLock<Map<String, Json>> = std::sync::LazyLock::new(Map::new);
         let properties = schema.get("properties").and_then(Json::as_object).unwrap_or(&EMPTY);
         let closed = schema.get("additionalProperties") == Some(&Json::Bool(false));
+        // A misspelt required key is one mistake: reported as unknown (with
+        // the suggestion), not also as missing.
+        let mut suggested = Vec::new();
         for (key, value) in entries {
             let child = join(path, &key.name);
             match properties.get(&key.name) {
@@ -155,6 +150,7 @@ impl<'a> Checker<'a> {
                     let key_node = Node { pos: key.pos, value: Value::Null };
                     let error = self.error(&key_node, format!("unknown setting \"{child}\""));
                     error.suggestion = super::error::nearest(&key.name, names.iter().copied()).map(str::to_owned);
+                    suggested.extend(error.suggestion.clone());
                     error.expected = Some(if names.is_empty() {
                         "no settings for this node type".to_owned()
                     } else {
@@ -170,11 +166,9 @@ impl<'a> Checker<'a> {
         }
         if let Some(required) = schema.get("required").and_then(Json::as_array) {
             for name in required.iter().filter_map(Json::as_str) {
-                if !entries.iter().any(|(k, _)| k.name == name) {
-                    let description = properties
-                        .get(name)
-                        .map(|p| describe(self, p))
-                        .unwrap_or_else(|| "a value".into());
+                if !entries.iter().any(|(k, _)| k.name == name) && !suggested.iter().any(|s| s == name) {
+                    let description =
+                        properties.get(name).map(|p| describe(self, p)).unwrap_or_else(|| "a value".into());
                     self.error(node, format!("missing setting \"{}\"", join(path, name))).expected = Some(description);
                 }
             }
@@ -287,6 +281,10 @@ mod tests {
 
     #[test]
     fn reports_every_problem_with_its_position() {
+        assert_eq!(
+            errors("batch_size: 1\n"),
+            vec!["f.yaml:1:1: node \"n\": missing setting \"path\"; expected a string"]
+        );
         let found = errors("pth: a\nbatch_size: lots\nlevel: wrn\ncolumns: {a: txt}\nkey: [1]\n");
         assert_eq!(
             found,
@@ -296,7 +294,6 @@ mod tests {
                 "f.yaml:3:8: node \"n\": setting \"level\" has wrn (did you mean \"warn\"?); expected one of \"info\" or \"warn\"",
                 "f.yaml:4:14: node \"n\": setting \"columns.a\" has txt (did you mean \"text\"?); expected one of \"text\" or \"integer\"",
                 "f.yaml:5:7: node \"n\": setting \"key[0]\" has the integer 1; expected a string",
-                "f.yaml:1:1: node \"n\": missing setting \"path\"; expected a string",
             ]
         );
     }

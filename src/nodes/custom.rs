@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value as Json};
 
-use super::script::{compile, RhaiTransform};
+use super::script::{RhaiTransform, compile};
 use super::{Built, NodeType, Registry, Role};
 use crate::flow::error::ConfigError;
 use crate::flow::yaml::Pos;

@@ -241,8 +241,11 @@ impl NodeType {
             example: K::example().to_owned(),
             script: None,
             build: Arc::new(|settings, ctx| {
-                let settings = serde_json::from_value::<K::Settings>(settings.clone())
-                    .map_err(|e| BuildError { setting: None, script: None, message: e.to_string() })?;
+                let settings = serde_json::from_value::<K::Settings>(settings.clone()).map_err(|e| BuildError {
+                    setting: None,
+                    script: None,
+                    message: e.to_string(),
+                })?;
                 K::build(settings, ctx)
             }),
         }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{json, Value as Json};
+use serde_json::{Value as Json, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::{BuildContext, BuildError, Built, Emitter, NodeError, NodeKind, Role, Source};
@@ -133,7 +133,11 @@ mod tests {
     async fn a_broken_line_fails_the_node_naming_file_and_line() {
         let (_dir, node) = node_for("{\"a\":1}\n{\"a\":\n", None);
         let error = run_source(node, OnError::Fail).await.unwrap_err();
-        assert!(error.message.ends_with(":2: invalid JSON: EOF while parsing a value at line 1 column 5"), "{}", error.message);
+        assert!(
+            error.message.ends_with(":2: invalid JSON: EOF while parsing a value at line 1 column 5"),
+            "{}",
+            error.message
+        );
     }
 
     #[tokio::test]

@@ -60,17 +60,24 @@ fn type_of(root: &Json, property: &Json) -> String {
         .and_then(|p| root.pointer(&format!("/{p}")))
         .unwrap_or(property);
     if let Some(values) = resolved.get("enum").and_then(Json::as_array) {
-        return values.iter().map(|v| format!("`{}`", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(" \\| ");
+        return values
+            .iter()
+            .map(|v| format!("`{}`", v.as_str().unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join(" \\| ");
     }
     if let Some(branches) = resolved.get("oneOf").and_then(Json::as_array) {
-        let consts: Vec<String> = branches.iter().filter_map(|b| b.get("const").and_then(Json::as_str)).map(|c| format!("`{c}`")).collect();
+        let consts: Vec<String> =
+            branches.iter().filter_map(|b| b.get("const").and_then(Json::as_str)).map(|c| format!("`{c}`")).collect();
         if consts.len() == branches.len() {
             return consts.join(" \\| ");
         }
     }
     match resolved.get("type") {
         Some(Json::String(t)) => t.clone(),
-        Some(Json::Array(ts)) => ts.iter().filter_map(Json::as_str).filter(|t| *t != "null").collect::<Vec<_>>().join(" \\| "),
+        Some(Json::Array(ts)) => {
+            ts.iter().filter_map(Json::as_str).filter(|t| *t != "null").collect::<Vec<_>>().join(" \\| ")
+        }
         _ => {
             if let Some(Json::Object(additional)) = resolved.get("additionalProperties") {
                 return format!("map of {}", type_of(root, &Json::Object(additional.clone())));

@@ -56,7 +56,9 @@ impl NodeKind for Script {
                 (source, Some(path), "file")
             }
             (None, Some(source)) => (source.clone(), None, "source"),
-            (Some(_), Some(_)) => return Err(BuildError::setting("file", "give either \"file\" or \"source\", not both")),
+            (Some(_), Some(_)) => {
+                return Err(BuildError::setting("file", "give either \"file\" or \"source\", not both"));
+            }
             (None, None) => return Err(BuildError::setting("", "a script needs \"file\" or \"source\"")),
         };
         let script = compile(&ctx.sandbox, &source, file, setting)?;

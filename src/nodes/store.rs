@@ -98,7 +98,10 @@ impl StoreRecords {
             .map(|column| {
                 let value = record.get(&column.name).unwrap_or(&Json::Null);
                 if value.is_null() && self.spec.key.contains(&column.name) {
-                    return Err(NodeError::permanent(format!("the record has no value for key column \"{}\"", column.name)));
+                    return Err(NodeError::permanent(format!(
+                        "the record has no value for key column \"{}\"",
+                        column.name
+                    )));
                 }
                 to_sql(value, column.kind).map_err(|expected| {
                     NodeError::permanent(format!("field \"{}\" is {value}, expected {expected}", column.name))
@@ -199,7 +202,10 @@ mod tests {
     #[test]
     fn converts_values_by_column_type() {
         assert_eq!(to_sql(&json!("12"), ColumnKind::Integer), Ok(SqlValue::Integer(12)));
-        assert_eq!(to_sql(&json!(4_611_686_018_427_387_905_i64), ColumnKind::Integer), Ok(SqlValue::Integer(4_611_686_018_427_387_905)));
+        assert_eq!(
+            to_sql(&json!(4_611_686_018_427_387_905_i64), ColumnKind::Integer),
+            Ok(SqlValue::Integer(4_611_686_018_427_387_905))
+        );
         assert_eq!(to_sql(&json!("1.5"), ColumnKind::Real), Ok(SqlValue::Real(1.5)));
         assert_eq!(to_sql(&json!("x"), ColumnKind::Integer), Err("an integer"));
         assert_eq!(to_sql(&json!({"a": 1}), ColumnKind::Text), Err("text"));
@@ -208,7 +214,8 @@ mod tests {
     #[test]
     fn an_unsafe_table_name_is_a_build_error() {
         let settings: StoreSettings =
-            serde_json::from_value(json!({"table": "t; drop table x", "key": ["id"], "columns": {"id": "integer"}})).unwrap();
+            serde_json::from_value(json!({"table": "t; drop table x", "key": ["id"], "columns": {"id": "integer"}}))
+                .unwrap();
         let Err(error) = StoreNode::build(settings, &build_ctx()) else { panic!("should not build") };
         assert_eq!(error.setting.as_deref(), Some("table"));
     }

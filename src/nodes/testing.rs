@@ -33,7 +33,11 @@ fn node_ctx(store: &Store, on_error: OnError) -> NodeContext {
 
 /// Feeds `input` as one batch (then `finish`) through a transform backed by
 /// `store`; returns what it sent on, as JSON.
-pub(crate) async fn run_transform_in(store: &Store, mut node: Box<dyn Transform>, input: Vec<Json>) -> Result<Vec<Json>, NodeError> {
+pub(crate) async fn run_transform_in(
+    store: &Store,
+    mut node: Box<dyn Transform>,
+    input: Vec<Json>,
+) -> Result<Vec<Json>, NodeError> {
     let ctx = node_ctx(store, OnError::Fail);
     let batch: Batch = input.into_iter().filter_map(Record::from_value).collect();
     let mut out = node.process(batch, &ctx).await?;
@@ -49,7 +53,10 @@ pub(crate) async fn run_transform(node: Box<dyn Transform>, input: Vec<Json>) ->
 
 /// Runs a source to its end under `on_error`; returns its batches and the
 /// dead letters it left.
-pub(crate) async fn run_source(mut node: Box<dyn Source>, on_error: OnError) -> Result<(Vec<Batch>, Vec<DeadLetter>), NodeError> {
+pub(crate) async fn run_source(
+    mut node: Box<dyn Source>,
+    on_error: OnError,
+) -> Result<(Vec<Batch>, Vec<DeadLetter>), NodeError> {
     let store = Store::connect("sqlite::memory:").await.expect("in-memory SQLite");
     let ctx = node_ctx(&store, on_error);
     let (tx, mut rx) = mpsc::channel(1024);

@@ -32,10 +32,7 @@ pub fn json_to_dynamic(value: &Value) -> Dynamic {
 
 /// Converts a record's fields into a Rhai object map.
 pub fn fields_to_map(fields: &Map<String, Value>) -> RhaiMap {
-    fields
-        .iter()
-        .map(|(k, v)| (k.as_str().into(), json_to_dynamic(v)))
-        .collect()
+    fields.iter().map(|(k, v)| (k.as_str().into(), json_to_dynamic(v))).collect()
 }
 
 fn number_to_dynamic(n: &Number) -> Dynamic {
@@ -65,9 +62,7 @@ pub fn map_to_fields(map: &RhaiMap) -> Result<Map<String, Value>, ScriptError> {
 }
 
 fn map_to_json(map: &RhaiMap, depth: usize) -> Result<Map<String, Value>, ScriptError> {
-    map.iter()
-        .map(|(k, v)| Ok((k.to_string(), to_json(v, depth + 1)?)))
-        .collect()
+    map.iter().map(|(k, v)| Ok((k.to_string(), to_json(v, depth + 1)?))).collect()
 }
 
 fn to_json(value: &Dynamic, depth: usize) -> Result<Value, ScriptError> {
@@ -100,11 +95,7 @@ fn to_json(value: &Dynamic, depth: usize) -> Result<Value, ScriptError> {
         return Ok(Value::String(s.to_string()));
     }
     if let Some(items) = value.read_lock::<Array>() {
-        return items
-            .iter()
-            .map(|v| to_json(v, depth + 1))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Value::Array);
+        return items.iter().map(|v| to_json(v, depth + 1)).collect::<Result<Vec<_>, _>>().map(Value::Array);
     }
     if let Some(blob) = value.read_lock::<rhai::Blob>() {
         return Ok(Value::Array(blob.iter().map(|b| Value::from(*b)).collect()));
@@ -112,10 +103,7 @@ fn to_json(value: &Dynamic, depth: usize) -> Result<Value, ScriptError> {
     if let Some(map) = value.read_lock::<RhaiMap>() {
         return map_to_json(&map, depth).map(Value::Object);
     }
-    Err(ScriptError::new(
-        ScriptErrorKind::Runtime,
-        format!("a {} cannot be stored in a record", type_label(value)),
-    ))
+    Err(ScriptError::new(ScriptErrorKind::Runtime, format!("a {} cannot be stored in a record", type_label(value))))
 }
 
 /// Total array elements, map entries and string bytes in `value`, counted
@@ -193,10 +181,7 @@ mod tests {
     #[test]
     fn non_finite_floats_become_null() {
         for f in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-            assert_eq!(
-                dynamic_to_json(&Dynamic::from_float(f)).unwrap(),
-                Value::Null
-            );
+            assert_eq!(dynamic_to_json(&Dynamic::from_float(f)).unwrap(), Value::Null);
         }
     }
 
@@ -204,10 +189,7 @@ mod tests {
     fn chars_and_blobs_have_json_forms() {
         assert_eq!(dynamic_to_json(&Dynamic::from('x')).unwrap(), json!("x"));
         let blob: rhai::Blob = vec![1, 255];
-        assert_eq!(
-            dynamic_to_json(&Dynamic::from_blob(blob)).unwrap(),
-            json!([1, 255])
-        );
+        assert_eq!(dynamic_to_json(&Dynamic::from_blob(blob)).unwrap(), json!([1, 255]));
     }
 
     #[test]
@@ -227,9 +209,7 @@ mod tests {
     #[test]
     fn fields_keep_their_values_through_a_map() {
         let fields = json!({"b": 1, "a": [true, null]});
-        let Value::Object(fields) = fields else {
-            unreachable!()
-        };
+        let Value::Object(fields) = fields else { unreachable!() };
         let map = fields_to_map(&fields);
         let back = map_to_fields(&map).unwrap();
         assert_eq!(Value::Object(back), Value::Object(fields));

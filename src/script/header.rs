@@ -135,9 +135,7 @@ impl<'de> Deserialize<'de> for OrderedSettings {
                 let mut out: Vec<(String, RawSetting)> = Vec::new();
                 while let Some((name, setting)) = map.next_entry::<String, RawSetting>()? {
                     if out.iter().any(|(n, _)| *n == name) {
-                        return Err(de::Error::custom(format!(
-                            "setting `{name}` is declared twice"
-                        )));
+                        return Err(de::Error::custom(format!("setting `{name}` is declared twice")));
                     }
                     out.push((name, setting));
                 }
@@ -167,9 +165,7 @@ pub fn parse_header(source: &str) -> Result<NodeHeader, ScriptError> {
         lines.push((index + 1, rest.strip_prefix(' ').unwrap_or(rest)));
     }
 
-    let yaml_start = lines
-        .iter()
-        .position(|(_, text)| text.trim_end() == "settings:");
+    let yaml_start = lines.iter().position(|(_, text)| text.trim_end() == "settings:");
     let (prose, yaml) = lines.split_at(yaml_start.unwrap_or(lines.len()));
 
     let mut paragraphs: Vec<Vec<&str>> = Vec::new();
@@ -187,42 +183,25 @@ pub fn parse_header(source: &str) -> Result<NodeHeader, ScriptError> {
         paragraphs.push(current);
     }
     let mut paragraphs = paragraphs.into_iter();
-    let summary = paragraphs
-        .next()
-        .map(|p| p.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default();
-    let description = paragraphs
-        .map(|p| p.join("\n"))
-        .collect::<Vec<_>>()
-        .join("\n\n");
+    let summary =
+        paragraphs.next().map(|p| p.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ")).unwrap_or_default();
+    let description = paragraphs.map(|p| p.join("\n")).collect::<Vec<_>>().join("\n\n");
 
     let settings = match yaml.first() {
         Some(&(first_line, _)) => parse_settings(yaml, first_line)?,
         None => Vec::new(),
     };
-    Ok(NodeHeader {
-        summary,
-        description,
-        settings,
-    })
+    Ok(NodeHeader { summary, description, settings })
 }
 
-fn parse_settings(
-    yaml: &[(usize, &str)],
-    first_line: usize,
-) -> Result<Vec<SettingDecl>, ScriptError> {
+fn parse_settings(yaml: &[(usize, &str)], first_line: usize) -> Result<Vec<SettingDecl>, ScriptError> {
     let text: String = yaml.iter().map(|(_, t)| format!("{t}\n")).collect();
     let parsed: HeaderYaml = serde_saphyr::from_str(&text).map_err(|e| {
-        let line = e
-            .location()
-            .map(|l| first_line + (l.line() as usize).saturating_sub(1));
+        let line = e.location().map(|l| first_line + (l.line() as usize).saturating_sub(1));
         let message = e.without_snippet().to_string();
         // saphyr appends its own position, which counts from the YAML block,
         // not from the file; ours replaces it.
-        let message = message
-            .split_once(" at line ")
-            .map_or(message.as_str(), |(head, _)| head)
-            .to_string();
+        let message = message.split_once(" at line ").map_or(message.as_str(), |(head, _)| head).to_string();
         ScriptError {
             kind: ScriptErrorKind::Compile,
             line: line.or(Some(first_line)),
@@ -250,13 +229,7 @@ fn parse_settings(
                 ),
             });
         }
-        out.push(SettingDecl {
-            name,
-            kind: raw.kind,
-            required: raw.required,
-            default: raw.default,
-            doc: raw.doc,
-        });
+        out.push(SettingDecl { name, kind: raw.kind, required: raw.required, default: raw.default, doc: raw.doc });
     }
     Ok(out)
 }
@@ -277,17 +250,9 @@ impl NodeHeader {
             }
             properties.insert(s.name.clone(), Value::Object(prop));
         }
-        let required: Vec<&str> = self
-            .settings
-            .iter()
-            .filter(|s| s.required)
-            .map(|s| s.name.as_str())
-            .collect();
+        let required: Vec<&str> = self.settings.iter().filter(|s| s.required).map(|s| s.name.as_str()).collect();
         let mut schema = Map::new();
-        schema.insert(
-            "$schema".into(),
-            json!("https://json-schema.org/draft/2020-12/schema"),
-        );
+        schema.insert("$schema".into(), json!("https://json-schema.org/draft/2020-12/schema"));
         schema.insert("type".into(), json!("object"));
         if !self.summary.is_empty() {
             schema.insert("description".into(), json!(self.summary));
@@ -339,14 +304,8 @@ let x = 1;
     #[test]
     fn parses_the_example_header() {
         let h = parse_header(VIP).unwrap();
-        assert_eq!(
-            h.summary,
-            "Tags buyers whose order payment reaches a threshold as VIP."
-        );
-        assert_eq!(
-            h.description,
-            "Adds the tag and a `vip_level` field; orders below the threshold pass unchanged."
-        );
+        assert_eq!(h.summary, "Tags buyers whose order payment reaches a threshold as VIP.");
+        assert_eq!(h.description, "Adds the tag and a `vip_level` field; orders below the threshold pass unchanged.");
         assert_eq!(h.settings.len(), 2);
         let t = &h.settings[0];
         assert_eq!(t.name, "threshold");
@@ -367,10 +326,7 @@ let x = 1;
 
     #[test]
     fn header_without_settings_is_prose_only() {
-        let h = parse_header(
-            "//! Does a thing\n//! over two lines.\n//!\n//! More.\n//! Still more.\nx",
-        )
-        .unwrap();
+        let h = parse_header("//! Does a thing\n//! over two lines.\n//!\n//! More.\n//! Still more.\nx").unwrap();
         assert_eq!(h.summary, "Does a thing over two lines.");
         assert_eq!(h.description, "More.\nStill more.");
         assert!(h.settings.is_empty());
@@ -378,8 +334,7 @@ let x = 1;
 
     #[test]
     fn unknown_type_names_the_allowed_ones_and_the_line() {
-        let src =
-            "//! S\n//!\n//! settings:\n//!   a: { type: string }\n//!   b: { type: float }\n";
+        let src = "//! S\n//!\n//! settings:\n//!   a: { type: string }\n//!   b: { type: float }\n";
         let err = parse_header(src).unwrap_err();
         assert_eq!(err.kind, ScriptErrorKind::Compile);
         assert_eq!(err.line, Some(5), "{err}");
@@ -422,14 +377,8 @@ let x = 1;
         assert_eq!(schema["type"], "object");
         assert_eq!(schema["additionalProperties"], false);
         assert_eq!(schema["required"], json!(["shop"]));
-        assert_eq!(
-            schema["properties"]["shop"],
-            json!({"type": "string", "description": "Shop id."})
-        );
-        assert_eq!(
-            schema["properties"]["n"],
-            json!({"type": "array", "default": [1]})
-        );
+        assert_eq!(schema["properties"]["shop"], json!({"type": "string", "description": "Shop id."}));
+        assert_eq!(schema["properties"]["n"], json!({"type": "array", "default": [1]}));
         let keys: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
         assert_eq!(keys, ["shop", "n"]);
     }
@@ -437,16 +386,8 @@ let x = 1;
     #[test]
     fn with_values_win_over_defaults() {
         let h = parse_header(VIP).unwrap();
-        let Value::Object(with) = json!({"threshold": 500}) else {
-            unreachable!()
-        };
-        assert_eq!(
-            h.settings_with_defaults(&with),
-            json!({"threshold": 500, "tag": "vip"})
-        );
-        assert_eq!(
-            h.settings_with_defaults(&Map::new()),
-            json!({"threshold": 1000, "tag": "vip"})
-        );
+        let Value::Object(with) = json!({"threshold": 500}) else { unreachable!() };
+        assert_eq!(h.settings_with_defaults(&with), json!({"threshold": 500, "tag": "vip"}));
+        assert_eq!(h.settings_with_defaults(&Map::new()), json!({"threshold": 1000, "tag": "vip"}));
     }
 }

@@ -13,9 +13,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rhai::{
-    AST, Array, Dynamic, Engine, EvalAltResult, ParseError, ParseErrorType, Position, Scope,
-};
+use rhai::{AST, Array, Dynamic, Engine, EvalAltResult, ParseError, ParseErrorType, Position, Scope};
 use serde_json::Value;
 
 use crate::record::Record;
@@ -101,12 +99,7 @@ fn position_prefix(line: Option<usize>, column: Option<usize>) -> String {
 impl ScriptError {
     /// An error without a position.
     pub fn new(kind: ScriptErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            line: None,
-            column: None,
-            message: message.into(),
-        }
+        Self { kind, line: None, column: None, message: message.into() }
     }
 
     fn at(mut self, pos: Position) -> Self {
@@ -137,9 +130,7 @@ pub struct Sandbox {
 
 impl fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sandbox")
-            .field("limits", &self.limits)
-            .finish_non_exhaustive()
+        f.debug_struct("Sandbox").field("limits", &self.limits).finish_non_exhaustive()
     }
 }
 
@@ -205,13 +196,9 @@ impl Sandbox {
             (Instant::now() >= deadline).then(|| Dynamic::from("time limit"))
         });
         engine.on_print(|text| tracing::info!(target: SCRIPT_TARGET, "{text}"));
-        engine.on_debug(|text, source, pos| {
-            tracing::debug!(target: SCRIPT_TARGET, source, line = pos.line(), "{text}")
-        });
-        Sandbox {
-            engine: Arc::new(engine),
-            limits,
-        }
+        engine
+            .on_debug(|text, source, pos| tracing::debug!(target: SCRIPT_TARGET, source, line = pos.line(), "{text}"));
+        Sandbox { engine: Arc::new(engine), limits }
     }
 
     /// The limits this sandbox enforces.
@@ -243,11 +230,7 @@ impl Sandbox {
     }
 
     /// A non-bool result is a runtime error that says what type it got.
-    pub fn eval_condition(
-        &self,
-        condition: &Condition,
-        record: &Record,
-    ) -> Result<bool, ScriptError> {
+    pub fn eval_condition(&self, condition: &Condition, record: &Record) -> Result<bool, ScriptError> {
         let mut scope = Scope::new();
         scope.push_constant_dynamic("record", Dynamic::from_map(fields_to_map(&record.fields)));
         scope.push_constant_dynamic("tags", tags_to_dynamic(record));
@@ -255,10 +238,7 @@ impl Sandbox {
         result.as_bool().map_err(|_| {
             ScriptError::new(
                 ScriptErrorKind::Runtime,
-                format!(
-                    "a condition must give true or false, but this one gave a {}",
-                    type_label(&result)
-                ),
+                format!("a condition must give true or false, but this one gave a {}", type_label(&result)),
             )
         })
     }
@@ -275,12 +255,7 @@ impl Sandbox {
     /// kept); anything else → runtime error naming the type.
     ///
     /// Fields the input record had keep their original order in the output.
-    pub fn run_record(
-        &self,
-        script: &Script,
-        record: Record,
-        settings: &Value,
-    ) -> Result<Vec<Record>, ScriptError> {
+    pub fn run_record(&self, script: &Script, record: Record, settings: &Value) -> Result<Vec<Record>, ScriptError> {
         let original_order: Vec<String> = record.fields.keys().cloned().collect();
         let mut scope = Scope::new();
         scope.push_dynamic("tags", tags_to_dynamic(&record));
@@ -297,25 +272,16 @@ impl Sandbox {
         self.check_sizes(&result)?;
         let to_record = |map: &rhai::Map| -> Result<Record, ScriptError> {
             let fields = reorder(map_to_fields(map)?, &original_order);
-            Ok(Record {
-                fields,
-                tags: tags.clone(),
-            })
+            Ok(Record { fields, tags: tags.clone() })
         };
 
         if result.is_unit() || result.as_bool() == Ok(true) {
-            let current = scope
-                .get("record")
-                .map(Dynamic::flatten_clone)
-                .unwrap_or(Dynamic::UNIT);
+            let current = scope.get("record").map(Dynamic::flatten_clone).unwrap_or(Dynamic::UNIT);
             self.check_sizes(&current)?;
             let map = current.read_lock::<rhai::Map>().ok_or_else(|| {
                 ScriptError::new(
                     ScriptErrorKind::Runtime,
-                    format!(
-                        "`record` must stay an object map, but the script made it a {}",
-                        type_label(&current)
-                    ),
+                    format!("`record` must stay an object map, but the script made it a {}", type_label(&current)),
                 )
             })?;
             return Ok(vec![to_record(&map)?]);
@@ -385,27 +351,15 @@ impl Sandbox {
         let limits = &self.limits;
         let exceeded = |size: usize, max: usize| max > 0 && size > max;
         let detail = if exceeded(strings, limits.max_string_size) {
-            format!(
-                "strings grew past the limit of {} bytes",
-                limits.max_string_size
-            )
+            format!("strings grew past the limit of {} bytes", limits.max_string_size)
         } else if exceeded(arrays, limits.max_array_size) {
-            format!(
-                "arrays grew past the limit of {} elements",
-                limits.max_array_size
-            )
+            format!("arrays grew past the limit of {} elements", limits.max_array_size)
         } else if exceeded(maps, limits.max_map_size) {
-            format!(
-                "object maps grew past the limit of {} entries",
-                limits.max_map_size
-            )
+            format!("object maps grew past the limit of {} entries", limits.max_map_size)
         } else {
             return Ok(());
         };
-        Err(ScriptError::new(
-            ScriptErrorKind::SizeLimit,
-            format!("script exceeded a size limit: {detail}"),
-        ))
+        Err(ScriptError::new(ScriptErrorKind::SizeLimit, format!("script exceeded a size limit: {detail}")))
     }
 
     fn parse_error(&self, err: ParseError, known: &[&str]) -> ScriptError {
@@ -420,16 +374,13 @@ impl Sandbox {
                     .unwrap_or_default();
                 format!("undefined variable `{name}`{hint}")
             }
-            ParseErrorType::ExprTooDeep => format!(
-                "expression nested deeper than the limit of {} levels",
-                self.limits.max_expr_depth
-            ),
+            ParseErrorType::ExprTooDeep => {
+                format!("expression nested deeper than the limit of {} levels", self.limits.max_expr_depth)
+            }
             ParseErrorType::Reserved(word) if word == "eval" || word == "import" => {
                 format!("`{word}` is not allowed in scripts")
             }
-            ParseErrorType::BadInput(rhai::LexError::ImproperSymbol(word, _))
-                if word == "eval" || word == "import" =>
-            {
+            ParseErrorType::BadInput(rhai::LexError::ImproperSymbol(word, _)) if word == "eval" || word == "import" => {
                 format!("`{word}` is not allowed in scripts")
             }
             other => lower_first(&other.to_string()),
@@ -439,11 +390,7 @@ impl Sandbox {
 
     fn eval_error(&self, err: &EvalAltResult) -> ScriptError {
         let inner = err.unwrap_inner();
-        let pos = if inner.position().is_none() {
-            err.position()
-        } else {
-            inner.position()
-        };
+        let pos = if inner.position().is_none() { err.position() } else { inner.position() };
         let limits = &self.limits;
         let (kind, message) = match inner {
             EvalAltResult::ErrorTooManyOperations(_) => (
@@ -470,36 +417,19 @@ impl Sandbox {
             EvalAltResult::ErrorDataTooLarge(what, _) => {
                 let what = what.to_lowercase();
                 let detail = if what.contains("string") {
-                    format!(
-                        "a string grew past the limit of {} bytes",
-                        limits.max_string_size
-                    )
+                    format!("a string grew past the limit of {} bytes", limits.max_string_size)
                 } else if what.contains("array") {
-                    format!(
-                        "arrays grew past the limit of {} elements",
-                        limits.max_array_size
-                    )
+                    format!("arrays grew past the limit of {} elements", limits.max_array_size)
                 } else if what.contains("map") {
-                    format!(
-                        "object maps grew past the limit of {} entries",
-                        limits.max_map_size
-                    )
+                    format!("object maps grew past the limit of {} entries", limits.max_map_size)
                 } else {
                     format!("{what} too large")
                 };
-                (
-                    ScriptErrorKind::SizeLimit,
-                    format!("script exceeded a size limit: {detail}"),
-                )
+                (ScriptErrorKind::SizeLimit, format!("script exceeded a size limit: {detail}"))
             }
-            EvalAltResult::ErrorParsing(kind, _) => {
-                (ScriptErrorKind::Compile, lower_first(&kind.to_string()))
-            }
+            EvalAltResult::ErrorParsing(kind, _) => (ScriptErrorKind::Compile, lower_first(&kind.to_string())),
             EvalAltResult::ErrorRuntime(value, _) => {
-                let thrown = value
-                    .clone()
-                    .into_string()
-                    .unwrap_or_else(|_| value.to_string());
+                let thrown = value.clone().into_string().unwrap_or_else(|_| value.to_string());
                 (ScriptErrorKind::Runtime, format!("script threw: {thrown}"))
             }
             other => {
@@ -537,27 +467,15 @@ fn compile_scope(names: &[&str]) -> Scope<'static> {
 }
 
 fn tags_to_dynamic(record: &Record) -> Dynamic {
-    Dynamic::from_array(
-        record
-            .tags
-            .iter()
-            .map(|t| Dynamic::from(t.clone()))
-            .collect(),
-    )
+    Dynamic::from_array(record.tags.iter().map(|t| Dynamic::from(t.clone())).collect())
 }
 
 fn scope_tags(scope: &Scope) -> Result<std::collections::BTreeSet<String>, ScriptError> {
-    let tags = scope
-        .get("tags")
-        .map(Dynamic::flatten_clone)
-        .unwrap_or(Dynamic::UNIT);
+    let tags = scope.get("tags").map(Dynamic::flatten_clone).unwrap_or(Dynamic::UNIT);
     let items = tags.read_lock::<Array>().ok_or_else(|| {
         ScriptError::new(
             ScriptErrorKind::Runtime,
-            format!(
-                "`tags` must stay an array of strings, but the script made it a {}",
-                type_label(&tags)
-            ),
+            format!("`tags` must stay an array of strings, but the script made it a {}", type_label(&tags)),
         )
     })?;
     items
@@ -567,10 +485,7 @@ fn scope_tags(scope: &Scope) -> Result<std::collections::BTreeSet<String>, Scrip
             tag.clone().into_string().map_err(|_| {
                 ScriptError::new(
                     ScriptErrorKind::Runtime,
-                    format!(
-                        "`tags` must hold only strings, but element {i} is a {}",
-                        type_label(tag)
-                    ),
+                    format!("`tags` must hold only strings, but element {i} is a {}", type_label(tag)),
                 )
             })
         })
@@ -579,10 +494,7 @@ fn scope_tags(scope: &Scope) -> Result<std::collections::BTreeSet<String>, Scrip
 
 /// Rhai maps are sorted by key; putting the record's original keys back in
 /// their original order keeps output columns and logs stable for people.
-fn reorder(
-    mut fields: serde_json::Map<String, Value>,
-    original: &[String],
-) -> serde_json::Map<String, Value> {
+fn reorder(mut fields: serde_json::Map<String, Value>, original: &[String]) -> serde_json::Map<String, Value> {
     let mut out = serde_json::Map::with_capacity(fields.len());
     for key in original {
         if let Some(v) = fields.shift_remove(key) {
@@ -616,10 +528,9 @@ fn lower_first(text: &str) -> String {
     let mut chars = text.chars();
     match (chars.next(), chars.next()) {
         // Leave acronyms such as "AST" alone.
-        (Some(first), Some(second)) if first.is_uppercase() && !second.is_uppercase() => first
-            .to_lowercase()
-            .chain(text[first.len_utf8()..].chars())
-            .collect(),
+        (Some(first), Some(second)) if first.is_uppercase() && !second.is_uppercase() => {
+            first.to_lowercase().chain(text[first.len_utf8()..].chars()).collect()
+        }
         _ => text.to_string(),
     }
 }
@@ -641,39 +552,21 @@ mod tests {
 
     #[test]
     fn unit_result_keeps_the_changed_record_and_tags() {
-        let out = run(
-            r#"record.status = "DONE"; tags.push("seen");"#,
-            json!({"tid": 1, "status": "PAID"}),
-        )
-        .unwrap();
+        let out = run(r#"record.status = "DONE"; tags.push("seen");"#, json!({"tid": 1, "status": "PAID"})).unwrap();
         assert_eq!(out.len(), 1);
-        assert_eq!(
-            Value::Object(out[0].fields.clone()),
-            json!({"tid": 1, "status": "DONE"})
-        );
+        assert_eq!(Value::Object(out[0].fields.clone()), json!({"tid": 1, "status": "DONE"}));
         assert!(out[0].tags.contains("seen"));
     }
 
     #[test]
     fn a_record_captured_by_a_closure_is_still_returned() {
-        let out = run(
-            "let a = || record.a; record.b = a.call() + 1;",
-            json!({"a": 1}),
-        )
-        .unwrap();
-        assert_eq!(
-            Value::Object(out[0].fields.clone()),
-            json!({"a": 1, "b": 2})
-        );
+        let out = run("let a = || record.a; record.b = a.call() + 1;", json!({"a": 1})).unwrap();
+        assert_eq!(Value::Object(out[0].fields.clone()), json!({"a": 1, "b": 2}));
     }
 
     #[test]
     fn field_order_of_the_input_is_kept() {
-        let out = run(
-            "record.a = 1; record.extra = 2;",
-            json!({"z": 0, "a": 0, "m": 0}),
-        )
-        .unwrap();
+        let out = run("record.a = 1; record.extra = 2;", json!({"z": 0, "a": 0, "m": 0})).unwrap();
         let keys: Vec<&String> = out[0].fields.keys().collect();
         assert_eq!(keys, ["z", "a", "m", "extra"]);
     }
@@ -682,22 +575,13 @@ mod tests {
     fn true_keeps_false_drops() {
         assert_eq!(run("true", json!({"a": 1})).unwrap().len(), 1);
         assert!(run("false", json!({"a": 1})).unwrap().is_empty());
-        assert!(
-            run(
-                "if record.a == 1 { return false; } record.b = 2;",
-                json!({"a": 1})
-            )
-            .unwrap()
-            .is_empty()
-        );
+        assert!(run("if record.a == 1 { return false; } record.b = 2;", json!({"a": 1})).unwrap().is_empty());
     }
 
     #[test]
     fn tags_can_be_removed() {
         let sb = Sandbox::default();
-        let script = sb
-            .compile_script(r#"tags.retain(|t| t != "old"); tags.push("new");"#)
-            .unwrap();
+        let script = sb.compile_script(r#"tags.retain(|t| t != "old"); tags.push("new");"#).unwrap();
         let mut r = rec(json!({"a": 1}));
         r.tags.insert("old".into());
         r.tags.insert("keep".into());
@@ -709,16 +593,11 @@ mod tests {
     #[test]
     fn a_map_replaces_the_record_and_keeps_tags() {
         let sb = Sandbox::default();
-        let script = sb
-            .compile_script(r#"#{ id: record.tid, kind: "x" }"#)
-            .unwrap();
+        let script = sb.compile_script(r#"#{ id: record.tid, kind: "x" }"#).unwrap();
         let mut r = rec(json!({"tid": 4611686018427387905_i64}));
         r.tags.insert("vip".into());
         let out = sb.run_record(&script, r, &json!({})).unwrap();
-        assert_eq!(
-            Value::Object(out[0].fields.clone()),
-            json!({"id": 4611686018427387905_i64, "kind": "x"})
-        );
+        assert_eq!(Value::Object(out[0].fields.clone()), json!({"id": 4611686018427387905_i64, "kind": "x"}));
         assert!(out[0].tags.contains("vip"));
     }
 
@@ -745,29 +624,19 @@ mod tests {
         let err = run(r#"[#{a: 1}, "x"]"#, json!({})).unwrap_err();
         assert!(err.message.contains("element 1 is a string"), "{err}");
         let err = run("record = 5;", json!({})).unwrap_err();
-        assert!(
-            err.message.contains("`record`") && err.message.contains("integer"),
-            "{err}"
-        );
+        assert!(err.message.contains("`record`") && err.message.contains("integer"), "{err}");
         let err = run("tags.push(3);", json!({})).unwrap_err();
-        assert!(
-            err.message.contains("`tags`") && err.message.contains("integer"),
-            "{err}"
-        );
+        assert!(err.message.contains("`tags`") && err.message.contains("integer"), "{err}");
     }
 
     #[test]
     fn settings_are_readable_and_constant() {
         let sb = Sandbox::default();
         let script = sb.compile_script("record.limit = settings.limit;").unwrap();
-        let out = sb
-            .run_record(&script, rec(json!({})), &json!({"limit": 5}))
-            .unwrap();
+        let out = sb.run_record(&script, rec(json!({})), &json!({"limit": 5})).unwrap();
         assert_eq!(out[0].get("limit"), Some(&json!(5)));
         let script = sb.compile_script("settings.limit = 6;").unwrap();
-        let err = sb
-            .run_record(&script, rec(json!({})), &json!({"limit": 5}))
-            .unwrap_err();
+        let err = sb.run_record(&script, rec(json!({})), &json!({"limit": 5})).unwrap_err();
         assert_eq!(err.kind, ScriptErrorKind::Runtime);
         assert_eq!(err.line, Some(1), "{err}");
     }
@@ -775,9 +644,7 @@ mod tests {
     #[test]
     fn conditions_evaluate_to_bool() {
         let sb = Sandbox::default();
-        let c = sb
-            .compile_condition(r#"record.status == "PAID" && "vip" in tags"#)
-            .unwrap();
+        let c = sb.compile_condition(r#"record.status == "PAID" && "vip" in tags"#).unwrap();
         let mut r = rec(json!({"status": "PAID"}));
         assert!(!sb.eval_condition(&c, &r).unwrap());
         r.tags.insert("vip".into());
@@ -788,9 +655,7 @@ mod tests {
     fn a_non_bool_condition_is_a_runtime_error_naming_the_type() {
         let sb = Sandbox::default();
         let c = sb.compile_condition("record.status").unwrap();
-        let err = sb
-            .eval_condition(&c, &rec(json!({"status": "PAID"})))
-            .unwrap_err();
+        let err = sb.eval_condition(&c, &rec(json!({"status": "PAID"}))).unwrap_err();
         assert_eq!(err.kind, ScriptErrorKind::Runtime);
         assert!(err.message.contains("string"), "{err}");
     }
@@ -798,15 +663,9 @@ mod tests {
     #[test]
     fn a_condition_is_one_expression() {
         let sb = Sandbox::default();
-        assert_eq!(
-            sb.compile_condition("let x = 1; x").unwrap_err().kind,
-            ScriptErrorKind::Compile
-        );
+        assert_eq!(sb.compile_condition("let x = 1; x").unwrap_err().kind, ScriptErrorKind::Compile);
         // Conditions see no settings.
-        assert_eq!(
-            sb.compile_condition("settings.x").unwrap_err().kind,
-            ScriptErrorKind::Compile
-        );
+        assert_eq!(sb.compile_condition("settings.x").unwrap_err().kind, ScriptErrorKind::Compile);
     }
 
     #[test]
@@ -815,26 +674,15 @@ mod tests {
         let err = sb.compile_script("let a = 1;\nrecrod.x = 2;").unwrap_err();
         assert_eq!(err.kind, ScriptErrorKind::Compile);
         assert_eq!((err.line, err.column), (Some(2), Some(1)));
-        assert!(
-            err.message.contains("recrod") && err.message.contains("did you mean `record`"),
-            "{err}"
-        );
-        assert!(
-            err.to_string()
-                .starts_with("line 2, column 1: undefined variable"),
-            "{err}"
-        );
+        assert!(err.message.contains("recrod") && err.message.contains("did you mean `record`"), "{err}");
+        assert!(err.to_string().starts_with("line 2, column 1: undefined variable"), "{err}");
         assert!(sb.compile_script("record.x = 2;").is_ok());
         assert!(sb.compile_condition("recrod.x == 1").is_err());
     }
 
     #[test]
     fn runtime_errors_carry_line_and_column() {
-        let err = run(
-            "let a = 1;\nlet b = 2;\nlet c = record.x + [];",
-            json!({"x": 1}),
-        )
-        .unwrap_err();
+        let err = run("let a = 1;\nlet b = 2;\nlet c = record.x + [];", json!({"x": 1})).unwrap_err();
         assert_eq!(err.kind, ScriptErrorKind::Runtime);
         assert_eq!(err.line, Some(3), "{err}");
         assert!(err.column.is_some());
@@ -856,11 +704,7 @@ mod tests {
         let err = run("let i = 0;\nloop { i += 1; }", json!({})).unwrap_err();
         assert_eq!(err.kind, ScriptErrorKind::OperationLimit);
         assert_eq!(err.line, Some(2));
-        assert!(
-            err.message
-                .contains("limit of 1000000 operations (is there an endless loop?)"),
-            "{err}"
-        );
+        assert!(err.message.contains("limit of 1000000 operations (is there an endless loop?)"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5));
         // The process is alive and the sandbox still usable.
         assert_eq!(run("true", json!({})).unwrap().len(), 1);
@@ -868,16 +712,11 @@ mod tests {
 
     #[test]
     fn wall_clock_limit_stops_a_script() {
-        let sb = Sandbox::new(Limits {
-            max_operations: 0,
-            max_duration: Duration::from_millis(100),
-            ..Limits::default()
-        });
+        let sb =
+            Sandbox::new(Limits { max_operations: 0, max_duration: Duration::from_millis(100), ..Limits::default() });
         let script = sb.compile_script("loop { }").unwrap();
         let started = Instant::now();
-        let err = sb
-            .run_record(&script, rec(json!({})), &json!({}))
-            .unwrap_err();
+        let err = sb.run_record(&script, rec(json!({})), &json!({})).unwrap_err();
         assert_eq!(err.kind, ScriptErrorKind::Timeout, "{err}");
         assert!(err.message.contains("100ms"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(3));
@@ -889,28 +728,18 @@ mod tests {
 
     #[test]
     fn size_limits_stop_growing_data() {
-        let limits = Limits {
-            max_string_size: 1000,
-            max_array_size: 100,
-            max_map_size: 50,
-            ..Limits::default()
-        };
+        let limits = Limits { max_string_size: 1000, max_array_size: 100, max_map_size: 50, ..Limits::default() };
         let sb = Sandbox::new(limits);
         for (src, what) in [
             (r#"let s = "x"; loop { s += s; }"#, "string"),
             ("let a = []; loop { a.push(1); }", "array"),
-            (
-                "let m = #{}; let i = 0; loop { m.set(`k${i}`, i); i += 1; }",
-                "map",
-            ),
+            ("let m = #{}; let i = 0; loop { m.set(`k${i}`, i); i += 1; }", "map"),
             // Index assignment escapes Rhai's own check; the result check catches it.
             ("for i in 0..60 { record[`k${i}`] = i; }", "map"),
             ("let s = []; for i in 0..60 { s.push(#{ a: i }); } s", "map"),
         ] {
             let script = sb.compile_script(src).unwrap();
-            let err = sb
-                .run_record(&script, rec(json!({})), &json!({}))
-                .unwrap_err();
+            let err = sb.run_record(&script, rec(json!({})), &json!({})).unwrap_err();
             assert_eq!(err.kind, ScriptErrorKind::SizeLimit, "{src}: {err}");
             assert!(err.message.contains(what), "{err}");
         }
@@ -940,10 +769,7 @@ mod tests {
         let sb = Sandbox::default();
         let err = sb.compile_script(r#"eval("record.x = 1")"#).unwrap_err();
         assert_eq!(err.kind, ScriptErrorKind::Compile, "{err}");
-        assert_eq!(
-            err.to_string(),
-            "line 1, column 1: `eval` is not allowed in scripts"
-        );
+        assert_eq!(err.to_string(), "line 1, column 1: `eval` is not allowed in scripts");
     }
 
     #[test]
@@ -979,31 +805,19 @@ mod tests {
             .with_writer(move || writer.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, || {
-            run(
-                r#"print("hello from print"); debug("hello from debug");"#,
-                json!({}),
-            )
-            .unwrap();
+            run(r#"print("hello from print"); debug("hello from debug");"#, json!({})).unwrap();
         });
         let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-        assert!(
-            out.contains("INFO") && out.contains("hello from print"),
-            "{out}"
-        );
-        assert!(
-            out.contains("DEBUG") && out.contains("hello from debug"),
-            "{out}"
-        );
+        assert!(out.contains("INFO") && out.contains("hello from print"), "{out}");
+        assert!(out.contains("DEBUG") && out.contains("hello from debug"), "{out}");
         assert!(out.contains(SCRIPT_TARGET), "{out}");
     }
 
     #[test]
     fn large_ids_pass_through_a_script_unchanged() {
-        let out = run(
-            "record.copy = record.tid; record.next = record.tid + 1;",
-            json!({"tid": 4611686018427387905_i64}),
-        )
-        .unwrap();
+        let out =
+            run("record.copy = record.tid; record.next = record.tid + 1;", json!({"tid": 4611686018427387905_i64}))
+                .unwrap();
         assert_eq!(out[0].get("copy"), Some(&json!(4611686018427387905_i64)));
         assert_eq!(out[0].get("next"), Some(&json!(4611686018427387906_i64)));
     }
@@ -1019,10 +833,7 @@ mod tests {
         let handles: Vec<_> = (0..4)
             .map(|i| {
                 let (sb, script) = (sb.clone(), script.clone());
-                std::thread::spawn(move || {
-                    sb.run_record(&script, rec(json!({"n": i})), &json!({}))
-                        .unwrap()
-                })
+                std::thread::spawn(move || sb.run_record(&script, rec(json!({"n": i})), &json!({})).unwrap())
             })
             .collect();
         for (i, h) in handles.into_iter().enumerate() {
@@ -1034,9 +845,7 @@ mod tests {
 
     fn run_tag_vip(record: Value, with: Value) -> Result<Vec<Record>, ScriptError> {
         let header = parse_header(TAG_VIP)?;
-        let Value::Object(with) = with else {
-            unreachable!()
-        };
+        let Value::Object(with) = with else { unreachable!() };
         let settings = header.settings_with_defaults(&with);
         let sb = Sandbox::default();
         let script = sb.compile_script(TAG_VIP)?;
@@ -1046,17 +855,11 @@ mod tests {
     #[test]
     fn tag_vip_node_has_the_documented_header() {
         let header = parse_header(TAG_VIP).unwrap();
-        assert_eq!(
-            header.summary,
-            "Tags buyers whose order payment reaches a threshold as VIP."
-        );
+        assert_eq!(header.summary, "Tags buyers whose order payment reaches a threshold as VIP.");
         let names: Vec<&str> = header.settings.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["threshold", "tag"]);
         assert_eq!(header.settings[0].kind, SettingKind::Number);
-        assert_eq!(
-            header.settings_schema()["properties"]["tag"]["default"],
-            "vip"
-        );
+        assert_eq!(header.settings_schema()["properties"]["tag"]["default"], "vip");
     }
 
     #[test]
@@ -1069,11 +872,7 @@ mod tests {
         assert_eq!(out[0].get("tid"), Some(&json!(tid)));
         assert_eq!(out[0].get("payment"), Some(&json!("1200.50")));
 
-        let out = run_tag_vip(
-            json!({"payment": 2500}),
-            json!({"threshold": 1000, "tag": "gold"}),
-        )
-        .unwrap();
+        let out = run_tag_vip(json!({"payment": 2500}), json!({"threshold": 1000, "tag": "gold"})).unwrap();
         assert!(out[0].tags.contains("gold") && !out[0].tags.contains("vip"));
         assert_eq!(out[0].get("vip_level"), Some(&json!(2)));
 

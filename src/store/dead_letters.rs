@@ -40,11 +40,9 @@ impl TryFrom<DeadLetterRow> for DeadLetter {
 
     fn try_from(row: DeadLetterRow) -> Result<Self, StoreError> {
         Ok(DeadLetter {
-            record: serde_json::from_str(&row.record.0).map_err(|error| {
-                StoreError::InvalidValue {
-                    field: "dead_letters.record".into(),
-                    reason: error.to_string(),
-                }
+            record: serde_json::from_str(&row.record.0).map_err(|error| StoreError::InvalidValue {
+                field: "dead_letters.record".into(),
+                reason: error.to_string(),
             })?,
             created_at: parse_timestamp("dead_letters.created_at", &row.created_at.0)?,
             run_id: row.run_id.into(),
@@ -58,11 +56,10 @@ impl TryFrom<DeadLetterRow> for DeadLetter {
 impl Store {
     /// Stores a dead letter.
     pub async fn insert_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
-        let record =
-            serde_json::to_string(&letter.record).map_err(|error| StoreError::InvalidValue {
-                field: "dead_letters.record".into(),
-                reason: error.to_string(),
-            })?;
+        let record = serde_json::to_string(&letter.record).map_err(|error| StoreError::InvalidValue {
+            field: "dead_letters.record".into(),
+            reason: error.to_string(),
+        })?;
         let sql = dialect::sql(
             self.backend,
             "INSERT INTO dead_letters (run_id, flow, node_id, record, reason, created_at) \
@@ -77,10 +74,7 @@ impl Store {
             .bind(timestamp_text(letter.created_at))
             .execute(&self.pool)
             .await
-            .map_err(StoreError::db(format!(
-                "inserting a dead letter for run {}",
-                letter.run_id
-            )))?;
+            .map_err(StoreError::db(format!("inserting a dead letter for run {}", letter.run_id)))?;
         Ok(())
     }
 
@@ -95,9 +89,7 @@ impl Store {
             .bind(run_id)
             .fetch_all(&self.pool)
             .await
-            .map_err(StoreError::db(format!(
-                "reading dead letters of run {run_id}"
-            )))?;
+            .map_err(StoreError::db(format!("reading dead letters of run {run_id}")))?;
         rows.into_iter().map(DeadLetter::try_from).collect()
     }
 }

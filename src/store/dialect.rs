@@ -105,11 +105,7 @@ pub(crate) fn create_table(backend: Backend, spec: &TableSpec) -> String {
         Backend::MySql => " ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
         Backend::Sqlite | Backend::Postgres => "",
     };
-    format!(
-        "CREATE TABLE IF NOT EXISTS {} ({}){options}",
-        quote(backend, &spec.name),
-        defs.join(", ")
-    )
+    format!("CREATE TABLE IF NOT EXISTS {} ({}){options}", quote(backend, &spec.name), defs.join(", "))
 }
 
 /// `SELECT` of every column of a validated spec, ordered by its key.
@@ -143,23 +139,12 @@ pub(crate) fn upsert(
     newer_than: Option<(&str, ColumnKind)>,
 ) -> String {
     let t = quote(backend, table);
-    let insert = format!(
-        "INSERT INTO {t} ({}) VALUES ({})",
-        quote_list(backend, columns),
-        placeholders(columns.len())
-    );
-    let mut updated: Vec<&str> = columns
-        .iter()
-        .copied()
-        .filter(|c| !key.contains(c))
-        .collect();
+    let insert = format!("INSERT INTO {t} ({}) VALUES ({})", quote_list(backend, columns), placeholders(columns.len()));
+    let mut updated: Vec<&str> = columns.iter().copied().filter(|c| !key.contains(c)).collect();
     let sql = match backend {
         Backend::Sqlite | Backend::Postgres => {
             if updated.is_empty() {
-                format!(
-                    "{insert} ON CONFLICT ({}) DO NOTHING",
-                    quote_list(backend, key)
-                )
+                format!("{insert} ON CONFLICT ({}) DO NOTHING", quote_list(backend, key))
             } else {
                 let set: Vec<String> = updated
                     .iter()
@@ -176,11 +161,7 @@ pub(crate) fn upsert(
                     }
                     None => String::new(),
                 };
-                format!(
-                    "{insert} ON CONFLICT ({}) DO UPDATE SET {}{guard}",
-                    quote_list(backend, key),
-                    set.join(", ")
-                )
+                format!("{insert} ON CONFLICT ({}) DO UPDATE SET {}{guard}", quote_list(backend, key), set.join(", "))
             }
         }
         Backend::MySql => {
@@ -213,9 +194,7 @@ pub(crate) fn upsert(
                         match newer_than {
                             Some((g, _)) => {
                                 let g = quote(backend, g);
-                                format!(
-                                    "{c} = IF({g} IS NULL OR {g} <= VALUES({g}), VALUES({c}), {c})"
-                                )
+                                format!("{c} = IF({g} IS NULL OR {g} <= VALUES({g}), VALUES({c}), {c})")
                             }
                             None => format!("{c} = VALUES({c})"),
                         }
@@ -239,11 +218,7 @@ fn text_order(backend: Backend, kind: ColumnKind) -> &'static str {
 }
 
 fn quote_list<S: AsRef<str>>(backend: Backend, idents: &[S]) -> String {
-    idents
-        .iter()
-        .map(|i| quote(backend, i.as_ref()))
-        .collect::<Vec<_>>()
-        .join(", ")
+    idents.iter().map(|i| quote(backend, i.as_ref())).collect::<Vec<_>>().join(", ")
 }
 
 /// Binds `value` for a column of `kind`. NULLs are bound with the column's type
@@ -274,32 +249,20 @@ pub(crate) fn bind(
 
 /// Reads column `index` of `row` as a value of `kind`, as JSON: booleans stored as
 /// 0/1 come back as `true`/`false`, JSON text comes back parsed.
-pub(crate) fn read_json(
-    row: &AnyRow,
-    index: usize,
-    kind: ColumnKind,
-) -> Result<serde_json::Value, BoxDynError> {
+pub(crate) fn read_json(row: &AnyRow, index: usize, kind: ColumnKind) -> Result<serde_json::Value, BoxDynError> {
     use serde_json::Value;
     Ok(match kind {
-        ColumnKind::Text => row
-            .try_get::<Option<DbText>, _>(index)?
-            .map_or(Value::Null, |t| Value::String(t.0)),
+        ColumnKind::Text => row.try_get::<Option<DbText>, _>(index)?.map_or(Value::Null, |t| Value::String(t.0)),
         ColumnKind::Json => match row.try_get::<Option<DbText>, _>(index)? {
             Some(text) => serde_json::from_str(&text.0)?,
             None => Value::Null,
         },
-        ColumnKind::Integer => row
-            .try_get::<Option<i64>, _>(index)?
-            .map_or(Value::Null, Value::from),
-        ColumnKind::Real => row
-            .try_get::<Option<f64>, _>(index)?
-            .map_or(Value::Null, Value::from),
+        ColumnKind::Integer => row.try_get::<Option<i64>, _>(index)?.map_or(Value::Null, Value::from),
+        ColumnKind::Real => row.try_get::<Option<f64>, _>(index)?.map_or(Value::Null, Value::from),
         ColumnKind::Boolean => match row.try_get::<Option<bool>, _>(index) {
             Ok(b) => b.map_or(Value::Null, Value::Bool),
             // SQLite and MySQL hand back the 0/1 integer the column holds.
-            Err(_) => row
-                .try_get::<Option<i64>, _>(index)?
-                .map_or(Value::Null, |i| Value::Bool(i != 0)),
+            Err(_) => row.try_get::<Option<i64>, _>(index)?.map_or(Value::Null, |i| Value::Bool(i != 0)),
         },
     })
 }
@@ -344,10 +307,7 @@ mod tests {
     #[test]
     fn postgres_placeholders_are_numbered() {
         assert_eq!(
-            sql(
-                Backend::Postgres,
-                "UPDATE runs SET a = ?, b = ? WHERE id = ?"
-            ),
+            sql(Backend::Postgres, "UPDATE runs SET a = ?, b = ? WHERE id = ?"),
             "UPDATE runs SET a = $1, b = $2 WHERE id = $3"
         );
         assert_eq!(sql(Backend::MySql, "a = ?"), "a = ?");
@@ -369,13 +329,8 @@ mod tests {
 
     #[test]
     fn postgres_upsert_guards_with_where() {
-        let sql = upsert(
-            Backend::Postgres,
-            "orders",
-            &["tid", "modified"],
-            &["tid"],
-            Some(("modified", ColumnKind::Text)),
-        );
+        let sql =
+            upsert(Backend::Postgres, "orders", &["tid", "modified"], &["tid"], Some(("modified", ColumnKind::Text)));
         assert_eq!(
             sql,
             "INSERT INTO \"orders\" (\"tid\", \"modified\") VALUES ($1, $2) \

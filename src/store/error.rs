@@ -9,9 +9,7 @@ use sqlx::error::ErrorKind;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The URL names no backend the store supports.
-    #[error(
-        "unsupported database url {url}: expected sqlite:, postgres://, mysql:// or mariadb://"
-    )]
+    #[error("unsupported database url {url}: expected sqlite:, postgres://, mysql:// or mariadb://")]
     UnsupportedUrl {
         /// The URL, password replaced by `***`.
         url: String,
@@ -113,10 +111,7 @@ impl StoreError {
     /// realworld-axum-sqlx's `on_constraint` does.
     pub fn is_constraint_violation(&self) -> bool {
         match self {
-            StoreError::Database {
-                source: sqlx::Error::Database(db),
-                ..
-            } => !matches!(db.kind(), ErrorKind::Other),
+            StoreError::Database { source: sqlx::Error::Database(db), .. } => !matches!(db.kind(), ErrorKind::Other),
             _ => false,
         }
     }
@@ -132,10 +127,7 @@ fn is_transient_sqlx(error: &sqlx::Error) -> bool {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => {
-            matches!(db.kind(), ErrorKind::Other)
-                && db
-                    .code()
-                    .is_some_and(|code| TRANSIENT_CODES.contains(&&*code))
+            matches!(db.kind(), ErrorKind::Other) && db.code().is_some_and(|code| TRANSIENT_CODES.contains(&&*code))
         }
         _ => false,
     }
@@ -205,14 +197,8 @@ mod tests {
 
     #[test]
     fn redacts_password_in_authority_and_query() {
-        assert_eq!(
-            redact_url("postgres://u:secret@h/db"),
-            "postgres://u:***@h/db"
-        );
-        assert_eq!(
-            redact_url("mysql://u:p@ss@h:3306/db"),
-            "mysql://u:***@h:3306/db"
-        );
+        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("mysql://u:p@ss@h:3306/db"), "mysql://u:***@h:3306/db");
         assert_eq!(
             redact_url("postgres://h/db?user=u&password=secret&sslmode=require"),
             "postgres://h/db?user=u&password=***&sslmode=require"
@@ -221,12 +207,9 @@ mod tests {
 
     #[test]
     fn leaves_urls_without_password_alone() {
-        for url in [
-            "postgres://postgres@127.0.0.1:5432/test",
-            "sqlite://data/orderflow.db",
-            "sqlite::memory:",
-            "mysql://h/db",
-        ] {
+        for url in
+            ["postgres://postgres@127.0.0.1:5432/test", "sqlite://data/orderflow.db", "sqlite::memory:", "mysql://h/db"]
+        {
             assert_eq!(redact_url(url), url);
         }
     }

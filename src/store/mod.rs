@@ -39,12 +39,9 @@ pub fn timestamp_text(t: DateTime<Utc>) -> String {
 
 /// Reads a timestamp written by [`timestamp_text`].
 pub(crate) fn parse_timestamp(field: &str, text: &str) -> Result<DateTime<Utc>, StoreError> {
-    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.fZ")
-        .map(|t| t.and_utc())
-        .map_err(|error| StoreError::InvalidValue {
-            field: field.to_owned(),
-            reason: format!("{text:?} is not a timestamp: {error}"),
-        })
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.fZ").map(|t| t.and_utc()).map_err(|error| {
+        StoreError::InvalidValue { field: field.to_owned(), reason: format!("{text:?} is not a timestamp: {error}") }
+    })
 }
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -113,10 +110,7 @@ impl Store {
         DRIVERS.call_once(sqlx::any::install_default_drivers);
 
         let target = Target::parse(url)?;
-        let connect_error = |source| StoreError::Connect {
-            url: redact_url(url),
-            source,
-        };
+        let connect_error = |source| StoreError::Connect { url: redact_url(url), source };
         if let Some(dir) = &target.create_dir {
             std::fs::create_dir_all(dir).map_err(|e| connect_error(sqlx::Error::Io(e)))?;
         }
@@ -124,11 +118,7 @@ impl Store {
         let options = if target.in_memory {
             // Every connection to `:memory:` is a different database, so keep one
             // connection and never let the pool close it.
-            AnyPoolOptions::new()
-                .min_connections(1)
-                .max_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
+            AnyPoolOptions::new().min_connections(1).max_connections(1).idle_timeout(None).max_lifetime(None)
         } else if target.backend == Backend::Sqlite {
             AnyPoolOptions::new().max_connections(MAX_SQLITE_CONNECTIONS)
         } else {
@@ -138,33 +128,22 @@ impl Store {
             // One direct attempt first: the pool retries refused connections until its
             // acquire timeout (30 s), which is right for a running server but leaves
             // someone who mistyped a URL waiting for nothing.
-            let probe = AnyConnection::connect(&target.url)
-                .await
-                .map_err(connect_error)?;
+            let probe = AnyConnection::connect(&target.url).await.map_err(connect_error)?;
             probe.close().await.map_err(connect_error)?;
         }
         let pool = options.connect(&target.url).await.map_err(connect_error)?;
 
         for statement in dialect::after_connect(target.backend, target.in_memory) {
-            sqlx::query(statement)
-                .execute(&pool)
-                .await
-                .map_err(StoreError::db("preparing the database"))?;
+            sqlx::query(statement).execute(&pool).await.map_err(StoreError::db("preparing the database"))?;
         }
         target
             .backend
             .migrator()
             .run(&pool)
             .await
-            .map_err(|source| StoreError::Migrate {
-                backend: target.backend.as_str(),
-                source,
-            })?;
+            .map_err(|source| StoreError::Migrate { backend: target.backend.as_str(), source })?;
         tracing::debug!(backend = target.backend.as_str(), url = %redact_url(url), "Store connected.");
-        Ok(Store {
-            pool,
-            backend: target.backend,
-        })
+        Ok(Store { pool, backend: target.backend })
     }
 
     /// Which database this store talks to.
@@ -184,9 +163,7 @@ impl Store {
 // ever printed.
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("backend", &self.backend)
-            .finish_non_exhaustive()
+        f.debug_struct("Store").field("backend", &self.backend).finish_non_exhaustive()
     }
 }
 
@@ -202,28 +179,17 @@ struct Target {
 
 impl Target {
     fn parse(url: &str) -> Result<Target, StoreError> {
-        let unsupported = || StoreError::UnsupportedUrl {
-            url: redact_url(url),
-        };
-        let scheme = url
-            .split_once(':')
-            .map(|(s, _)| s)
-            .ok_or_else(unsupported)?;
+        let unsupported = || StoreError::UnsupportedUrl { url: redact_url(url) };
+        let scheme = url.split_once(':').map(|(s, _)| s).ok_or_else(unsupported)?;
         let rest = &url[scheme.len()..];
         match scheme.to_ascii_lowercase().as_str() {
             "sqlite" => Ok(Self::sqlite(url)),
-            "postgres" | "postgresql" => Ok(Target {
-                backend: Backend::Postgres,
-                url: url.to_owned(),
-                in_memory: false,
-                create_dir: None,
-            }),
-            "mysql" | "mariadb" => Ok(Target {
-                backend: Backend::MySql,
-                url: format!("mysql{rest}"),
-                in_memory: false,
-                create_dir: None,
-            }),
+            "postgres" | "postgresql" => {
+                Ok(Target { backend: Backend::Postgres, url: url.to_owned(), in_memory: false, create_dir: None })
+            }
+            "mysql" | "mariadb" => {
+                Ok(Target { backend: Backend::MySql, url: format!("mysql{rest}"), in_memory: false, create_dir: None })
+            }
             _ => Err(unsupported()),
         }
     }
@@ -233,20 +199,11 @@ impl Target {
             Some((head, query)) => (head, Some(query)),
             None => (url, None),
         };
-        let path = head
-            .strip_prefix("sqlite://")
-            .or_else(|| head.strip_prefix("sqlite:"))
-            .unwrap_or(head);
-        let in_memory = path == ":memory:"
-            || path.is_empty()
-            || query.is_some_and(|q| q.split('&').any(|p| p == "mode=memory"));
+        let path = head.strip_prefix("sqlite://").or_else(|| head.strip_prefix("sqlite:")).unwrap_or(head);
+        let in_memory =
+            path == ":memory:" || path.is_empty() || query.is_some_and(|q| q.split('&').any(|p| p == "mode=memory"));
         if in_memory {
-            return Target {
-                backend: Backend::Sqlite,
-                url: url.to_owned(),
-                in_memory,
-                create_dir: None,
-            };
+            return Target { backend: Backend::Sqlite, url: url.to_owned(), in_memory, create_dir: None };
         }
         // `mode=rwc` creates the file when it is missing; respect an explicit mode.
         let url = match query {
@@ -258,12 +215,7 @@ impl Target {
             .parent()
             .filter(|dir| !dir.as_os_str().is_empty() && !dir.exists())
             .map(ToOwned::to_owned);
-        Target {
-            backend: Backend::Sqlite,
-            url,
-            in_memory,
-            create_dir,
-        }
+        Target { backend: Backend::Sqlite, url, in_memory, create_dir }
     }
 }
 
@@ -276,10 +228,7 @@ impl FromStr for Backend {
             "sqlite" => Ok(Backend::Sqlite),
             "postgres" | "postgresql" => Ok(Backend::Postgres),
             "mysql" | "mariadb" => Ok(Backend::MySql),
-            _ => Err(StoreError::InvalidValue {
-                field: "backend".into(),
-                reason: format!("unknown backend {s:?}"),
-            }),
+            _ => Err(StoreError::InvalidValue { field: "backend".into(), reason: format!("unknown backend {s:?}") }),
         }
     }
 }
@@ -303,22 +252,14 @@ mod tests {
         assert_eq!(t.backend, Backend::MySql);
         assert_eq!(t.url, "mysql://root@h:3306/db");
 
-        assert_eq!(
-            Target::parse("postgresql://h/db").unwrap().backend,
-            Backend::Postgres
-        );
-        let error = Target::parse("redis://u:secret@h")
-            .err()
-            .unwrap()
-            .to_string();
+        assert_eq!(Target::parse("postgresql://h/db").unwrap().backend, Backend::Postgres);
+        let error = Target::parse("redis://u:secret@h").err().unwrap().to_string();
         assert!(!error.contains("secret"), "{error}");
     }
 
     #[test]
     fn timestamps_round_trip_at_millisecond_precision() {
-        let t = DateTime::parse_from_rfc3339("2024-05-01T08:00:00.123456Z")
-            .unwrap()
-            .with_timezone(&Utc);
+        let t = DateTime::parse_from_rfc3339("2024-05-01T08:00:00.123456Z").unwrap().with_timezone(&Utc);
         let text = timestamp_text(t);
         assert_eq!(text, "2024-05-01T08:00:00.123Z");
         let back = parse_timestamp("t", &text).unwrap();

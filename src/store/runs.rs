@@ -120,10 +120,7 @@ impl fmt::Display for NodeStatus {
 }
 
 fn unknown_status(field: &str, value: &str) -> StoreError {
-    StoreError::InvalidValue {
-        field: field.to_owned(),
-        reason: format!("unknown status {value:?}"),
-    }
+    StoreError::InvalidValue { field: field.to_owned(), reason: format!("unknown status {value:?}") }
 }
 
 /// What one node of a run did.
@@ -201,10 +198,7 @@ impl TryFrom<RunRow> for RunRecord {
         Ok(RunRecord {
             status: row.status.0.parse()?,
             started_at: parse_timestamp("runs.started_at", &row.started_at.0)?,
-            finished_at: row
-                .finished_at
-                .map(|t| parse_timestamp("runs.finished_at", &t.0))
-                .transpose()?,
+            finished_at: row.finished_at.map(|t| parse_timestamp("runs.finished_at", &t.0)).transpose()?,
             id: row.id.into(),
             flow: row.flow.into(),
             trigger: row.trigger_kind.into(),
@@ -235,14 +229,8 @@ impl TryFrom<NodeRow> for NodeRunRecord {
             records_in: from_count("run_nodes.records_in", row.records_in)?,
             records_out: from_count("run_nodes.records_out", row.records_out)?,
             errors: from_count("run_nodes.errors", row.errors)?,
-            started_at: row
-                .started_at
-                .map(|t| parse_timestamp("run_nodes.started_at", &t.0))
-                .transpose()?,
-            finished_at: row
-                .finished_at
-                .map(|t| parse_timestamp("run_nodes.finished_at", &t.0))
-                .transpose()?,
+            started_at: row.started_at.map(|t| parse_timestamp("run_nodes.started_at", &t.0)).transpose()?,
+            finished_at: row.finished_at.map(|t| parse_timestamp("run_nodes.finished_at", &t.0)).transpose()?,
             node_id: row.node_id.into(),
             node_type: row.node_type.into(),
             error: row.error.map(Into::into),
@@ -259,10 +247,8 @@ fn to_count(field: &str, n: u64) -> Result<i64, StoreError> {
 }
 
 fn from_count(field: &str, n: i64) -> Result<u64, StoreError> {
-    u64::try_from(n).map_err(|_| StoreError::InvalidValue {
-        field: field.to_owned(),
-        reason: format!("negative count {n}"),
-    })
+    u64::try_from(n)
+        .map_err(|_| StoreError::InvalidValue { field: field.to_owned(), reason: format!("negative count {n}") })
 }
 
 const RUN_COLUMNS: &str = "id, flow, trigger_kind, status, started_at, finished_at, error";
@@ -316,10 +302,7 @@ impl Store {
         }
 
         let mut tx = self.pool.begin().await.map_err(StoreError::db(action()))?;
-        let update = dialect::sql(
-            self.backend,
-            "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
-        );
+        let update = dialect::sql(self.backend, "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ?");
         let result = sqlx::query(&update)
             .bind(finish.status.as_str())
             .bind(timestamp_text(finish.finished_at))
@@ -333,13 +316,7 @@ impl Store {
             return Err(StoreError::RunNotFound(finish.id.clone()));
         }
 
-        let upsert = dialect::upsert(
-            self.backend,
-            "run_nodes",
-            &NODE_COLUMNS,
-            &["run_id", "node_id"],
-            None,
-        );
+        let upsert = dialect::upsert(self.backend, "run_nodes", &NODE_COLUMNS, &["run_id", "node_id"], None);
         for (seq, (node, records_in, records_out, errors)) in nodes.into_iter().enumerate() {
             sqlx::query(&upsert)
                 .bind(&finish.id)
@@ -355,21 +332,14 @@ impl Store {
                 .bind(node.error.clone())
                 .execute(&mut *tx)
                 .await
-                .map_err(StoreError::db(format!(
-                    "recording node {} of run {}",
-                    node.node_id, finish.id
-                )))?;
+                .map_err(StoreError::db(format!("recording node {} of run {}", node.node_id, finish.id)))?;
         }
         tx.commit().await.map_err(StoreError::db(action()))?;
         Ok(())
     }
 
     /// The latest `limit` runs, of one flow or of all, newest first.
-    pub async fn recent_runs(
-        &self,
-        flow: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<RunRecord>, StoreError> {
+    pub async fn recent_runs(&self, flow: Option<&str>, limit: u32) -> Result<Vec<RunRecord>, StoreError> {
         // Ties on the start time fall back to the id, which for UUID v7 ids is the
         // start order too.
         let order = format!("ORDER BY started_at DESC, id DESC LIMIT {limit}");
@@ -382,10 +352,7 @@ impl Store {
         if let Some(flow) = flow {
             query = query.bind(flow);
         }
-        let rows = query
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::db("reading recent runs"))?;
+        let rows = query.fetch_all(&self.pool).await.map_err(StoreError::db("reading recent runs"))?;
         rows.into_iter().map(RunRecord::try_from).collect()
     }
 

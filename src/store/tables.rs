@@ -42,10 +42,7 @@ pub struct ColumnSpec {
 impl ColumnSpec {
     /// A column called `name` of type `kind`.
     pub fn new(name: impl Into<String>, kind: ColumnKind) -> Self {
-        Self {
-            name: name.into(),
-            kind,
-        }
+        Self { name: name.into(), kind }
     }
 }
 
@@ -78,12 +75,7 @@ impl TableSpec {
         key: Vec<String>,
         newer_than: Option<String>,
     ) -> Result<TableSpec, StoreError> {
-        let spec = TableSpec {
-            name: name.into(),
-            columns,
-            key,
-            newer_than,
-        };
+        let spec = TableSpec { name: name.into(), columns, key, newer_than };
         spec.validate()?;
         Ok(spec)
     }
@@ -92,28 +84,16 @@ impl TableSpec {
     pub fn validate(&self) -> Result<(), StoreError> {
         let invalid = |msg: String| Err(StoreError::InvalidSpec(msg));
         check_ident("table name", &self.name)?;
-        if RESERVED_TABLES
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case(&self.name))
-        {
-            return invalid(format!(
-                "table name {} is reserved for the store",
-                self.name
-            ));
+        if RESERVED_TABLES.iter().any(|t| t.eq_ignore_ascii_case(&self.name)) {
+            return invalid(format!("table name {} is reserved for the store", self.name));
         }
         if self.columns.is_empty() {
             return invalid(format!("table {} has no columns", self.name));
         }
         for (i, column) in self.columns.iter().enumerate() {
             check_ident("column name", &column.name)?;
-            if self.columns[..i]
-                .iter()
-                .any(|c| c.name.eq_ignore_ascii_case(&column.name))
-            {
-                return invalid(format!(
-                    "column {} appears twice in table {}",
-                    column.name, self.name
-                ));
+            if self.columns[..i].iter().any(|c| c.name.eq_ignore_ascii_case(&column.name)) {
+                return invalid(format!("column {} appears twice in table {}", column.name, self.name));
             }
         }
         if self.key.is_empty() {
@@ -121,30 +101,18 @@ impl TableSpec {
         }
         for (i, key) in self.key.iter().enumerate() {
             if self.column(key).is_none() {
-                return invalid(format!(
-                    "key column {key} is not a column of table {}",
-                    self.name
-                ));
+                return invalid(format!("key column {key} is not a column of table {}", self.name));
             }
             if self.key[..i].contains(key) {
-                return invalid(format!(
-                    "key column {key} appears twice in table {}",
-                    self.name
-                ));
+                return invalid(format!("key column {key} appears twice in table {}", self.name));
             }
         }
         if let Some(guard) = &self.newer_than {
             match self.column(guard) {
                 None => {
-                    return invalid(format!(
-                        "newer_than column {guard} is not a column of table {}",
-                        self.name
-                    ));
+                    return invalid(format!("newer_than column {guard} is not a column of table {}", self.name));
                 }
-                Some(ColumnSpec {
-                    kind: ColumnKind::Boolean | ColumnKind::Json,
-                    ..
-                }) => {
+                Some(ColumnSpec { kind: ColumnKind::Boolean | ColumnKind::Json, .. }) => {
                     return invalid(format!(
                         "newer_than column {guard} of table {} must be text, integer or real",
                         self.name
@@ -163,17 +131,9 @@ impl TableSpec {
 
     /// Checks that `row` has one value of the right kind per column.
     fn check_row(&self, index: usize, row: &[SqlValue]) -> Result<(), StoreError> {
-        let invalid = |reason: String| StoreError::InvalidRow {
-            table: self.name.clone(),
-            index,
-            reason,
-        };
+        let invalid = |reason: String| StoreError::InvalidRow { table: self.name.clone(), index, reason };
         if row.len() != self.columns.len() {
-            return Err(invalid(format!(
-                "expected {} values, got {}",
-                self.columns.len(),
-                row.len()
-            )));
+            return Err(invalid(format!("expected {} values, got {}", self.columns.len(), row.len())));
         }
         for (column, value) in self.columns.iter().zip(row) {
             let fits = match (column.kind, value) {
@@ -181,10 +141,7 @@ impl TableSpec {
                 (ColumnKind::Text, SqlValue::Text(_)) => true,
                 (ColumnKind::Json, SqlValue::Text(text)) => {
                     if let Err(error) = serde_json::from_str::<serde_json::Value>(text) {
-                        return Err(invalid(format!(
-                            "column {} holds invalid json: {error}",
-                            column.name
-                        )));
+                        return Err(invalid(format!("column {} holds invalid json: {error}", column.name)));
                     }
                     true
                 }
@@ -281,16 +238,12 @@ impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
 fn check_ident(what: &str, ident: &str) -> Result<(), StoreError> {
     let mut chars = ident.chars();
     let valid = ident.len() <= MAX_IDENT_LEN
-        && chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
     if valid {
         Ok(())
     } else {
-        Err(StoreError::InvalidSpec(format!(
-            "{what} {ident:?} must match ^[A-Za-z_][A-Za-z0-9_]{{0,62}}$"
-        )))
+        Err(StoreError::InvalidSpec(format!("{what} {ident:?} must match ^[A-Za-z_][A-Za-z0-9_]{{0,62}}$")))
     }
 }
 
@@ -300,10 +253,7 @@ impl Store {
     pub async fn ensure_table(&self, spec: &TableSpec) -> Result<(), StoreError> {
         spec.validate()?;
         let sql = dialect::create_table(self.backend, spec);
-        sqlx::query(&sql)
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::db(format!("creating table {}", spec.name)))?;
+        sqlx::query(&sql).execute(&self.pool).await.map_err(StoreError::db(format!("creating table {}", spec.name)))?;
         Ok(())
     }
 
@@ -311,11 +261,7 @@ impl Store {
     /// Each row has one value per spec column, in spec order. Rows are checked
     /// against the spec before anything is sent. With `newer_than`, a row whose
     /// stored guard value is newer than the incoming one is left alone (not an error).
-    pub async fn upsert_rows(
-        &self,
-        spec: &TableSpec,
-        rows: &[Vec<SqlValue>],
-    ) -> Result<(), StoreError> {
+    pub async fn upsert_rows(&self, spec: &TableSpec, rows: &[Vec<SqlValue>]) -> Result<(), StoreError> {
         spec.validate()?;
         for (index, row) in rows.iter().enumerate() {
             spec.check_row(index, row)?;
@@ -330,31 +276,23 @@ impl Store {
             &spec.name,
             &columns,
             &key,
-            spec.newer_than
-                .as_deref()
-                .and_then(|g| spec.column(g))
-                .map(|c| (c.name.as_str(), c.kind)),
+            spec.newer_than.as_deref().and_then(|g| spec.column(g)).map(|c| (c.name.as_str(), c.kind)),
         );
         let action = || format!("upserting rows into {}", spec.name);
         let mut tx = self.pool.begin().await.map_err(StoreError::db(action()))?;
         for (index, row) in rows.iter().enumerate() {
             let mut args = AnyArguments::default();
             for (column, value) in spec.columns.iter().zip(row) {
-                dialect::bind(self.backend, &mut args, column.kind, value).map_err(|error| {
-                    StoreError::InvalidRow {
-                        table: spec.name.clone(),
-                        index,
-                        reason: error.to_string(),
-                    }
+                dialect::bind(self.backend, &mut args, column.kind, value).map_err(|error| StoreError::InvalidRow {
+                    table: spec.name.clone(),
+                    index,
+                    reason: error.to_string(),
                 })?;
             }
             sqlx::query_with(&sql, args)
                 .execute(&mut *tx)
                 .await
-                .map_err(StoreError::db(format!(
-                    "upserting row {index} into {}",
-                    spec.name
-                )))?;
+                .map_err(StoreError::db(format!("upserting row {index} into {}", spec.name)))?;
         }
         tx.commit().await.map_err(StoreError::db(action()))?;
         Ok(())
@@ -378,12 +316,11 @@ impl Store {
             .map(|row| {
                 let mut object = serde_json::Map::with_capacity(spec.columns.len());
                 for (index, column) in spec.columns.iter().enumerate() {
-                    let value = dialect::read_json(row, index, column.kind).map_err(|error| {
-                        StoreError::InvalidValue {
+                    let value =
+                        dialect::read_json(row, index, column.kind).map_err(|error| StoreError::InvalidValue {
                             field: format!("{}.{}", spec.name, column.name),
                             reason: error.to_string(),
-                        }
-                    })?;
+                        })?;
                     object.insert(column.name.clone(), value);
                 }
                 Ok(object)
@@ -406,12 +343,7 @@ mod tests {
 
     #[test]
     fn accepts_a_valid_spec() {
-        let spec = TableSpec::new(
-            "orders",
-            columns(),
-            vec!["tid".into()],
-            Some("modified".into()),
-        );
+        let spec = TableSpec::new("orders", columns(), vec!["tid".into()], Some("modified".into()));
         assert!(spec.is_ok(), "{spec:?}");
     }
 
@@ -427,22 +359,9 @@ mod tests {
                 },
                 "table name",
             ),
+            (TableSpec { name: "orders".into(), columns: columns(), key: vec![], newer_than: None }, "empty key"),
             (
-                TableSpec {
-                    name: "orders".into(),
-                    columns: columns(),
-                    key: vec![],
-                    newer_than: None,
-                },
-                "empty key",
-            ),
-            (
-                TableSpec {
-                    name: "orders".into(),
-                    columns: columns(),
-                    key: vec!["oid".into()],
-                    newer_than: None,
-                },
+                TableSpec { name: "orders".into(), columns: columns(), key: vec!["oid".into()], newer_than: None },
                 "key column oid",
             ),
             (
@@ -457,22 +376,14 @@ mod tests {
             (
                 TableSpec {
                     name: "orders".into(),
-                    columns: vec![
-                        ColumnSpec::new("tid", ColumnKind::Text),
-                        ColumnSpec::new("TID", ColumnKind::Text),
-                    ],
+                    columns: vec![ColumnSpec::new("tid", ColumnKind::Text), ColumnSpec::new("TID", ColumnKind::Text)],
                     key: vec!["tid".into()],
                     newer_than: None,
                 },
                 "appears twice",
             ),
             (
-                TableSpec {
-                    name: "runs".into(),
-                    columns: columns(),
-                    key: vec!["tid".into()],
-                    newer_than: None,
-                },
+                TableSpec { name: "runs".into(), columns: columns(), key: vec!["tid".into()], newer_than: None },
                 "reserved",
             ),
         ];
@@ -485,18 +396,9 @@ mod tests {
     #[test]
     fn rejects_rows_that_do_not_fit() {
         let spec = TableSpec::new("orders", columns(), vec!["tid".into()], None).unwrap();
-        assert!(
-            spec.check_row(0, &["1".into(), "t".into(), "{}".into()])
-                .is_ok()
-        );
+        assert!(spec.check_row(0, &["1".into(), "t".into(), "{}".into()]).is_ok());
         assert!(spec.check_row(0, &["1".into()]).is_err());
-        assert!(
-            spec.check_row(0, &[1i64.into(), "t".into(), "{}".into()])
-                .is_err()
-        );
-        assert!(
-            spec.check_row(0, &["1".into(), "t".into(), "{".into()])
-                .is_err()
-        );
+        assert!(spec.check_row(0, &[1i64.into(), "t".into(), "{}".into()]).is_err());
+        assert!(spec.check_row(0, &["1".into(), "t".into(), "{".into()]).is_err());
     }
 }

@@ -63,10 +63,7 @@ impl TestStore {
         self.store.close().await;
         match self.owner {
             Owner::TempDir(dir) => drop(dir),
-            Owner::Postgres {
-                server_url,
-                database,
-            } => {
+            Owner::Postgres { server_url, database } => {
                 let mut conn = PgConnection::connect(&server_url)
                     .await
                     .unwrap_or_else(|e| panic!("reconnecting to drop {database}: {e}"));
@@ -75,10 +72,7 @@ impl TestStore {
                     .await
                     .unwrap_or_else(|e| panic!("dropping {database}: {e}"));
             }
-            Owner::MySql {
-                server_url,
-                database,
-            } => {
+            Owner::MySql { server_url, database } => {
                 let mut conn = MySqlConnection::connect(&server_url)
                     .await
                     .unwrap_or_else(|e| panic!("reconnecting to drop {database}: {e}"));
@@ -112,10 +106,7 @@ fn skip_once(once: &Once, name: &str, var: &str) {
     // Written to the real stderr, not through `eprintln!`, which the test harness
     // captures and only shows for failing tests.
     once.call_once(|| {
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipping {name} store tests: {var} is not set"
-        );
+        let _ = writeln!(std::io::stderr(), "skipping {name} store tests: {var} is not set");
     });
 }
 
@@ -123,24 +114,14 @@ fn skip_once(once: &Once, name: &str, var: &str) {
 pub async fn sqlite() -> TestStore {
     let dir = tempfile::tempdir().expect("creating a temporary directory");
     let url = format!("sqlite://{}", dir.path().join("orderflow.db").display());
-    let store = Store::connect(&url)
-        .await
-        .unwrap_or_else(|e| panic!("connecting to {url}: {}", error_chain(&e)));
-    TestStore {
-        label: "sqlite",
-        store,
-        url,
-        owner: Owner::TempDir(dir),
-    }
+    let store = Store::connect(&url).await.unwrap_or_else(|e| panic!("connecting to {url}: {}", error_chain(&e)));
+    TestStore { label: "sqlite", store, url, owner: Owner::TempDir(dir) }
 }
 
 async fn postgres(server_url: &str) -> TestStore {
     let database = database_name();
     let mut conn = PgConnection::connect(server_url).await.unwrap_or_else(|e| {
-        panic!(
-            "{POSTGRES_URL_VAR} is set but PostgreSQL at {} is unreachable: {e}",
-            redact_url(server_url)
-        )
+        panic!("{POSTGRES_URL_VAR} is set but PostgreSQL at {} is unreachable: {e}", redact_url(server_url))
     });
     conn.execute(&*format!("CREATE DATABASE {database}"))
         .await
@@ -149,45 +130,22 @@ async fn postgres(server_url: &str) -> TestStore {
     let store = Store::connect(&url)
         .await
         .unwrap_or_else(|e| panic!("connecting to {}: {}", redact_url(&url), error_chain(&e)));
-    TestStore {
-        label: "postgres",
-        store,
-        url,
-        owner: Owner::Postgres {
-            server_url: server_url.to_owned(),
-            database,
-        },
-    }
+    TestStore { label: "postgres", store, url, owner: Owner::Postgres { server_url: server_url.to_owned(), database } }
 }
 
 async fn mysql(server_url: &str) -> TestStore {
     let database = database_name();
-    let mut conn = MySqlConnection::connect(server_url)
+    let mut conn = MySqlConnection::connect(server_url).await.unwrap_or_else(|e| {
+        panic!("{MYSQL_URL_VAR} is set but MySQL at {} is unreachable: {e}", redact_url(server_url))
+    });
+    conn.execute(&*format!("CREATE DATABASE {database} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
         .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "{MYSQL_URL_VAR} is set but MySQL at {} is unreachable: {e}",
-                redact_url(server_url)
-            )
-        });
-    conn.execute(&*format!(
-        "CREATE DATABASE {database} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-    ))
-    .await
-    .unwrap_or_else(|e| panic!("creating MySQL database {database}: {e}"));
+        .unwrap_or_else(|e| panic!("creating MySQL database {database}: {e}"));
     let url = with_database(server_url, &database);
     let store = Store::connect(&url)
         .await
         .unwrap_or_else(|e| panic!("connecting to {}: {}", redact_url(&url), error_chain(&e)));
-    TestStore {
-        label: "mysql",
-        store,
-        url,
-        owner: Owner::MySql {
-            server_url: server_url.to_owned(),
-            database,
-        },
-    }
+    TestStore { label: "mysql", store, url, owner: Owner::MySql { server_url: server_url.to_owned(), database } }
 }
 
 fn database_name() -> String {
@@ -201,9 +159,7 @@ fn with_database(url: &str, database: &str) -> String {
         None => (url, String::new()),
     };
     let authority_start = head.find("://").map_or(0, |i| i + 3);
-    let path_start = head[authority_start..]
-        .find('/')
-        .map_or(head.len(), |i| authority_start + i);
+    let path_start = head[authority_start..].find('/').map_or(head.len(), |i| authority_start + i);
     format!("{}/{database}{query}", &head[..path_start])
 }
 
