@@ -13,7 +13,7 @@ use crate::engine::{Engine, EngineOptions, RunReport};
 use crate::flow::{self, CompileEnv, ConfigError, Flow};
 use crate::nodes::{self, BuildContext, Registry};
 use crate::script::{Limits, Sandbox};
-use crate::store::{RunStatus, Store, redact_url};
+use crate::store::{NodeRunRecord, RunStatus, Store, redact_url};
 
 /// orderflow keeps a merchant's own database in step with its shops: flows
 /// of ready-made nodes, written in YAML, run on a schedule.
@@ -135,7 +135,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print_errors(&node_errors);
             let flow = compile_or_report(&file, &config, &registry, &sandbox)?;
             let store = connect(&config.database).await?;
-            let build = build_context(&file, &config, &sandbox);
+            let build = build_context(&file, &sandbox);
             let engine = Engine::new(registry, build, store, EngineOptions::default());
             let cancel = CancellationToken::new();
             let on_ctrl_c = cancel.clone();
@@ -170,16 +170,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 if let Some(error) = &run.error {
                     println!("    error: {error}");
                 }
-                for node in store.run_nodes(&run.id).await? {
-                    println!(
-                        "    {:<20} {:<12} {:<10} in {:>8}  out {:>8}  errors {:>5}",
-                        node.node_id,
-                        node.node_type,
-                        node.status.as_str(),
-                        node.records_in,
-                        node.records_out,
-                        node.errors
-                    );
+                let nodes = store.run_nodes(&run.id).await?;
+                if !nodes.is_empty() {
+                    print_nodes(&nodes, "    ");
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -210,16 +203,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn build_context(file: &Path, config: &Config, sandbox: &Sandbox) -> BuildContext {
-    BuildContext {
-        flow_dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
-        scripts_dir: config.nodes_dir.clone(),
-        sandbox: sandbox.clone(),
-    }
+fn build_context(file: &Path, sandbox: &Sandbox) -> BuildContext {
+    BuildContext { flow_dir: file.parent().map(Path::to_path_buf).unwrap_or_default(), sandbox: sandbox.clone() }
 }
 
 fn compile(file: &Path, config: &Config, registry: &Registry, sandbox: &Sandbox) -> Result<Flow, Vec<ConfigError>> {
-    let build = build_context(file, config, sandbox);
+    let build = build_context(file, sandbox);
     let shops = config.shop_names();
     let env = CompileEnv { registry, build: &build, shops: &shops };
     flow::compile_file(file, &env).map_err(|e| e.0)
@@ -250,10 +239,18 @@ fn print_report(report: &RunReport) {
         report.status.as_str(),
         report.elapsed.as_secs_f64()
     );
-    println!("  {:<20} {:<12} {:<10} {:>9} {:>9} {:>7}", "node", "type", "status", "in", "out", "errors");
-    for node in &report.nodes {
+    print_nodes(&report.nodes, "  ");
+    if let Some(error) = &report.error {
+        println!("error: {error}");
+    }
+}
+
+/// The per-node table of a run, each line starting with `indent`.
+fn print_nodes(nodes: &[NodeRunRecord], indent: &str) {
+    println!("{indent}{:<20} {:<12} {:<10} {:>9} {:>9} {:>7}", "node", "type", "status", "in", "out", "errors");
+    for node in nodes {
         println!(
-            "  {:<20} {:<12} {:<10} {:>9} {:>9} {:>7}",
+            "{indent}{:<20} {:<12} {:<10} {:>9} {:>9} {:>7}",
             node.node_id,
             node.node_type,
             node.status.as_str(),
@@ -262,10 +259,7 @@ fn print_report(report: &RunReport) {
             node.errors
         );
         if let Some(error) = &node.error {
-            println!("      {error}");
+            println!("{indent}    {error}");
         }
-    }
-    if let Some(error) = &report.error {
-        println!("error: {error}");
     }
 }

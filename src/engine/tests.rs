@@ -28,11 +28,7 @@ impl Harness {
     async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
-        let build = BuildContext {
-            flow_dir: dir.path().to_path_buf(),
-            scripts_dir: dir.path().join("nodes"),
-            sandbox: Sandbox::new(Limits::default()),
-        };
+        let build = BuildContext { flow_dir: dir.path().to_path_buf(), sandbox: Sandbox::new(Limits::default()) };
         Self { _dir: dir, registry: Registry::builtin(), build, store }
     }
 

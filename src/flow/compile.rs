@@ -182,13 +182,12 @@ impl Compiler<'_> {
             Some(node) => self.graph(node, "errors", true),
             None => Some(Vec::new()),
         };
-        if let (Some(nodes), Some(error_nodes)) = (&nodes, &error_nodes) {
-            let main: BTreeSet<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
-            for node in error_nodes {
-                if main.contains(node.id.as_str()) {
-                    self.error(node.pos, format!("error node \"{}\" has the id of a node under `nodes:`", node.id))
-                        .expected = Some("ids unique across `nodes:` and `errors:`".into());
-                }
+        if let (Some(main), Some(handlers)) =
+            (tree.get("nodes").and_then(Node::as_map), tree.get("errors").and_then(Node::as_map))
+        {
+            for (key, _) in handlers.iter().filter(|(key, _)| main.iter().any(|(k, _)| k.name == key.name)) {
+                self.error(key.pos, format!("error node \"{}\" has the id of a node under `nodes:`", key.name))
+                    .expected = Some("ids unique across `nodes:` and `errors:`".into());
             }
         }
         Some(Flow {
@@ -355,10 +354,7 @@ impl Compiler<'_> {
         let inputs = self.inputs(&id, body, ids);
         let when = body.get("when").and_then(|w| self.when(&id, w));
         let retry = body.get("retry").map_or(Some(Retry::default()), |r| self.retry(&id, r));
-        let timeout = match body.get("timeout") {
-            Some(t) => Some(self.duration(t, &format!("node \"{id}\": \"timeout\""))?),
-            None => None,
-        };
+        let timeout = body.get("timeout").map(|t| self.duration(t, &format!("node \"{id}\": \"timeout\"")));
         let on_error = match body.get("on_error") {
             Some(node) => {
                 let text = self.string(node, &format!("node \"{id}\": \"on_error\""))?;
@@ -390,6 +386,14 @@ impl Compiler<'_> {
                 )
                 .expected = Some("no `input:` here".into());
             }
+            (Role::Source, true) if body.get("when").is_some() => {
+                let pos = body.key_pos("when").unwrap_or(body.pos);
+                self.error(
+                    pos,
+                    format!("node \"{id}\": a {} node has no input for \"when\" to filter", node_type.name),
+                )
+                .expected = Some("`when:` on the nodes that receive this one's records".into());
+            }
             (Role::Transform, true) if !is_error_section => {
                 self.error(key.pos, format!("node \"{id}\": a {} node needs an input", node_type.name)).expected =
                     Some("`input:` naming one or more upstream nodes".into());
@@ -406,8 +410,8 @@ impl Compiler<'_> {
             inputs,
             when: when.flatten(),
             retry: retry?,
-            timeout,
             on_error: on_error?,
+            timeout: timeout.map_or(Some(None), |t| t.map(Some))?,
         })
     }
 
@@ -554,14 +558,117 @@ fn script_pos(source: &str, value_pos: Pos, line: Option<usize>, col: Option<usi
     let lines: Vec<&str> = source.lines().collect();
     let value_line = lines.get(value_pos.line as usize - 1).copied().unwrap_or_default();
     let rest = value_line.chars().skip(value_pos.col as usize - 1).collect::<String>();
+    let indent_of = |target: usize| lines.get(target - 1).map_or(0, |l| l.len() - l.trim_start().len());
+    let starts_its_line = value_line.chars().take(value_pos.col as usize - 1).all(char::is_whitespace);
     if rest.starts_with('|') || rest.starts_with('>') {
         let target = value_pos.line as usize + line;
-        let indent = lines.get(target - 1).map_or(0, |l| l.len() - l.trim_start().len());
-        Pos::new(target as u32, (indent + col) as u32)
+        Pos::new(target as u32, (indent_of(target) + col) as u32)
+    } else if starts_its_line {
+        // A block scalar located at its first content line.
+        let target = value_pos.line as usize + line - 1;
+        Pos::new(target as u32, (indent_of(target) + col) as u32)
     } else if line == 1 {
         let quote = usize::from(rest.starts_with('"') || rest.starts_with('\''));
         Pos::new(value_pos.line, value_pos.col + (quote + col - 1) as u32)
     } else {
         Pos::new(value_pos.line + line as u32 - 1, col as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::script::{Limits, Sandbox};
+
+    fn errors(yaml: &str) -> Vec<String> {
+        let registry = Registry::builtin();
+        let build = BuildContext { flow_dir: ".".into(), sandbox: Sandbox::new(Limits::default()) };
+        let shops = BTreeSet::from(["tmall".to_owned()]);
+        let env = CompileEnv { registry: &registry, build: &build, shops: &shops };
+        match compile(Path::new("f.yaml"), yaml, &env) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    const SOURCE: &str = "  a: {use: read_jsonl, with: {path: x}}\n";
+
+    #[test]
+    fn a_valid_flow_compiles_with_its_trigger_in_its_time_zone() {
+        let registry = Registry::builtin();
+        let build = BuildContext { flow_dir: ".".into(), sandbox: Sandbox::new(Limits::default()) };
+        let env = CompileEnv { registry: &registry, build: &build, shops: &BTreeSet::new() };
+        let yaml = format!(
+            "flow: f\ntrigger: {{cron: \"0 3 * * *\", timezone: Europe/Berlin}}\nnodes:\n{SOURCE}  b: {{use: log, input: a}}\n"
+        );
+        let flow = compile(Path::new("f.yaml"), &yaml, &env).unwrap();
+        assert_eq!(
+            flow.trigger,
+            Some(Trigger::Cron { expression: "0 3 * * *".into(), timezone: chrono_tz::Europe::Berlin })
+        );
+        assert_eq!(flow.nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn misspelt_flow_and_node_keys_get_suggestions() {
+        let found = errors(&format!("flow: f\nnodez: {{}}\nnodes:\n{SOURCE}  b: {{use: log, inptu: a}}\n"));
+        assert_eq!(
+            found,
+            [
+                "f.yaml:2:1: unknown key \"nodez\" in the flow (did you mean \"nodes\"?); expected one of \"flow\", \"description\", \"trigger\", \"shop\", \"nodes\" or \"errors\"",
+                "f.yaml:5:3: node \"b\": a log node needs an input; expected `input:` naming one or more upstream nodes",
+                "f.yaml:5:17: unknown key \"inptu\" in node \"b\" (did you mean \"input\"?); expected one of \"use\", \"with\", \"input\", \"when\", \"retry\", \"timeout\" or \"on_error\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn when_on_a_source_is_refused() {
+        let found = errors("flow: f\nnodes:\n  a: {use: read_jsonl, when: 'true', with: {path: x}}\n");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("has no input for \"when\" to filter"), "{}", found[0]);
+    }
+
+    #[test]
+    fn a_source_with_an_input_and_a_bad_time_zone_are_reported_together() {
+        let found = errors(&format!(
+            "flow: f\ntrigger: {{cron: '0 3 * * *', timezone: Asia/Shanghia}}\nnodes:\n{SOURCE}  b: {{use: read_jsonl, input: a, with: {{path: y}}}}\n"
+        ));
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].contains("unknown time zone \"Asia/Shanghia\" (did you mean \"Asia/Shanghai\"?)"),
+            "{}",
+            found[0]
+        );
+        assert!(found[1].contains("produces records and takes no input"), "{}", found[1]);
+    }
+
+    #[test]
+    fn retry_timeout_and_on_error_are_checked() {
+        let found = errors(&format!(
+            "flow: f\nnodes:\n{SOURCE}  b: {{use: log, input: a, retry: {{attempts: 0}}, timeout: soon, on_error: ignore}}\n"
+        ));
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found.iter().any(|e| e.contains("\"attempts\" must be a whole number from 1 to 100")));
+        assert!(found.iter().any(|e| e.contains("\"timeout\" \"soon\" is not a duration")));
+        assert!(found.iter().any(|e| e.contains("\"on_error\" is \"ignore\"") && e.contains("\"dead_letter\"")));
+    }
+
+    #[test]
+    fn error_nodes_may_not_reuse_main_ids_and_inline_scripts_point_at_their_line() {
+        let found = errors(&format!(
+            "flow: f\nnodes:\n{SOURCE}  s:\n    use: script\n    input: a\n    with:\n      source: |\n        let x = 1;\n        let = 2;\nerrors:\n  a: {{use: log}}\n"
+        ));
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].starts_with("f.yaml:10:13: node \"s\": the script does not compile"), "{}", found[0]);
+        assert!(found[1].contains("error node \"a\" has the id of a node under `nodes:`"), "{}", found[1]);
+    }
+
+    #[test]
+    fn broken_yaml_is_one_positioned_error_not_a_panic() {
+        let found = errors("flow: f\nnodes:\n  a: {use: [\n");
+        assert_eq!(found.len(), 1);
+        assert!(found[0].starts_with("f.yaml:"), "{}", found[0]);
+        assert!(found[0].contains("not valid YAML"), "{}", found[0]);
     }
 }

@@ -135,8 +135,6 @@ impl From<crate::store::StoreError> for NodeError {
 pub struct BuildContext {
     /// The folder of the flow file: relative paths in settings start here.
     pub flow_dir: PathBuf,
-    /// The folder holding Rhai node files (`nodes/`).
-    pub scripts_dir: PathBuf,
     /// The shared Rhai sandbox.
     pub sandbox: Sandbox,
 }
@@ -226,12 +224,10 @@ impl NodeType {
     /// Describes a built-in node type from its [`NodeKind`].
     pub fn of<K: NodeKind + 'static>() -> Self {
         let schema = serde_json::to_value(schemars::schema_for!(K::Settings)).unwrap_or(Json::Null);
-        let doc = schema.get("description").and_then(Json::as_str).unwrap_or_default().to_owned();
-        let title = schema.get("title").and_then(Json::as_str).map(str::to_owned);
-        let (summary, description) = match title {
-            Some(title) => (title, doc),
-            None => split_doc(&doc),
-        };
+        // schemars puts the struct's doc comment in `description` (its
+        // `title` is the type name): the first paragraph is the summary.
+        let doc = schema.get("description").and_then(Json::as_str).unwrap_or_default();
+        let (summary, description) = split_doc(doc);
         Self {
             name: K::TYPE.to_owned(),
             role: K::ROLE,

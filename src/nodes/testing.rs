@@ -15,7 +15,7 @@ use crate::store::{DeadLetter, Store};
 
 /// A build context rooted in the current folder with a default sandbox.
 pub(crate) fn build_ctx() -> BuildContext {
-    BuildContext { flow_dir: ".".into(), scripts_dir: "nodes".into(), sandbox: Sandbox::new(Limits::default()) }
+    BuildContext { flow_dir: ".".into(), sandbox: Sandbox::new(Limits::default()) }
 }
 
 fn node_ctx(store: &Store, on_error: OnError) -> NodeContext {
