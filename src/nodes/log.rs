@@ -97,6 +97,16 @@ impl LogNode {
 #[async_trait]
 impl Transform for LogNode {
     async fn process(&mut self, batch: Batch, ctx: &NodeContext) -> Result<Batch, NodeError> {
+        // Formatting records nobody will see would cost a copy per record.
+        let enabled = match self.settings.level {
+            LogLevel::Debug => tracing::enabled!(tracing::Level::DEBUG),
+            LogLevel::Info => tracing::enabled!(tracing::Level::INFO),
+            LogLevel::Warn => tracing::enabled!(tracing::Level::WARN),
+            LogLevel::Error => tracing::enabled!(tracing::Level::ERROR),
+        };
+        if !enabled {
+            return Ok(batch);
+        }
         for record in &batch {
             self.seen += 1;
             if (self.seen - 1) % self.settings.every != 0 {
