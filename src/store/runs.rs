@@ -81,7 +81,8 @@ pub enum NodeStatus {
     Succeeded,
     /// The node failed.
     Failed,
-    /// The node never ran (e.g. an upstream node failed).
+    /// The node failed, but its `on_error` (`skip` or `dead_letter`) let
+    /// the run go on without it.
     Skipped,
     /// The node was stopped by cancellation.
     Cancelled,
