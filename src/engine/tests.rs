@@ -275,12 +275,16 @@ impl Transform for Stuck {
     }
 }
 
-#[tokio::test]
-async fn a_timeout_ends_a_stuck_node_and_the_error_handlers_run() {
-    let mut h = Harness::new().await;
+fn add_stuck(h: &mut Harness) {
     h.registry.add(NodeType::custom("stuck", Role::Transform, "test", json!({"type": "object"}), |_, _| {
         Ok(Built::Transform(Box::new(Stuck)))
     }));
+}
+
+#[tokio::test]
+async fn a_timeout_ends_a_stuck_node_and_the_error_handlers_run() {
+    let mut h = Harness::new().await;
+    add_stuck(&mut h);
     h.write("in.jsonl", &jsonl(1));
     let report = h
         .run(
@@ -309,9 +313,7 @@ async fn a_timeout_ends_a_stuck_node_and_the_error_handlers_run() {
 #[tokio::test]
 async fn cancelling_a_run_ends_it_promptly_as_cancelled() {
     let mut h = Harness::new().await;
-    h.registry.add(NodeType::custom("stuck", Role::Transform, "test", json!({"type": "object"}), |_, _| {
-        Ok(Built::Transform(Box::new(Stuck)))
-    }));
+    add_stuck(&mut h);
     h.write("in.jsonl", &jsonl(1));
     let flow = h.flow("flow: c\nnodes:\n  a: {use: read_jsonl, with: {path: in.jsonl}}\n  s: {use: stuck, input: a}\n");
     let engine = Engine::new(h.registry.clone(), h.build.clone(), h.store.clone(), EngineOptions::default());
