@@ -8,6 +8,7 @@ pub mod config;
 pub mod engine;
 pub mod flow;
 pub mod nodes;
+pub mod platforms;
 pub mod record;
 pub mod script;
 pub mod store;

@@ -1,0 +1,205 @@
+//! Platform connectors: one folder per platform, all behind [`Platform`], all
+//! mapping to one normalised [`Order`] that keeps the platform's raw JSON.
+//!
+//! Nodes never speak a platform's wire format: they ask a [`Platform`] for
+//! pages of orders in a time window, for one order's detail, for refunds, for
+//! a parcel's trace or for pushed messages, and get typed answers or a
+//! [`PlatformError`] whose [`ErrorKind`] says what to do about it.
+
+pub mod taobao;
+
+mod order;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+pub use order::{Money, Order, OrderItem, ParcelTrace, PlatformMessage, Refund, TraceStep};
+
+/// A half-open time range `[start, end)` in UTC; platforms convert it to
+/// their own clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWindow {
+    /// Inclusive start.
+    pub start: DateTime<Utc>,
+    /// Exclusive end.
+    pub end: DateTime<Utc>,
+}
+
+impl TimeWindow {
+    /// The window's length.
+    pub fn span(&self) -> chrono::Duration {
+        self.end - self.start
+    }
+}
+
+/// Which page of a listing to fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    /// 1-based page number.
+    pub page_no: u32,
+    /// Records per page (the platform caps it; TOP at 100).
+    pub page_size: u32,
+    /// Ask for the total count (costs the platform more; TOP's `use_has_next`
+    /// off). Without it the page says only whether another follows.
+    pub with_total: bool,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default)]
+pub struct Page<T> {
+    /// The records on this page; an absent list is an empty page.
+    pub items: Vec<T>,
+    /// The total across all pages, when asked for and given.
+    pub total: Option<u64>,
+    /// Whether a further page exists (from `has_next`, or derived from `total`).
+    pub has_next: bool,
+}
+
+/// What a failed call means for the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The app is over its quota: stop calling for `ban` (from the answer).
+    RateLimited {
+        /// How long the platform says the ban lasts.
+        ban: Duration,
+    },
+    /// The platform's own fault (`isp.*`, HTTP 5xx, network, timeout): retry
+    /// with backoff.
+    Remote,
+    /// The platform refuses because the query is too heavy
+    /// (`isv.trade-service-rejection`): shrink the window and wait.
+    Overloaded,
+    /// The seller must authorise again (missing, invalid or expired session).
+    SessionExpired,
+    /// Wrong app secret or a signing bug.
+    Signature,
+    /// The app lacks the permission for this method.
+    Permission,
+    /// A missing or invalid argument: a bug on our side.
+    BadRequest,
+    /// An answer of no known shape (an HTML page, truncated JSON, a success
+    /// envelope without its body).
+    Malformed,
+    /// A business error the platform reported that fits none of the above.
+    Other,
+}
+
+impl ErrorKind {
+    /// Whether calling again later can succeed without anyone acting.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Self::RateLimited { .. } | Self::Remote | Self::Overloaded | Self::Malformed)
+    }
+}
+
+/// A failed platform call. Never holds a secret: request parameters in
+/// messages are shown with `app_secret`, `session` and `sign` removed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{method}: {message}")]
+pub struct PlatformError {
+    /// What to do about it.
+    pub kind: ErrorKind,
+    /// The API method called.
+    pub method: String,
+    /// The platform's code and sub-code, and their messages, or what was wrong
+    /// with the answer (with a short excerpt of it).
+    pub message: String,
+    /// The platform's request id, when it gave one.
+    pub request_id: Option<String>,
+}
+
+impl From<PlatformError> for crate::nodes::NodeError {
+    fn from(error: PlatformError) -> Self {
+        if error.kind.is_retryable() { Self::transient(error.to_string()) } else { Self::permanent(error.to_string()) }
+    }
+}
+
+/// One shop on one platform, as the nodes see it.
+#[async_trait]
+pub trait Platform: Send + Sync {
+    /// The platform's name as stored in the `platform` column (`taobao`).
+    fn name(&self) -> &'static str;
+
+    /// The shop's name in `orderflow.yaml` (stored in the `shop` column).
+    fn shop(&self) -> &str;
+
+    /// The longest window the platform accepts for a listing by modification time.
+    fn max_modified_window(&self) -> chrono::Duration;
+
+    /// How far back the platform keeps orders listable.
+    fn horizon(&self) -> chrono::Duration;
+
+    /// The detail fields a listing cannot return: an order needs
+    /// [`Platform::order_detail`] when the flow needs one of these.
+    fn detail_only_fields(&self) -> &'static [&'static str];
+
+    /// Orders created in `window`, newest first. `fields` narrows the answer
+    /// to the platform field names given (empty = the connector's default).
+    async fn orders_created(
+        &self,
+        window: TimeWindow,
+        page: PageRequest,
+        fields: &[String],
+    ) -> Result<Page<Order>, PlatformError>;
+
+    /// Orders modified in `window`, most recently modified first.
+    async fn orders_modified(
+        &self,
+        window: TimeWindow,
+        page: PageRequest,
+        fields: &[String],
+    ) -> Result<Page<Order>, PlatformError>;
+
+    /// One order in full; `None` when the platform no longer has it.
+    async fn order_detail(&self, tid: i64, fields: &[String]) -> Result<Option<Order>, PlatformError>;
+
+    /// Refunds modified in `window`.
+    async fn refunds_modified(&self, window: TimeWindow, page: PageRequest) -> Result<Page<Refund>, PlatformError>;
+
+    /// One refund; `None` when unknown.
+    async fn refund(&self, refund_id: i64) -> Result<Option<Refund>, PlatformError>;
+
+    /// The parcel trace of an order.
+    async fn parcel_trace(&self, tid: i64) -> Result<Vec<ParcelTrace>, PlatformError>;
+
+    /// Up to `quantity` pushed messages not yet confirmed.
+    async fn messages(&self, quantity: u32) -> Result<Vec<PlatformMessage>, PlatformError>;
+
+    /// Confirms messages so the platform stops delivering them.
+    async fn confirm_messages(&self, ids: &[i64]) -> Result<(), PlatformError>;
+
+    /// API calls made so far through this connector, by method.
+    fn calls(&self) -> BTreeMap<String, u64>;
+}
+
+/// The configured shops' connectors, by shop name.
+#[derive(Clone, Default)]
+pub struct Platforms {
+    shops: BTreeMap<String, Arc<dyn Platform>>,
+}
+
+impl std::fmt::Debug for Platforms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.shops.keys()).finish()
+    }
+}
+
+impl Platforms {
+    /// Adds or replaces a shop's connector.
+    pub fn insert(&mut self, shop: impl Into<String>, platform: Arc<dyn Platform>) {
+        self.shops.insert(shop.into(), platform);
+    }
+
+    /// The connector of `shop`.
+    pub fn get(&self, shop: &str) -> Option<Arc<dyn Platform>> {
+        self.shops.get(shop).cloned()
+    }
+
+    /// The shop names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.shops.keys().map(String::as_str)
+    }
+}
