@@ -11,4 +11,5 @@ pub mod nodes;
 pub mod platforms;
 pub mod record;
 pub mod script;
+pub mod sim;
 pub mod store;

@@ -1,0 +1,1 @@
+//! The platform simulator: a TOP gateway with a believable shop behind it.
