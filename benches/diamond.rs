@@ -192,7 +192,7 @@ async fn run(dir: &Path, n: u64) -> Result<(f64, u64), String> {
     let store = Store::connect(&format!("sqlite://{}", dir.join("bench.db").display()))
         .await
         .map_err(|e| format!("cannot open the store: {e}"))?;
-    let build = BuildContext { flow_dir: dir.to_path_buf(), sandbox: Sandbox::new(Limits::default()) };
+    let build = BuildContext::new(dir, Sandbox::new(Limits::default()));
     let registry = Registry::builtin();
     let shops = BTreeSet::new();
     let env = CompileEnv { registry: &registry, build: &build, shops: &shops };

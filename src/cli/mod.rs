@@ -204,7 +204,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn build_context(file: &Path, sandbox: &Sandbox) -> BuildContext {
-    BuildContext { flow_dir: file.parent().map(Path::to_path_buf).unwrap_or_default(), sandbox: sandbox.clone() }
+    BuildContext::new(file.parent().map(Path::to_path_buf).unwrap_or_default(), sandbox.clone())
 }
 
 fn compile(file: &Path, config: &Config, registry: &Registry, sandbox: &Sandbox) -> Result<Flow, Vec<ConfigError>> {

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::flow::OnError;
 use crate::nodes::NodeError;
 use crate::record::Batch;
-use crate::store::{DeadLetter, Store};
+use crate::store::{Cursor, DeadLetter, Store};
 
 /// Everything a node needs while it runs; handed to it by the executor.
 pub struct NodeContext {
@@ -62,15 +62,45 @@ impl NodeContext {
     }
 }
 
+/// A source's position, travelling behind the records that brought it there.
+///
+/// Every path from the source to a node carries its own copy; a node with
+/// several such paths in holds it until the last copy arrives, so by the
+/// time a node sees a checkpoint it has seen every record emitted before it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Checkpoint {
+    /// The source node that emitted it.
+    pub(crate) origin: Arc<str>,
+    /// Its number among the source's checkpoints in this run.
+    pub(crate) seq: u64,
+    /// The position to commit.
+    pub(crate) cursor: Cursor,
+}
+
+/// What travels on an edge: records, then the checkpoints reached after them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Packet {
+    pub(crate) records: Batch,
+    pub(crate) checkpoints: Vec<Checkpoint>,
+}
+
+impl Packet {
+    pub(crate) fn records(records: Batch) -> Self {
+        Self { records, checkpoints: Vec::new() }
+    }
+}
+
 /// A source's handle for sending records downstream.
 pub struct Emitter<'a> {
     ctx: &'a NodeContext,
     output: &'a Output,
+    origin: Arc<str>,
+    checkpoints: u64,
 }
 
 impl<'a> Emitter<'a> {
     pub(crate) fn new(ctx: &'a NodeContext, output: &'a Output) -> Self {
-        Self { ctx, output }
+        Self { ctx, output, origin: Arc::from(ctx.node_id.as_str()), checkpoints: 0 }
     }
 
     /// The node's context.
@@ -85,7 +115,18 @@ impl<'a> Emitter<'a> {
             return Ok(());
         }
         self.ctx.stats.records_out.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        self.output.send(batch, &self.ctx.cancel).await
+        self.output.send(Packet::records(batch), &self.ctx.cancel).await
+    }
+
+    /// Sends `batch` (possibly empty) followed by `cursor`, the position the
+    /// source reaches once these and all earlier records are handled. Sinks
+    /// commit the cursor with the last of them; the source reads it back on
+    /// its next run to resume.
+    pub async fn emit_through(&mut self, batch: Batch, cursor: Cursor) -> Result<(), NodeError> {
+        self.checkpoints += 1;
+        let checkpoint = Checkpoint { origin: self.origin.clone(), seq: self.checkpoints, cursor };
+        self.ctx.stats.records_out.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.output.send(Packet { records: batch, checkpoints: vec![checkpoint] }, &self.ctx.cancel).await
     }
 
     /// Hands a record the source could not read to the node's `on_error`.
@@ -97,27 +138,31 @@ impl<'a> Emitter<'a> {
 /// The bounded channels to a node's downstream nodes (one per edge target).
 #[derive(Default)]
 pub(crate) struct Output {
-    pub(crate) senders: Vec<mpsc::Sender<Batch>>,
+    pub(crate) senders: Vec<mpsc::Sender<Packet>>,
 }
 
 impl Output {
-    /// Sends `batch` to every downstream node, cloning it for all but the last.
-    /// A downstream that has stopped (its receiver closed) is passed over.
-    pub(crate) async fn send(&self, batch: Batch, cancel: &CancellationToken) -> Result<(), NodeError> {
+    /// Sends `packet` to every downstream node, cloning it for all but the
+    /// last. A downstream that has stopped (its receiver closed) is passed over.
+    pub(crate) async fn send(&self, packet: Packet, cancel: &CancellationToken) -> Result<(), NodeError> {
         let Some((last, rest)) = self.senders.split_last() else { return Ok(()) };
         for sender in rest {
-            Self::send_one(sender, batch.clone(), cancel).await?;
+            Self::send_one(sender, packet.clone(), cancel).await?;
         }
-        Self::send_one(last, batch, cancel).await
+        Self::send_one(last, packet, cancel).await
     }
 
-    async fn send_one(sender: &mpsc::Sender<Batch>, batch: Batch, cancel: &CancellationToken) -> Result<(), NodeError> {
+    async fn send_one(
+        sender: &mpsc::Sender<Packet>,
+        packet: Packet,
+        cancel: &CancellationToken,
+    ) -> Result<(), NodeError> {
         tokio::select! {
             biased;
             () = cancel.cancelled() => Err(NodeError::cancelled()),
             // A closed receiver means that node stopped under `on_error: skip`;
             // the others still want the data.
-            _ = sender.send(batch) => Ok(()),
+            _ = sender.send(packet) => Ok(()),
         }
     }
 }

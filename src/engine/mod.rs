@@ -14,7 +14,7 @@
 mod context;
 mod task;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -26,11 +26,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use context::{Emitter, NodeContext};
-pub(crate) use context::{NodeStats, Output};
+pub(crate) use context::{NodeStats, Output, Packet};
 
 use crate::flow::{Flow, NodeSpec, OnError};
 use crate::nodes::{BuildContext, Built, ErrorClass, Registry};
-use crate::record::{Batch, Record};
+use crate::record::Record;
 use crate::store::{NodeRunRecord, NodeStatus, RunFinish, RunStart, RunStatus, Store, StoreError};
 
 /// Tuning of the executor.
@@ -169,8 +169,8 @@ impl Engine {
         seed: Option<Record>,
         cancel: CancellationToken,
     ) -> GraphOutcome {
-        let mut receivers: HashMap<&str, mpsc::Receiver<Batch>> = HashMap::new();
-        let mut senders: HashMap<&str, mpsc::Sender<Batch>> = HashMap::new();
+        let mut receivers: HashMap<&str, mpsc::Receiver<Packet>> = HashMap::new();
+        let mut senders: HashMap<&str, mpsc::Sender<Packet>> = HashMap::new();
         for spec in specs {
             let (tx, rx) = mpsc::channel(self.options.channel_capacity.max(1));
             senders.insert(spec.id.as_str(), tx);
@@ -188,14 +188,16 @@ impl Engine {
             for spec in specs.iter().filter(|s| s.inputs.is_empty()) {
                 if let Some(tx) = senders.get(spec.id.as_str()) {
                     // Capacity is at least 1 and the channel is fresh: never full.
-                    let _ = tx.try_send(vec![seed.clone()]);
+                    let _ = tx.try_send(Packet::records(vec![seed.clone()]));
                 }
             }
         }
         // Only upstream nodes may keep a node's input open.
         drop(senders);
 
+        let mut copies = checkpoint_copies(specs);
         let stats: Vec<Arc<NodeStats>> = specs.iter().map(|_| Arc::new(NodeStats::default())).collect();
+        let build = BuildContext { shop: flow.shop.clone(), ..self.build.clone() };
         let mut tasks = JoinSet::new();
         let mut build_failure = None;
         for (index, spec) in specs.iter().enumerate() {
@@ -206,7 +208,7 @@ impl Engine {
                     break;
                 }
             };
-            let built = match node_type.build(&spec.settings, &self.build) {
+            let built = match node_type.build(&spec.settings, &build) {
                 Ok(built) => built,
                 Err(error) => {
                     build_failure = Some(format!("node \"{}\": {error}", spec.id));
@@ -225,6 +227,7 @@ impl Engine {
             };
             let output = outputs.remove(spec.id.as_str()).unwrap_or_default();
             let input = receivers.remove(spec.id.as_str());
+            let copies = copies.remove(spec.id.as_str()).unwrap_or_default();
             let spec = spec.clone();
             let sandbox = self.build.sandbox.clone();
             tasks.spawn(async move {
@@ -232,7 +235,7 @@ impl Engine {
                 let result = match (built, input) {
                     (Built::Source(node), _) => task::run_source(node, &spec, &ctx, &output).await,
                     (Built::Transform(node), Some(input)) => {
-                        task::run_transform(node, &spec, &ctx, input, &output, &sandbox).await
+                        task::run_transform(node, &spec, &ctx, input, &output, &sandbox, copies).await
                     }
                     (Built::Transform(_), None) => Ok(()),
                 };
@@ -305,6 +308,36 @@ impl Engine {
             .collect();
         GraphOutcome { nodes, fatal, had_errors }
     }
+}
+
+/// For each node, how many copies of a checkpoint from each source reach it:
+/// one per input edge that the source's records can travel along.
+fn checkpoint_copies(specs: &[NodeSpec]) -> HashMap<&str, HashMap<String, usize>> {
+    let mut downstream: HashMap<&str, Vec<&str>> = HashMap::new();
+    for spec in specs {
+        for input in &spec.inputs {
+            downstream.entry(input.as_str()).or_default().push(spec.id.as_str());
+        }
+    }
+    let mut copies: HashMap<&str, HashMap<String, usize>> = HashMap::new();
+    for source in specs.iter().filter(|s| s.inputs.is_empty()) {
+        let mut reached: HashSet<&str> = HashSet::from([source.id.as_str()]);
+        let mut frontier = vec![source.id.as_str()];
+        while let Some(node) = frontier.pop() {
+            for &next in downstream.get(node).into_iter().flatten() {
+                if reached.insert(next) {
+                    frontier.push(next);
+                }
+            }
+        }
+        for spec in specs {
+            let edges = spec.inputs.iter().filter(|input| reached.contains(input.as_str())).count();
+            if edges > 0 {
+                copies.entry(spec.id.as_str()).or_default().insert(source.id.clone(), edges);
+            }
+        }
+    }
+    copies
 }
 
 #[cfg(test)]

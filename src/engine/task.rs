@@ -1,17 +1,21 @@
 //! One node's task: receive, filter by `when`, process with retry and
 //! timeout, apply `on_error`, send on.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::sync::mpsc;
 
-use super::{Emitter, NodeContext, Output};
+use super::context::Checkpoint;
+use super::{Emitter, NodeContext, Output, Packet};
 use crate::flow::{NodeSpec, OnError};
 use crate::nodes::{ErrorClass, NodeError, Source, Transform};
 use crate::record::{Batch, Record};
 use crate::script::Sandbox;
+use crate::store::Cursor;
 
 /// Runs a source to its end, retrying the whole run on retryable errors.
 pub(super) async fn run_source(
@@ -31,28 +35,34 @@ pub(super) async fn run_source(
 }
 
 /// Feeds every incoming batch through a transform until all its inputs close.
+/// `copies` says, per source, how many copies of each of its checkpoints
+/// arrive here (one per input edge its records reach).
 pub(super) async fn run_transform(
     mut node: Box<dyn Transform>,
     spec: &NodeSpec,
     ctx: &NodeContext,
-    mut input: mpsc::Receiver<Batch>,
+    mut input: mpsc::Receiver<Packet>,
     output: &Output,
     sandbox: &Sandbox,
+    copies: HashMap<String, usize>,
 ) -> Result<(), NodeError> {
+    let mut alignment = Alignment { copies, arrived: HashMap::new() };
     loop {
-        let batch = tokio::select! {
+        let packet = tokio::select! {
             biased;
             () = ctx.cancel.cancelled() => return Err(NodeError::cancelled()),
-            batch = input.recv() => batch,
+            packet = input.recv() => packet,
         };
-        let Some(batch) = batch else { break };
-        ctx.stats.records_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        let batch = select_when(spec, ctx, sandbox, batch).await?;
-        if batch.is_empty() {
+        let Some(packet) = packet else { break };
+        ctx.stats.records_in.fetch_add(packet.records.len() as u64, Ordering::Relaxed);
+        let checkpoints = alignment.complete(packet.checkpoints);
+        let batch = select_when(spec, ctx, sandbox, packet.records).await?;
+        if batch.is_empty() && checkpoints.is_empty() {
             continue;
         }
-        let out = process(node.as_mut(), spec, ctx, batch).await?;
-        forward(ctx, output, out).await?;
+        let cursors: Vec<Cursor> = checkpoints.iter().map(|c| c.cursor.clone()).collect();
+        let out = process(node.as_mut(), spec, ctx, batch, &cursors).await?;
+        forward(ctx, output, Packet { records: out, checkpoints }).await?;
     }
     let mut retrier = Retrier::new(spec, ctx);
     let rest = loop {
@@ -61,15 +71,41 @@ pub(super) async fn run_transform(
             Err(error) => retrier.wait_or_fail(error).await?,
         }
     };
-    forward(ctx, output, rest).await
+    forward(ctx, output, Packet::records(rest)).await
 }
 
-async fn forward(ctx: &NodeContext, output: &Output, batch: Batch) -> Result<(), NodeError> {
-    if batch.is_empty() {
+/// Holds a checkpoint back until its last copy arrives, so that a node
+/// downstream of a fan-out commits a source's position only after every
+/// branch has delivered the records before it.
+struct Alignment {
+    copies: HashMap<String, usize>,
+    arrived: HashMap<(Arc<str>, u64), usize>,
+}
+
+impl Alignment {
+    /// The checkpoints among `incoming` whose every copy has now arrived.
+    fn complete(&mut self, incoming: Vec<Checkpoint>) -> Vec<Checkpoint> {
+        let mut complete = Vec::new();
+        for checkpoint in incoming {
+            let expected = self.copies.get(&*checkpoint.origin).copied().unwrap_or(1);
+            let key = (checkpoint.origin.clone(), checkpoint.seq);
+            let arrived = self.arrived.entry(key.clone()).or_default();
+            *arrived += 1;
+            if *arrived >= expected {
+                self.arrived.remove(&key);
+                complete.push(checkpoint);
+            }
+        }
+        complete
+    }
+}
+
+async fn forward(ctx: &NodeContext, output: &Output, packet: Packet) -> Result<(), NodeError> {
+    if packet.records.is_empty() && packet.checkpoints.is_empty() {
         return Ok(());
     }
-    ctx.stats.records_out.fetch_add(batch.len() as u64, Ordering::Relaxed);
-    output.send(batch, &ctx.cancel).await
+    ctx.stats.records_out.fetch_add(packet.records.len() as u64, Ordering::Relaxed);
+    output.send(packet, &ctx.cancel).await
 }
 
 /// Keeps the records for which the node's `when` holds; a record whose
@@ -90,32 +126,39 @@ async fn select_when(spec: &NodeSpec, ctx: &NodeContext, sandbox: &Sandbox, batc
 /// Processes a batch with retry; when it still fails and `on_error` lets the
 /// run go on, retries record by record so that only the bad records are
 /// skipped or dead-lettered.
+///
+/// `cursors` are committed with the batch; when the batch is split, they
+/// are committed after its last record, on their own.
 async fn process(
     node: &mut dyn Transform,
     spec: &NodeSpec,
     ctx: &NodeContext,
     batch: Batch,
+    cursors: &[Cursor],
 ) -> Result<Batch, NodeError> {
     let may_need_again = spec.retry.attempts > 1 || spec.on_error != OnError::Fail;
     if !may_need_again {
-        return guarded(spec, ctx, node.process(batch, ctx)).await;
+        return guarded(spec, ctx, node.process_through(batch, cursors, ctx)).await;
     }
-    let error = match process_with_retry(node, spec, ctx, &batch).await {
+    let error = match process_with_retry(node, spec, ctx, &batch, cursors).await {
         Ok(out) => return Ok(out),
         Err(error) if error.class == ErrorClass::Cancelled || spec.on_error == OnError::Fail => return Err(error),
         Err(error) => error,
     };
+    let mut out = Vec::new();
     if let [record] = batch.as_slice() {
         ctx.reject(record.to_json(), &error.message).await?;
-        return Ok(Vec::new());
-    }
-    let mut out = Vec::new();
-    for record in batch {
-        match process_with_retry(node, spec, ctx, std::slice::from_ref(&record)).await {
-            Ok(records) => out.extend(records),
-            Err(error) if error.class == ErrorClass::Cancelled => return Err(error),
-            Err(error) => ctx.reject(record.to_json(), &error.message).await?,
+    } else {
+        for record in batch {
+            match process_with_retry(node, spec, ctx, std::slice::from_ref(&record), &[]).await {
+                Ok(records) => out.extend(records),
+                Err(error) if error.class == ErrorClass::Cancelled => return Err(error),
+                Err(error) => ctx.reject(record.to_json(), &error.message).await?,
+            }
         }
+    }
+    if !cursors.is_empty() {
+        out.extend(process_with_retry(node, spec, ctx, &[], cursors).await?);
     }
     Ok(out)
 }
@@ -162,10 +205,11 @@ async fn process_with_retry(
     spec: &NodeSpec,
     ctx: &NodeContext,
     batch: &[Record],
+    cursors: &[Cursor],
 ) -> Result<Batch, NodeError> {
     let mut retrier = Retrier::new(spec, ctx);
     loop {
-        match guarded(spec, ctx, node.process(batch.to_vec(), ctx)).await {
+        match guarded(spec, ctx, node.process_through(batch.to_vec(), cursors, ctx)).await {
             Ok(out) => return Ok(out),
             Err(error) => retrier.wait_or_fail(error).await?,
         }

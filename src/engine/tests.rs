@@ -14,8 +14,9 @@ use tokio_util::sync::CancellationToken;
 use super::*;
 use crate::flow::{CompileEnv, compile};
 use crate::nodes::{BuildContext, Built, NodeError, NodeType, Role, Source, Transform};
+use crate::record::Batch;
 use crate::script::{Limits, Sandbox};
-use crate::store::NodeStatus;
+use crate::store::{Cursor, NodeStatus};
 
 struct Harness {
     _dir: tempfile::TempDir,
@@ -28,7 +29,7 @@ impl Harness {
     async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
-        let build = BuildContext { flow_dir: dir.path().to_path_buf(), sandbox: Sandbox::new(Limits::default()) };
+        let build = BuildContext::new(dir.path(), Sandbox::new(Limits::default()));
         Self { _dir: dir, registry: Registry::builtin(), build, store }
     }
 
@@ -342,4 +343,98 @@ async fn under_skip_a_failing_source_stops_alone_and_the_run_is_partial() {
     assert_eq!(report.status, RunStatus::Partial);
     assert_eq!(Harness::node(&report, "missing").status, NodeStatus::Skipped);
     assert_eq!(Harness::node(&report, "out").records_in, 5);
+}
+
+/// A source that emits `batches` batches of ten records, each followed by a
+/// cursor holding the batch's number.
+struct CursorSource {
+    batches: i64,
+}
+
+#[async_trait]
+impl Source for CursorSource {
+    async fn run(&mut self, out: &mut Emitter<'_>) -> Result<(), NodeError> {
+        for batch in 0..self.batches {
+            let records = (0..10).map(|i| Record::from_value(json!({ "n": batch * 10 + i })).unwrap()).collect();
+            let cursor = Cursor { platform: "p".into(), shop: "s".into(), stream: "x".into(), value: json!(batch) };
+            out.emit_through(records, cursor).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A sink that notes, for every cursor handed to it, how many records it had
+/// received by then.
+struct CursorSink {
+    received: u64,
+    commits: Arc<std::sync::Mutex<Vec<(u64, i64)>>>,
+}
+
+#[async_trait]
+impl Transform for CursorSink {
+    async fn process(&mut self, batch: Batch, _ctx: &NodeContext) -> Result<Batch, NodeError> {
+        self.received += batch.len() as u64;
+        Ok(batch)
+    }
+
+    async fn process_through(
+        &mut self,
+        batch: Batch,
+        cursors: &[Cursor],
+        ctx: &NodeContext,
+    ) -> Result<Batch, NodeError> {
+        let batch = self.process(batch, ctx).await?;
+        let mut commits = self.commits.lock().unwrap();
+        commits.extend(cursors.iter().map(|c| (self.received, c.value.as_i64().unwrap())));
+        Ok(batch)
+    }
+}
+
+fn add_cursor_nodes(h: &mut Harness, batches: i64) -> Arc<std::sync::Mutex<Vec<(u64, i64)>>> {
+    let commits = Arc::new(std::sync::Mutex::new(Vec::new()));
+    h.registry.add(NodeType::custom("cursor_source", Role::Source, "test", json!({"type": "object"}), move |_, _| {
+        Ok(Built::Source(Box::new(CursorSource { batches })))
+    }));
+    let sink_commits = commits.clone();
+    h.registry.add(NodeType::custom("cursor_sink", Role::Transform, "test", json!({"type": "object"}), move |_, _| {
+        Ok(Built::Transform(Box::new(CursorSink { received: 0, commits: sink_commits.clone() })))
+    }));
+    commits
+}
+
+#[tokio::test]
+async fn a_cursor_reaches_the_sink_behind_the_records_it_covers() {
+    let mut h = Harness::new().await;
+    let commits = add_cursor_nodes(&mut h, 20);
+    let report = h
+        .run(
+            "flow: chain\nnodes:\n  src: {use: cursor_source}\n  odd: {use: filter, input: src, with: {condition: 'record.n % 2 == 1'}}\n  none: {use: filter, input: odd, with: {condition: 'false'}}\n  sink: {use: cursor_sink, input: none}\n",
+            EngineOptions { batch_size: 10, channel_capacity: 1 },
+        )
+        .await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    // Every record was filtered out before the sink, yet each cursor still
+    // arrives, once, in order.
+    let commits = commits.lock().unwrap().clone();
+    assert_eq!(commits, (0..20).map(|batch| (0, batch)).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn behind_a_fan_out_a_cursor_waits_for_every_branch() {
+    let mut h = Harness::new().await;
+    let commits = add_cursor_nodes(&mut h, 50);
+    let report = h
+        .run(
+            "flow: diamond\nnodes:\n  src: {use: cursor_source}\n  even: {use: filter, input: src, with: {condition: 'record.n % 2 == 0'}}\n  slow: {use: script, input: src, with: {source: 'let i = 0; while i < 2000 { i += 1; }'}}\n  sink: {use: cursor_sink, input: [even, slow]}\n",
+            EngineOptions { batch_size: 10, channel_capacity: 1 },
+        )
+        .await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    let commits = commits.lock().unwrap().clone();
+    assert_eq!(commits.iter().map(|(_, batch)| *batch).collect::<Vec<_>>(), (0..50).collect::<Vec<_>>());
+    for (received, batch) in commits {
+        // Both branches' records up to this cursor: 5 even + 10 from `slow` per batch.
+        let covered = 15 * (batch as u64 + 1);
+        assert!(received >= covered, "cursor {batch} committed after {received} records, before {covered}");
+    }
 }

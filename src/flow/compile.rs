@@ -582,7 +582,7 @@ mod tests {
 
     fn errors(yaml: &str) -> Vec<String> {
         let registry = Registry::builtin();
-        let build = BuildContext { flow_dir: ".".into(), sandbox: Sandbox::new(Limits::default()) };
+        let build = BuildContext::new(".", Sandbox::new(Limits::default()));
         let shops = BTreeSet::from(["tmall".to_owned()]);
         let env = CompileEnv { registry: &registry, build: &build, shops: &shops };
         match compile(Path::new("f.yaml"), yaml, &env) {
@@ -596,7 +596,7 @@ mod tests {
     #[test]
     fn a_valid_flow_compiles_with_its_trigger_in_its_time_zone() {
         let registry = Registry::builtin();
-        let build = BuildContext { flow_dir: ".".into(), sandbox: Sandbox::new(Limits::default()) };
+        let build = BuildContext::new(".", Sandbox::new(Limits::default()));
         let env = CompileEnv { registry: &registry, build: &build, shops: &BTreeSet::new() };
         let yaml = format!(
             "flow: f\ntrigger: {{cron: \"0 3 * * *\", timezone: Europe/Berlin}}\nnodes:\n{SOURCE}  b: {{use: log, input: a}}\n"

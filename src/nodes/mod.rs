@@ -18,6 +18,11 @@
 //!   batch can be retried or split record by record.
 //! - A node MUST return promptly once the run's cancellation token fires; the
 //!   executor drops in-flight futures at that point.
+//! - A source that can resume reports its position with
+//!   [`Emitter::emit_through`]: the cursor travels behind the records it
+//!   covers, through every path to the sinks, and a sink commits it with them
+//!   (see [`Transform::process_through`]). A transform that holds records back
+//!   across batches would let a cursor overtake them, so none does.
 
 pub mod custom;
 pub mod filter;
@@ -39,8 +44,10 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
+use crate::platforms::{Platform, Platforms};
 use crate::record::Batch;
 use crate::script::Sandbox;
+use crate::store::Cursor;
 
 pub use crate::engine::{Emitter, NodeContext};
 
@@ -66,6 +73,20 @@ pub trait Source: Send {
 pub trait Transform: Send {
     /// Processes one batch and returns what goes downstream.
     async fn process(&mut self, batch: Batch, ctx: &NodeContext) -> Result<Batch, NodeError>;
+
+    /// Processes a batch after which a source reached the positions in
+    /// `cursors` (the batch may be empty). A node that writes records durably
+    /// overrides this to commit the cursors in the same transaction as the
+    /// records, so a crash never leaves a cursor past unsaved records. Either
+    /// way the executor passes the cursors downstream afterwards.
+    async fn process_through(
+        &mut self,
+        batch: Batch,
+        _cursors: &[Cursor],
+        ctx: &NodeContext,
+    ) -> Result<Batch, NodeError> {
+        if batch.is_empty() { Ok(batch) } else { self.process(batch, ctx).await }
+    }
 
     /// Called once after the last batch, for nodes that hold state to flush.
     async fn finish(&mut self, _ctx: &NodeContext) -> Result<Batch, NodeError> {
@@ -137,9 +158,30 @@ pub struct BuildContext {
     pub flow_dir: PathBuf,
     /// The shared Rhai sandbox.
     pub sandbox: Sandbox,
+    /// The configured shops' platform connectors.
+    pub platforms: Platforms,
+    /// The flow's `shop:`, which platform nodes use unless they name another.
+    pub shop: Option<String>,
 }
 
 impl BuildContext {
+    /// A context for flows in `flow_dir`, with no shops configured.
+    pub fn new(flow_dir: impl Into<PathBuf>, sandbox: Sandbox) -> Self {
+        Self { flow_dir: flow_dir.into(), sandbox, platforms: Platforms::default(), shop: None }
+    }
+
+    /// The platform connector of the node's `shop` setting, or else of the
+    /// flow's `shop:`.
+    pub fn platform(&self, shop: Option<&str>) -> Result<Arc<dyn Platform>, BuildError> {
+        let Some(name) = shop.or(self.shop.as_deref()) else {
+            return Err(BuildError::setting("shop", "no shop: set `shop:` on the flow or `shop` on the node"));
+        };
+        self.platforms.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.platforms.names().collect();
+            BuildError::setting("shop", format!("shop \"{name}\" is not configured (configured: {})", known.join(", ")))
+        })
+    }
+
     /// A path from a setting, resolved against the flow file's folder.
     pub fn resolve(&self, path: &Path) -> PathBuf {
         if path.is_absolute() { path.to_path_buf() } else { self.flow_dir.join(path) }

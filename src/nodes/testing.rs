@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{BuildContext, NodeError, Source, Transform};
-use crate::engine::{Emitter, NodeContext, NodeStats, Output};
+use crate::engine::{Emitter, NodeContext, NodeStats, Output, Packet};
 use crate::flow::OnError;
 use crate::record::{Batch, Record};
 use crate::script::{Limits, Sandbox};
@@ -15,7 +15,7 @@ use crate::store::{DeadLetter, Store};
 
 /// A build context rooted in the current folder with a default sandbox.
 pub(crate) fn build_ctx() -> BuildContext {
-    BuildContext { flow_dir: ".".into(), sandbox: Sandbox::new(Limits::default()) }
+    BuildContext::new(".", Sandbox::new(Limits::default()))
 }
 
 fn node_ctx(store: &Store, on_error: OnError) -> NodeContext {
@@ -64,8 +64,8 @@ pub(crate) async fn run_source(
     node.run(&mut Emitter::new(&ctx, &output)).await?;
     drop(output);
     let mut batches = Vec::new();
-    while let Some(batch) = rx.recv().await {
-        batches.push(batch);
+    while let Some(Packet { records, .. }) = rx.recv().await {
+        batches.push(records);
     }
     let letters = store.dead_letters("test-run").await.expect("dead letters");
     Ok((batches, letters))
