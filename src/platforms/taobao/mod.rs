@@ -9,6 +9,8 @@
 
 pub mod envelope;
 pub mod error;
+pub mod fields;
+pub mod mapping;
 pub mod sign;
 pub mod time;
 
