@@ -7,12 +7,15 @@
 //! means, [`mapping`] turns TOP records into the normalised model, [`fields`]
 //! holds what is asked of TOP, and [`client`] makes the calls.
 
+pub mod client;
 pub mod envelope;
 pub mod error;
 pub mod fields;
 pub mod mapping;
 pub mod sign;
 pub mod time;
+
+pub use client::{ClientError, TaobaoClient};
 
 /// The platform's name in the `platform` column and in [`crate::platforms::Order::platform`].
 pub const PLATFORM: &str = "taobao";
