@@ -2,7 +2,20 @@
 //! client that implements [`crate::platforms::Platform`].
 //!
 //! The simulator (`crate::sim`) checks requests with the same [`sign`] and
-//! speaks the same [`time`] format, so the two cannot drift apart.
+//! speaks the same [`time`] format, so the two cannot drift apart. The layers,
+//! bottom up: [`envelope`] reads an answer body, [`error`] says what a failure
+//! means, [`mapping`] turns TOP records into the normalised model, [`fields`]
+//! holds what is asked of TOP, and [`client`] makes the calls.
 
+pub mod client;
+pub mod envelope;
+pub mod error;
+pub mod fields;
+pub mod mapping;
 pub mod sign;
 pub mod time;
+
+pub use client::{ClientError, TaobaoClient};
+
+/// The platform's name in the `platform` column and in [`crate::platforms::Order::platform`].
+pub const PLATFORM: &str = "taobao";
