@@ -40,8 +40,9 @@ pub struct SaveOutcome {
     pub inserted: usize,
     /// Orders that replaced a stored version with the same or an older `modified`.
     pub updated: usize,
-    /// Orders left out because the database, or a later copy in the same batch,
-    /// holds a newer version. Not an error: pages overlap and arrive out of order.
+    /// Orders left out because the database holds a newer version, or because
+    /// another copy of the order in the same batch replaced them. Not an error:
+    /// pages overlap and arrive out of order.
     pub stale: usize,
 }
 
@@ -295,6 +296,11 @@ impl Store {
     /// outside the years 0000 to 9999, and an oid that two lines of the batch share
     /// fail the batch with [`StoreError::InvalidValue`]. An oid stored under another
     /// order fails it with a constraint violation.
+    ///
+    /// Writers of the same shop may run at once: the newest version and its items
+    /// win whatever the timing. A lock conflict (a MySQL deadlock, a busy SQLite
+    /// file) fails the batch with a transient error ([`StoreError::is_transient`]);
+    /// saving the batch again is safe.
     pub async fn save_orders(&self, orders: &[Order], cursors: &[Cursor]) -> Result<SaveOutcome, StoreError> {
         let rows = orders.iter().map(OrderRow::new).collect::<Result<Vec<_>, _>>()?;
         let cursor_values = cursors.iter().map(cursor_text).collect::<Result<Vec<_>, _>>()?;
