@@ -222,7 +222,7 @@ async fn dead_letters_round_trip() {
 /// Orders keyed by (shop, tid), guarded by `modified`, with every column kind.
 fn orders_spec() -> TableSpec {
     TableSpec::new(
-        "orders",
+        "shop_orders",
         vec![
             ColumnSpec::new("shop", ColumnKind::Text),
             ColumnSpec::new("tid", ColumnKind::Integer),
@@ -448,17 +448,17 @@ fn table_spec_rejects_bad_identifiers_and_keys() {
         TableSpec::new("orders; drop table x", columns(), vec!["tid".into()], None).expect_err("injection in the name");
     assert!(error.to_string().contains("table name"), "{error}");
 
-    let error = TableSpec::new("orders", columns(), vec!["oid".into()], None).expect_err("key not among columns");
+    let error = TableSpec::new("shop_orders", columns(), vec!["oid".into()], None).expect_err("key not among columns");
     assert!(error.to_string().contains("key column oid"), "{error}");
 
-    let error = TableSpec::new("orders", columns(), vec![], None).expect_err("empty key");
+    let error = TableSpec::new("shop_orders", columns(), vec![], None).expect_err("empty key");
     assert!(error.to_string().contains("empty key"), "{error}");
 
-    let error =
-        TableSpec::new("orders", columns(), vec!["tid".into()], Some("mod".into())).expect_err("unknown newer_than");
+    let error = TableSpec::new("shop_orders", columns(), vec!["tid".into()], Some("mod".into()))
+        .expect_err("unknown newer_than");
     assert!(error.to_string().contains("newer_than column mod"), "{error}");
 
-    let error = TableSpec::new("orders", vec![ColumnSpec::new("a b", ColumnKind::Text)], vec!["a b".into()], None)
+    let error = TableSpec::new("shop_orders", vec![ColumnSpec::new("a b", ColumnKind::Text)], vec!["a b".into()], None)
         .expect_err("space in a column name");
     assert!(error.to_string().contains("column name"), "{error}");
 }

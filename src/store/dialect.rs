@@ -138,8 +138,23 @@ pub(crate) fn upsert(
     key: &[&str],
     newer_than: Option<(&str, ColumnKind)>,
 ) -> String {
+    upsert_many(backend, table, columns, key, newer_than, 1)
+}
+
+/// [`upsert`] of `rows` rows in one statement; the arguments are bound row after
+/// row. No two rows may share a key: PostgreSQL refuses to update a row twice in one
+/// statement.
+pub(crate) fn upsert_many(
+    backend: Backend,
+    table: &str,
+    columns: &[&str],
+    key: &[&str],
+    newer_than: Option<(&str, ColumnKind)>,
+    rows: usize,
+) -> String {
     let t = quote(backend, table);
-    let insert = format!("INSERT INTO {t} ({}) VALUES ({})", quote_list(backend, columns), placeholders(columns.len()));
+    let insert =
+        format!("INSERT INTO {t} ({}) VALUES {}", quote_list(backend, columns), value_rows(columns.len(), rows));
     let mut updated: Vec<&str> = columns.iter().copied().filter(|c| !key.contains(c)).collect();
     let sql = match backend {
         Backend::Sqlite | Backend::Postgres => {
@@ -205,6 +220,83 @@ pub(crate) fn upsert(
         }
     };
     self::sql(backend, &sql)
+}
+
+/// A multi-row `INSERT` of `rows` rows into `table`; the arguments are bound row
+/// after row.
+pub(crate) fn insert_many(backend: Backend, table: &str, columns: &[&str], rows: usize) -> String {
+    let sql = format!(
+        "INSERT INTO {} ({}) VALUES {}",
+        quote(backend, table),
+        quote_list(backend, columns),
+        value_rows(columns.len(), rows)
+    );
+    self::sql(backend, &sql)
+}
+
+/// `(?, ?), (?, ?)`: `rows` groups of `columns` placeholders.
+fn value_rows(columns: usize, rows: usize) -> String {
+    let row = format!("({})", placeholders(columns));
+    vec![row; rows.max(1)].join(", ")
+}
+
+/// `count` placeholders for an `IN (…)` list. Callers keep `count` under
+/// [`max_binds`] and above zero (`IN ()` is a syntax error outside SQLite).
+pub(crate) fn in_list(count: usize) -> String {
+    placeholders(count)
+}
+
+/// The most placeholders one statement may carry: SQLite's
+/// `SQLITE_MAX_VARIABLE_NUMBER` (32766 since 3.32), and the 16-bit parameter count of
+/// the PostgreSQL and MySQL protocols.
+pub(crate) fn max_binds(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => 32_766,
+        Backend::Postgres | Backend::MySql => 65_535,
+    }
+}
+
+/// The statement that opens a transaction which reads and then writes. SQLite's
+/// plain `BEGIN` is deferred: it takes the write lock only at the first write, and
+/// if another connection committed since the transaction's first read, that write
+/// fails at once (`SQLITE_BUSY_SNAPSHOT`) instead of waiting. `BEGIN IMMEDIATE` takes
+/// the lock up front, waiting up to the busy timeout, so what the transaction reads
+/// stays true until it commits. `None`: the backend's default `BEGIN`.
+pub(crate) fn begin_write(backend: Backend) -> Option<&'static str> {
+    match backend {
+        Backend::Sqlite => Some("BEGIN IMMEDIATE"),
+        Backend::Postgres | Backend::MySql => None,
+    }
+}
+
+/// The suffix that makes a `SELECT` inside a transaction lock the rows it reads until
+/// the transaction ends, so that they cannot change between the read and the write
+/// that depends on it. SQLite has no row locks, and needs none after
+/// [`begin_write`]: the transaction holds the database's only write lock.
+pub(crate) fn lock_rows(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "",
+        Backend::Postgres | Backend::MySql => " FOR UPDATE",
+    }
+}
+
+/// A statement, taking one bound 64-bit key, that makes transactions writing the same
+/// key take turns until they end. The locking read of [`lock_rows`] cannot lock a row
+/// that does not exist yet, so on PostgreSQL two writers could both find an order
+/// absent and both believe they inserted it; a transaction-scoped advisory lock per
+/// shop rules that out. SQLite needs none (one writer at a time), and MySQL's locking
+/// read also locks the gap where an absent row would go (under its default
+/// REPEATABLE READ).
+pub(crate) fn lock_key(backend: Backend) -> Option<String> {
+    match backend {
+        Backend::Postgres => Some(sql(backend, "SELECT pg_advisory_xact_lock(?)")),
+        Backend::Sqlite | Backend::MySql => None,
+    }
+}
+
+/// The suffix that makes `ORDER BY` of a text column byte-wise (see [`text_order`]).
+pub(crate) fn sort_text(backend: Backend) -> &'static str {
+    text_order(backend, ColumnKind::Text)
 }
 
 /// The suffix that makes a comparison or sort of a `kind` column byte-wise. SQLite
@@ -325,6 +417,21 @@ mod tests {
         let status = sql.find("`status` = IF").expect("status assignment");
         let modified = sql.find("`modified` = IF").expect("modified assignment");
         assert!(status < modified, "{sql}");
+    }
+
+    #[test]
+    fn multi_row_statements_number_every_placeholder() {
+        assert_eq!(
+            insert_many(Backend::Postgres, "t", &["a", "b"], 2),
+            "INSERT INTO \"t\" (\"a\", \"b\") VALUES ($1, $2), ($3, $4)"
+        );
+        let sql = upsert_many(Backend::MySql, "t", &["k", "v"], &["k"], None, 3);
+        assert_eq!(
+            sql,
+            "INSERT INTO `t` (`k`, `v`) VALUES (?, ?), (?, ?), (?, ?) ON DUPLICATE KEY UPDATE `v` = VALUES(`v`)"
+        );
+        assert_eq!(in_list(3), "?, ?, ?");
+        assert_eq!(lock_key(Backend::Postgres).as_deref(), Some("SELECT pg_advisory_xact_lock($1)"));
     }
 
     #[test]

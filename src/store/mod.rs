@@ -1,4 +1,5 @@
-//! The SQL store: run records, dead letters and the user tables flows write into.
+//! The SQL store: run records, dead letters, orders with their items and sync
+//! cursors, and the user tables flows write into.
 //!
 //! One code path serves SQLite, PostgreSQL and MySQL/MariaDB through sqlx's `Any`
 //! driver. Queries are checked at run time, so building needs no database. Every
@@ -11,6 +12,7 @@
 mod dead_letters;
 mod dialect;
 mod error;
+mod orders;
 mod runs;
 mod tables;
 
@@ -24,6 +26,7 @@ use sqlx::{AnyConnection, AnyPool, Connection};
 
 pub use dead_letters::DeadLetter;
 pub use error::{StoreError, redact_url};
+pub use orders::{Cursor, SaveOutcome, StoredOrder};
 pub use runs::{NodeRunRecord, NodeStatus, RunFinish, RunRecord, RunStart, RunStatus};
 pub use tables::{ColumnKind, ColumnSpec, SqlValue, TableSpec};
 

@@ -8,7 +8,8 @@ use super::error::StoreError;
 use super::{Store, dialect};
 
 /// The store's own tables; a [`TableSpec`] may not name them.
-const RESERVED_TABLES: &[&str] = &["runs", "run_nodes", "dead_letters", "_sqlx_migrations"];
+const RESERVED_TABLES: &[&str] =
+    &["runs", "run_nodes", "dead_letters", "orders", "order_items", "sync_cursors", "_sqlx_migrations"];
 
 /// The longest identifier PostgreSQL keeps (63 bytes); MySQL allows 64.
 const MAX_IDENT_LEN: usize = 63;
@@ -343,7 +344,7 @@ mod tests {
 
     #[test]
     fn accepts_a_valid_spec() {
-        let spec = TableSpec::new("orders", columns(), vec!["tid".into()], Some("modified".into()));
+        let spec = TableSpec::new("shop_orders", columns(), vec!["tid".into()], Some("modified".into()));
         assert!(spec.is_ok(), "{spec:?}");
     }
 
@@ -359,14 +360,14 @@ mod tests {
                 },
                 "table name",
             ),
-            (TableSpec { name: "orders".into(), columns: columns(), key: vec![], newer_than: None }, "empty key"),
+            (TableSpec { name: "shop_orders".into(), columns: columns(), key: vec![], newer_than: None }, "empty key"),
             (
-                TableSpec { name: "orders".into(), columns: columns(), key: vec!["oid".into()], newer_than: None },
+                TableSpec { name: "shop_orders".into(), columns: columns(), key: vec!["oid".into()], newer_than: None },
                 "key column oid",
             ),
             (
                 TableSpec {
-                    name: "orders".into(),
+                    name: "shop_orders".into(),
                     columns: columns(),
                     key: vec!["tid".into()],
                     newer_than: Some("raw".into()),
@@ -375,7 +376,7 @@ mod tests {
             ),
             (
                 TableSpec {
-                    name: "orders".into(),
+                    name: "shop_orders".into(),
                     columns: vec![ColumnSpec::new("tid", ColumnKind::Text), ColumnSpec::new("TID", ColumnKind::Text)],
                     key: vec!["tid".into()],
                     newer_than: None,
@@ -395,7 +396,7 @@ mod tests {
 
     #[test]
     fn rejects_rows_that_do_not_fit() {
-        let spec = TableSpec::new("orders", columns(), vec!["tid".into()], None).unwrap();
+        let spec = TableSpec::new("shop_orders", columns(), vec!["tid".into()], None).unwrap();
         assert!(spec.check_row(0, &["1".into(), "t".into(), "{}".into()]).is_ok());
         assert!(spec.check_row(0, &["1".into()]).is_err());
         assert!(spec.check_row(0, &[1i64.into(), "t".into(), "{}".into()]).is_err());
