@@ -104,7 +104,7 @@ impl<'a> Emitter<'a> {
     }
 
     /// The node's context.
-    pub fn ctx(&self) -> &NodeContext {
+    pub fn ctx(&self) -> &'a NodeContext {
         self.ctx
     }
 

@@ -25,12 +25,18 @@
 //!   across batches would let a cursor overtake them, so none does.
 
 pub mod custom;
+pub mod dedupe;
+pub mod fetch_detail;
+pub mod fetch_full;
+pub mod fetch_increment;
 pub mod filter;
 pub mod log;
 pub mod read_jsonl;
 pub mod reference;
 pub mod script;
 pub mod store;
+pub mod store_orders;
+pub mod sync;
 #[cfg(test)]
 pub(crate) mod testing;
 
@@ -176,6 +182,9 @@ impl BuildContext {
         let Some(name) = shop.or(self.shop.as_deref()) else {
             return Err(BuildError::setting("shop", "no shop: set `shop:` on the flow or `shop` on the node"));
         };
+        if let Some(reason) = self.platforms.unsupported(name) {
+            return Err(BuildError::setting("shop", format!("shop \"{name}\": {reason}")));
+        }
         self.platforms.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.platforms.names().collect();
             BuildError::setting("shop", format!("shop \"{name}\" is not configured (configured: {})", known.join(", ")))
@@ -336,6 +345,11 @@ impl Registry {
         registry.add(NodeType::of::<script::Script>());
         registry.add(NodeType::of::<store::StoreNode>());
         registry.add(NodeType::of::<log::Log>());
+        registry.add(NodeType::of::<fetch_full::FetchFull>());
+        registry.add(NodeType::of::<fetch_increment::FetchIncrement>());
+        registry.add(NodeType::of::<fetch_detail::FetchDetail>());
+        registry.add(NodeType::of::<dedupe::Dedupe>());
+        registry.add(NodeType::of::<store_orders::StoreOrders>());
         registry
     }
 

@@ -18,7 +18,8 @@ pub(crate) fn build_ctx() -> BuildContext {
     BuildContext::new(".", Sandbox::new(Limits::default()))
 }
 
-fn node_ctx(store: &Store, on_error: OnError) -> NodeContext {
+/// A context for running a node outside a flow.
+pub(crate) fn node_ctx(store: &Store, on_error: OnError) -> NodeContext {
     NodeContext {
         node_id: "under_test".into(),
         run_id: "test-run".into(),

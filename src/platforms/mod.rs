@@ -17,6 +17,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::config::{self, Config};
+
 pub use order::{Money, Order, OrderItem, ParcelTrace, PlatformMessage, Refund, TraceStep};
 
 /// A half-open time range `[start, end)` in UTC; platforms convert it to
@@ -179,6 +181,8 @@ pub trait Platform: Send + Sync {
 #[derive(Clone, Default)]
 pub struct Platforms {
     shops: BTreeMap<String, Arc<dyn Platform>>,
+    /// Shops on platforms orderflow has no connector for yet, with why.
+    unsupported: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Platforms {
@@ -188,6 +192,27 @@ impl std::fmt::Debug for Platforms {
 }
 
 impl Platforms {
+    /// A connector for every shop of `config`. A shop on a platform without
+    /// a connector yet is named in the error of any node that uses it.
+    pub fn from_config(config: &Config) -> Result<Self, taobao::ClientError> {
+        let mut platforms = Self::default();
+        for (name, shop) in &config.shops {
+            match shop.platform {
+                config::Platform::Taobao => platforms.insert(name, Arc::new(taobao::TaobaoClient::new(name, shop)?)),
+                config::Platform::Douyin => {
+                    platforms.unsupported.insert(name.clone(), "Douyin shops are not supported yet".into());
+                }
+            }
+        }
+        Ok(platforms)
+    }
+
+    /// Why `shop` has no connector, when it is configured on a platform
+    /// orderflow cannot reach yet.
+    pub fn unsupported(&self, shop: &str) -> Option<&str> {
+        self.unsupported.get(shop).map(String::as_str)
+    }
+
     /// Adds or replaces a shop's connector.
     pub fn insert(&mut self, shop: impl Into<String>, platform: Arc<dyn Platform>) {
         self.shops.insert(shop.into(), platform);

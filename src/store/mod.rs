@@ -269,17 +269,3 @@ mod tests {
         assert_eq!(back.timestamp_millis(), t.timestamp_millis());
     }
 }
-
-// TEMPORARY until the store branch lands: the cursor a sync node commits.
-/// A sync position (placeholder).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Cursor {
-    /// Platform.
-    pub platform: String,
-    /// Shop.
-    pub shop: String,
-    /// Stream.
-    pub stream: String,
-    /// Value.
-    pub value: serde_json::Value,
-}

@@ -1,0 +1,134 @@
+//! `fetch_detail`: completes orders the listing returned only in part.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+use super::sync::{self, order_record, record_order};
+use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
+use crate::platforms::{Order, Platform};
+use crate::record::{Batch, Record};
+
+/// Replaces an order by its full detail (TOP `trade.fullinfo.get`) when the
+/// flow `needs` a field its listing did not return — and only then: an order
+/// whose listing has every needed field, or whose version the database
+/// already holds, costs no call. Details are cached by order and version.
+///
+/// Put it after `dedupe`, so that orders already stored at this version are
+/// gone before it. Fields added to a record upstream are kept.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FetchDetailSettings {
+    /// The shop in `orderflow.yaml`; the flow's `shop:` when left out.
+    #[serde(default)]
+    pub shop: Option<String>,
+    /// The platform fields (as named in `raw`) the flow needs on every order.
+    pub needs: Vec<String>,
+    /// The fields the detail call asks for; empty asks for every field the
+    /// order model needs plus `needs`.
+    #[serde(default)]
+    pub fields: Vec<String>,
+    /// How many details the cache holds.
+    #[serde(default = "default_cache_size")]
+    pub cache_size: NonZeroUsize,
+}
+
+fn default_cache_size() -> NonZeroUsize {
+    NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN)
+}
+
+/// The `fetch_detail` node type.
+pub struct FetchDetail;
+
+impl NodeKind for FetchDetail {
+    const TYPE: &'static str = "fetch_detail";
+    const ROLE: Role = Role::Transform;
+    type Settings = FetchDetailSettings;
+
+    fn example() -> &'static str {
+        "detail:\n  use: fetch_detail\n  input: fresh\n  with:\n    needs: [buyer_message, seller_memo]\n"
+    }
+
+    fn build(settings: FetchDetailSettings, ctx: &BuildContext) -> Result<Built, BuildError> {
+        let platform = ctx.platform(settings.shop.as_deref())?;
+        let fields =
+            if settings.fields.is_empty() { Vec::new() } else { with_needs(&settings.fields, &settings.needs) };
+        Ok(Built::Transform(Box::new(DetailTransform { platform, fields, settings, cache: HashMap::new() })))
+    }
+}
+
+fn with_needs(fields: &[String], needs: &[String]) -> Vec<String> {
+    let mut all = fields.to_vec();
+    all.extend(needs.iter().filter(|need| !fields.contains(need)).cloned());
+    all
+}
+
+struct DetailTransform {
+    settings: FetchDetailSettings,
+    platform: Arc<dyn Platform>,
+    fields: Vec<String>,
+    cache: HashMap<i64, Order>,
+}
+
+impl DetailTransform {
+    fn lacks_needed(&self, order: &Order) -> bool {
+        self.settings.needs.iter().any(|need| order.raw.get(need).is_none_or(Json::is_null))
+    }
+
+    async fn detail(&mut self, ctx: &NodeContext, listed: &Order) -> Result<Option<Order>, NodeError> {
+        if let Some(cached) = self.cache.get(&listed.tid).filter(|c| c.modified >= listed.modified) {
+            return Ok(Some(cached.clone()));
+        }
+        let (platform, fields) = (&self.platform, &self.fields);
+        let detail = sync::call_platform(ctx, || platform.order_detail(listed.tid, fields)).await?;
+        let Some(detail) = detail else {
+            tracing::warn!(node_id = %ctx.node_id, tid = listed.tid, "The platform has no detail of this order; kept as listed.");
+            return Ok(None);
+        };
+        if self.cache.len() >= self.settings.cache_size.get() {
+            // Details are cheap to fetch again; a simple reset bounds memory.
+            self.cache.clear();
+        }
+        self.cache.insert(detail.tid, detail.clone());
+        Ok(Some(detail))
+    }
+}
+
+#[async_trait]
+impl Transform for DetailTransform {
+    async fn process(&mut self, batch: Batch, ctx: &NodeContext) -> Result<Batch, NodeError> {
+        let mut wanting: Vec<(usize, Order)> = Vec::new();
+        for (index, record) in batch.iter().enumerate() {
+            let order = record_order(record).map_err(NodeError::permanent)?;
+            if order.shop == self.platform.shop() && self.lacks_needed(&order) {
+                wanting.push((index, order));
+            }
+        }
+        if wanting.is_empty() {
+            return Ok(batch);
+        }
+        let tids: Vec<i64> = wanting.iter().map(|(_, order)| order.tid).collect();
+        let stored: HashMap<i64, DateTime<Utc>> =
+            ctx.store.order_versions(self.platform.name(), self.platform.shop(), &tids).await?;
+        let mut batch = batch;
+        for (index, listed) in wanting {
+            if stored.get(&listed.tid).is_some_and(|version| *version >= listed.modified) {
+                continue;
+            }
+            let Some(detail) = self.detail(ctx, &listed).await? else { continue };
+            if detail.modified < listed.modified {
+                continue;
+            }
+            let record = &mut batch[index];
+            let Record { fields, .. } = order_record(&detail)?;
+            record.fields.extend(fields);
+        }
+        Ok(batch)
+    }
+}

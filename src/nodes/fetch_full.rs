@@ -1,0 +1,184 @@
+//! `fetch_full`: every order created in the last days, resumable.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::fetch_increment::{check_page_size, default_page_size, emit_window};
+use super::sync::{self, FULL_STREAM, INCREMENT_STREAM};
+use super::{BuildContext, BuildError, Built, Emitter, NodeContext, NodeError, NodeKind, Role, Source};
+use crate::platforms::{Order, Page, PageRequest, Platform, TimeWindow};
+
+/// Backfills every order created in the last `days` days (first
+/// initialisation, or a full pull when the increment channel is not
+/// trusted), newest first, and hands the increment channel over when done.
+///
+/// The range is read as a window whose end moves back past each page read
+/// (creation times never change, so nothing moves between pages); each page
+/// goes downstream with the backfill's position `{"since", "until",
+/// "next_end", "complete"}` behind it, committed with the page's orders. A
+/// backfill killed midway resumes from its last committed page on the next
+/// run instead of starting over. When it completes, the increment cursor is
+/// set to the backfill's start (unless it is already later), so that
+/// `fetch_increment` picks up every order changed during the backfill.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FetchFullSettings {
+    /// The shop in `orderflow.yaml`; the flow's `shop:` when left out.
+    #[serde(default)]
+    pub shop: Option<String>,
+    /// How many days back to read, at most the platform's horizon (90 on TOP).
+    #[serde(default = "default_days")]
+    pub days: u32,
+    /// Orders per page, 1 to 100.
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    /// The platform fields to list; empty asks for every field the order
+    /// model needs.
+    #[serde(default)]
+    pub fields: Vec<String>,
+}
+
+fn default_days() -> u32 {
+    90
+}
+
+/// The `fetch_full` node type.
+pub struct FetchFull;
+
+impl NodeKind for FetchFull {
+    const TYPE: &'static str = "fetch_full";
+    const ROLE: Role = Role::Source;
+    type Settings = FetchFullSettings;
+
+    fn example() -> &'static str {
+        "backfill:\n  use: fetch_full\n  with:\n    days: 90\n    page_size: 100\n"
+    }
+
+    fn build(settings: FetchFullSettings, ctx: &BuildContext) -> Result<Built, BuildError> {
+        let platform = ctx.platform(settings.shop.as_deref())?;
+        check_page_size(settings.page_size)?;
+        let horizon = platform.horizon().num_days();
+        if settings.days == 0 || i64::from(settings.days) > horizon {
+            return Err(BuildError::setting(
+                "days",
+                format!("must be 1 to {horizon}: {} lists orders that far back only", platform.name()),
+            ));
+        }
+        Ok(Built::Source(Box::new(FullSource { settings, platform })))
+    }
+}
+
+/// Where a backfill stands: the cursor value of the `orders.full` stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Backfill {
+    /// The oldest creation time read.
+    pub since: DateTime<Utc>,
+    /// When the backfill began: the newest creation time read.
+    pub until: DateTime<Utc>,
+    /// Orders created in `[next_end, until)` are stored.
+    pub next_end: DateTime<Utc>,
+    /// Whether the whole range is stored.
+    pub complete: bool,
+}
+
+impl Backfill {
+    /// The share of the range already stored, 0 to 1.
+    pub fn progress(&self) -> f64 {
+        let whole = (self.until - self.since).num_seconds().max(1) as f64;
+        ((self.until - self.next_end).num_seconds() as f64 / whole).clamp(0.0, 1.0)
+    }
+}
+
+struct FullSource {
+    settings: FetchFullSettings,
+    platform: Arc<dyn Platform>,
+}
+
+#[async_trait]
+impl Source for FullSource {
+    async fn run(&mut self, out: &mut Emitter<'_>) -> Result<(), NodeError> {
+        let ctx = out.ctx();
+        let platform = self.platform.as_ref();
+        let stored = ctx.store.load_cursor(platform.name(), platform.shop(), FULL_STREAM).await?;
+        let now = sync::settled_now();
+        let mut backfill = match stored.and_then(|value| serde_json::from_value::<Backfill>(value).ok()) {
+            Some(backfill) if !backfill.complete => {
+                tracing::info!(node_id = %ctx.node_id, shop = platform.shop(), next_end = %backfill.next_end,
+                    "Resuming the backfill where it stopped.");
+                backfill
+            }
+            _ => {
+                let since = now - chrono::Duration::days(i64::from(self.settings.days));
+                Backfill { since, until: now, next_end: now, complete: false }
+            }
+        };
+        // A resumed backfill may have outlived the platform's horizon.
+        let oldest = now - platform.horizon() + chrono::Duration::minutes(1);
+        let since = backfill.since.max(oldest);
+        while backfill.next_end > since {
+            let window = TimeWindow { start: since, end: backfill.next_end };
+            let (orders, next_end) = self.read_newest(ctx, window).await?;
+            backfill.next_end = next_end;
+            let cursor = sync::cursor(platform, FULL_STREAM, serde_json::to_value(&backfill).unwrap_or_default());
+            emit_window(out, orders, cursor).await?;
+        }
+        backfill.complete = true;
+        let cursor = sync::cursor(platform, FULL_STREAM, serde_json::to_value(&backfill).unwrap_or_default());
+        out.emit_through(Vec::new(), cursor).await?;
+
+        let increment = ctx.store.load_cursor(platform.name(), platform.shop(), INCREMENT_STREAM).await?;
+        if increment.as_ref().and_then(sync::modified_until).is_none_or(|until| until < backfill.until) {
+            let cursor = sync::cursor(platform, INCREMENT_STREAM, json!({ "modified_until": backfill.until }));
+            out.emit_through(Vec::new(), cursor).await?;
+        }
+        Ok(())
+    }
+}
+
+impl FullSource {
+    /// The newest page of `window` and the window's new end: everything
+    /// created from it on has now been read. Orders created in the same
+    /// second as the page's oldest may continue on the next page, so that
+    /// second is read again — unless the whole page is that one second,
+    /// which is then paged through in full.
+    async fn read_newest(
+        &self,
+        ctx: &NodeContext,
+        window: TimeWindow,
+    ) -> Result<(Vec<Order>, DateTime<Utc>), NodeError> {
+        let first = self.page(ctx, window, 1).await?;
+        let created = first.items.iter().map(|o| o.created);
+        let (Some(oldest), Some(newest)) = (created.clone().min(), created.max()) else {
+            return Ok((first.items, window.start));
+        };
+        if !first.has_next {
+            return Ok((first.items, window.start));
+        }
+        let second_after = oldest + chrono::Duration::seconds(1);
+        if second_after <= newest {
+            return Ok((first.items, second_after));
+        }
+        let mut orders = first.items;
+        let crowded = TimeWindow { start: oldest, end: window.end };
+        let mut page_no = 1;
+        loop {
+            page_no += 1;
+            let page = self.page(ctx, crowded, page_no).await?;
+            orders.extend(page.items);
+            if !page.has_next {
+                return Ok((orders, oldest));
+            }
+        }
+    }
+
+    async fn page(&self, ctx: &NodeContext, window: TimeWindow, page_no: u32) -> Result<Page<Order>, NodeError> {
+        let page = PageRequest { page_no, page_size: self.settings.page_size, with_total: false };
+        let fields = &self.settings.fields;
+        sync::call_platform(ctx, || self.platform.orders_created(window, page, fields)).await
+    }
+}
