@@ -29,6 +29,9 @@ mod mutate;
 mod shop;
 mod tmc;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
