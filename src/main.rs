@@ -5,11 +5,14 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let cli = orderflow::cli::Cli::parse();
+    // The demo prints its own story; run-by-run log lines would bury it.
+    let default_filter =
+        if matches!(cli.command, orderflow::cli::Command::Demo { .. }) { "warn" } else { "orderflow=info,warn" };
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("orderflow=info,warn")))
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)))
         .with_writer(std::io::stderr)
         .init();
-    let cli = orderflow::cli::Cli::parse();
     match orderflow::cli::run(cli).await {
         Ok(code) => code,
         Err(error) => {

@@ -1,6 +1,8 @@
 //! The `orderflow` command line. This is the one place that turns library
 //! errors into reports (`anyhow`) and exit codes.
 
+mod demo;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,6 +14,7 @@ use crate::config::Config;
 use crate::engine::{Engine, EngineOptions, RunReport};
 use crate::flow::{self, CompileEnv, ConfigError, Flow};
 use crate::nodes::{self, BuildContext, Registry};
+use crate::platforms::Platforms;
 use crate::script::{Limits, Sandbox};
 use crate::store::{NodeRunRecord, RunStatus, Store, redact_url};
 
@@ -66,6 +69,19 @@ pub enum Command {
     },
     /// List the node types a flow can use (built-in and nodes/*.rhai).
     Nodes,
+    /// Sync a simulated Tmall shop into SQLite with the example flows and
+    /// print a summary: the whole product in one command, no shop needed.
+    Demo {
+        /// Orders in the simulated shop.
+        #[arg(long, default_value_t = 3_000)]
+        orders: usize,
+        /// The simulator's seed: the same seed, the same shop.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Order changes per second while the backfill runs.
+        #[arg(long, default_value_t = 20.0)]
+        mutations_per_sec: f64,
+    },
     /// Print the node reference of docs/flows.md, or rewrite it there.
     Docs {
         /// Rewrite the generated part of this file in place.
@@ -73,6 +89,9 @@ pub enum Command {
         write: Option<PathBuf>,
     },
 }
+
+/// The SQLite file `orderflow demo` writes unless `--database` says otherwise.
+const DEMO_DATABASE_FILE: &str = "orderflow-demo.db";
 
 /// Graph output formats.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -94,8 +113,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    if let Some(database) = cli.database {
-        config.database = database;
+    let cli_database = cli.database;
+    if let Some(database) = &cli_database {
+        config.database = database.clone();
     }
     let sandbox = Sandbox::new(Limits::default());
     let mut registry = Registry::builtin();
@@ -135,7 +155,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print_errors(&node_errors);
             let flow = compile_or_report(&file, &config, &registry, &sandbox)?;
             let store = connect(&config.database).await?;
-            let build = build_context(&file, &sandbox);
+            let build = build_context(&file, &config, &sandbox);
             let engine = Engine::new(registry, build, store, EngineOptions::default());
             let cancel = CancellationToken::new();
             let on_ctrl_c = cancel.clone();
@@ -177,6 +197,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Demo { orders, seed, mutations_per_sec } => {
+            let database = match cli_database {
+                Some(database) => database,
+                None => {
+                    // The demo's own file, fresh each time: a new simulated
+                    // shop must not meet the last one's orders.
+                    for suffix in ["", "-wal", "-shm"] {
+                        let _ = std::fs::remove_file(format!("{DEMO_DATABASE_FILE}{suffix}"));
+                    }
+                    format!("sqlite://{DEMO_DATABASE_FILE}")
+                }
+            };
+            demo::run(demo::DemoOptions { orders, seed, mutations_per_sec, database }).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Nodes => {
             print_errors(&node_errors);
             for node_type in registry.iter() {
@@ -203,12 +238,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn build_context(file: &Path, sandbox: &Sandbox) -> BuildContext {
-    BuildContext::new(file.parent().map(Path::to_path_buf).unwrap_or_default(), sandbox.clone())
+/// The context nodes of `file` are built in: its folder, the sandbox, and a
+/// connector per configured shop. A shop whose connector cannot be made
+/// (a malformed gateway URL) is left out, and the nodes using it say so.
+fn build_context(file: &Path, config: &Config, sandbox: &Sandbox) -> BuildContext {
+    let mut build = BuildContext::new(file.parent().map(Path::to_path_buf).unwrap_or_default(), sandbox.clone());
+    match Platforms::from_config(config) {
+        Ok(platforms) => build.platforms = platforms,
+        Err(error) => tracing::error!(%error, "A shop cannot be reached."),
+    }
+    build
 }
 
 fn compile(file: &Path, config: &Config, registry: &Registry, sandbox: &Sandbox) -> Result<Flow, Vec<ConfigError>> {
-    let build = build_context(file, sandbox);
+    let build = build_context(file, config, sandbox);
     let shops = config.shop_names();
     let env = CompileEnv { registry, build: &build, shops: &shops };
     flow::compile_file(file, &env).map_err(|e| e.0)

@@ -59,7 +59,7 @@ pub fn compile(file: &Path, source: &str, env: &CompileEnv<'_>) -> Result<Flow, 
             )]));
         }
     };
-    let mut compiler = Compiler { file, source, env, errors: Vec::new() };
+    let mut compiler = Compiler { file, source, env, build: env.build.clone(), errors: Vec::new() };
     let flow = compiler.flow(&tree);
     if compiler.errors.is_empty() {
         if let Some(flow) = flow {
@@ -73,6 +73,8 @@ struct Compiler<'a> {
     file: &'a Path,
     source: &'a str,
     env: &'a CompileEnv<'a>,
+    /// `env.build` with the flow's `shop:`, which nodes are built against.
+    build: BuildContext,
     errors: Vec<ConfigError>,
 }
 
@@ -170,6 +172,7 @@ impl Compiler<'_> {
             }
             Some(name)
         });
+        self.build.shop = shop.clone();
 
         let nodes = match tree.get("nodes") {
             Some(node) => self.graph(node, "nodes", false),
@@ -515,7 +518,7 @@ impl Compiler<'_> {
             return None;
         }
         let json = with.to_json();
-        match node_type.build(&json, self.env.build) {
+        match node_type.build(&json, &self.build) {
             Ok(_) => Some(json),
             Err(error) => {
                 self.build_error(id, with, &error);

@@ -96,19 +96,6 @@ pub fn modified_until(value: &Json) -> Option<DateTime<Utc>> {
     value.get("modified_until")?.as_str()?.parse().ok()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spans_read_human_durations_and_refuse_the_rest() {
-        let span: Span = serde_json::from_value(Json::from("1h 30m")).unwrap();
-        assert_eq!(span.0, Duration::from_secs(5400));
-        let error = serde_json::from_value::<Span>(Json::from("soon")).unwrap_err().to_string();
-        assert!(error.contains("\"soon\" is not a duration"), "{error}");
-    }
-}
-
 /// The longest rate-limit ban a call waits out; a longer one (a daily
 /// quota) ends the run, whose cursor then resumes it on a later run.
 pub const MAX_BAN_WAIT: Duration = Duration::from_secs(120);
@@ -148,5 +135,18 @@ where
         biased;
         () = ctx.cancel.cancelled() => Err(NodeError::cancelled()),
         result = attempts => result.map_err(NodeError::from),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_read_human_durations_and_refuse_the_rest() {
+        let span: Span = serde_json::from_value(Json::from("1h 30m")).unwrap();
+        assert_eq!(span.0, Duration::from_secs(5400));
+        let error = serde_json::from_value::<Span>(Json::from("soon")).unwrap_err().to_string();
+        assert!(error.contains("\"soon\" is not a duration"), "{error}");
     }
 }
