@@ -321,9 +321,6 @@ mod tests {
         fn horizon(&self) -> chrono::Duration {
             chrono::Duration::days(90)
         }
-        fn detail_only_fields(&self) -> &'static [&'static str] {
-            &[]
-        }
         async fn orders_created(
             &self,
             _: TimeWindow,

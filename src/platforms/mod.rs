@@ -134,10 +134,6 @@ pub trait Platform: Send + Sync {
     /// How far back the platform keeps orders listable.
     fn horizon(&self) -> chrono::Duration;
 
-    /// The detail fields a listing cannot return: an order needs
-    /// [`Platform::order_detail`] when the flow needs one of these.
-    fn detail_only_fields(&self) -> &'static [&'static str];
-
     /// Orders created in `window`, newest first. `fields` narrows the answer
     /// to the platform field names given (empty = the connector's default).
     async fn orders_created(

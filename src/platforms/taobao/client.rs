@@ -22,9 +22,7 @@ use serde_json::Value as Json;
 
 use super::envelope::{self, excerpt, list};
 use super::error::{self, AnswerError, ApiError, Malformed};
-use super::fields::{
-    DEFAULT_DETAIL_FIELDS, DEFAULT_TRADE_FIELDS, DETAIL_ONLY_FIELDS, REFUND_FIELDS, REFUND_LIST_FIELDS, TRADE_TYPES,
-};
+use super::fields::{DEFAULT_DETAIL_FIELDS, DEFAULT_TRADE_FIELDS, REFUND_FIELDS, REFUND_LIST_FIELDS, TRADE_TYPES};
 use super::{PLATFORM, mapping, sign, time};
 use crate::config::{self, Secret, SignMethod};
 use crate::platforms::{
@@ -374,10 +372,6 @@ impl Platform for TaobaoClient {
     fn horizon(&self) -> chrono::Duration {
         // "Only the last three months": 90 days is the safe reading.
         chrono::Duration::days(90)
-    }
-
-    fn detail_only_fields(&self) -> &'static [&'static str] {
-        DETAIL_ONLY_FIELDS
     }
 
     async fn orders_created(
