@@ -3,8 +3,10 @@
 
 mod demo;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -16,6 +18,7 @@ use crate::flow::{self, CompileEnv, ConfigError, Flow};
 use crate::nodes::{self, BuildContext, Registry};
 use crate::platforms::Platforms;
 use crate::script::{Limits, Sandbox};
+use crate::sim::{SimConfig, Simulator};
 use crate::store::{NodeRunRecord, RunStatus, Store, redact_url};
 
 /// orderflow keeps a merchant's own database in step with its shops: flows
@@ -88,6 +91,37 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         write: Option<PathBuf>,
     },
+    /// Serve a simulated Taobao gateway with a generated shop, until Ctrl-C.
+    Sim(SimArgs),
+}
+
+/// `orderflow sim` options; see `docs/simulator.md`.
+#[derive(Debug, clap::Args)]
+pub struct SimArgs {
+    /// Where to listen, e.g. 127.0.0.1:8848 (port 0 picks a free one).
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// Seeds the shop, its changes and its faults.
+    #[arg(long, default_value_t = SimConfig::default().seed)]
+    pub seed: u64,
+    /// Orders in the generated history.
+    #[arg(long, default_value_t = SimConfig::default().orders)]
+    pub orders: usize,
+    /// Days the history reaches back.
+    #[arg(long, default_value_t = SimConfig::default().days)]
+    pub days: u32,
+    /// Live changes per second (new orders, payments, shipping, refunds, …).
+    #[arg(long, default_value_t = 0.0)]
+    pub mutations_per_sec: f64,
+    /// Probability that a call gets a fault instead of its answer.
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_rate: f64,
+    /// Calls allowed per sliding minute; more get TOP's code 7 and a ban.
+    #[arg(long, value_name = "CALLS_PER_MIN")]
+    pub rate_limit: Option<u32>,
+    /// Delay before every answer.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
 }
 
 /// The SQLite file `orderflow demo` writes unless `--database` says otherwise.
@@ -104,6 +138,10 @@ pub enum GraphFormat {
 
 /// Runs the command line; returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // The simulator needs no config file or database.
+    if let Command::Sim(args) = &cli.command {
+        return run_sim(args).await;
+    }
     let explicit_config = std::env::args().any(|a| a == "--config" || a.starts_with("--config="))
         || std::env::var_os("ORDERFLOW_CONFIG").is_some();
     let mut config = match Config::load(&cli.config, explicit_config) {
@@ -220,6 +258,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Sim(args) => run_sim(&args).await,
         Command::Docs { write } => {
             let generated = nodes::reference::markdown(&Registry::builtin());
             match write {
@@ -236,6 +275,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn run_sim(args: &SimArgs) -> anyhow::Result<ExitCode> {
+    let config = SimConfig {
+        seed: args.seed,
+        orders: args.orders,
+        days: args.days,
+        mutations_per_sec: args.mutations_per_sec,
+        fault_rate: args.fault_rate,
+        rate_limit_per_min: args.rate_limit,
+        latency: Duration::from_millis(args.latency_ms),
+        ..SimConfig::default()
+    };
+    let sim = Simulator::start(config, args.listen).await.context("starting the simulator")?;
+    println!("{}", sim.banner());
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    sim.shutdown().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The context nodes of `file` are built in: its folder, the sandbox, and a

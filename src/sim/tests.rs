@@ -479,6 +479,16 @@ async fn faults_are_served_instead_of_answers() {
 }
 
 #[tokio::test]
+async fn latency_delays_every_answer() {
+    let sim = start(SimConfig { latency: Duration::from_millis(150), ..small(20, 2) }).await;
+    let client = Client::new(&sim);
+    let started = std::time::Instant::now();
+    client.call("taobao.tmc.messages.consume", &[]).await;
+    client.call("taobao.trades.sold.get", &[("fields", "tid"), ("page_size", "1")]).await;
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+#[tokio::test]
 async fn refunds_and_parcels_can_be_looked_up() {
     let sim = start(small(2_000, 30)).await;
     let client = Client::new(&sim);
