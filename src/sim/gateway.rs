@@ -464,17 +464,7 @@ fn trades_sold_get(gateway: &Gateway, params: &Params, now: DateTime<Utc>) -> An
     if end < start {
         return Err(TopError::invalid("end_created", "must not be before start_created"));
     }
-    let paging = paging(params)?;
-    let query = TradeQuery {
-        by: By::Created,
-        start,
-        end,
-        types: types(params, DEFAULT_TRADE_TYPES),
-        statuses: status_filter(params)?,
-        offset: paging.offset,
-        limit: paging.size,
-    };
-    list_trades(gateway, params, query, &paging, now)
+    list_window(gateway, params, By::Created, start, end, now)
 }
 
 fn trades_sold_increment_get(gateway: &Gateway, params: &Params, now: DateTime<Utc>) -> Answer {
@@ -493,9 +483,21 @@ fn trades_sold_increment_get(gateway: &Gateway, params: &Params, now: DateTime<U
     if start < now - HISTORY {
         return Err(TopError::invalid("start_modified", "only the last three months can be queried"));
     }
+    list_window(gateway, params, By::Modified, start, end, now)
+}
+
+/// One page of the trades `by` creation or modification time in `[start, end]`.
+fn list_window(
+    gateway: &Gateway,
+    params: &Params,
+    by: By,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Answer {
     let paging = paging(params)?;
     let query = TradeQuery {
-        by: By::Modified,
+        by,
         start,
         end,
         types: types(params, DEFAULT_TRADE_TYPES),

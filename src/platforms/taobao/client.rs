@@ -22,7 +22,7 @@ use serde_json::Value as Json;
 
 use super::envelope::{self, excerpt, list};
 use super::error::{self, AnswerError, ApiError, Malformed};
-use super::fields::{DEFAULT_DETAIL_FIELDS, DEFAULT_TRADE_FIELDS, REFUND_FIELDS, REFUND_LIST_FIELDS, TRADE_TYPES};
+use super::fields::{DEFAULT_TRADE_FIELDS, DETAIL_EXTRA_FIELDS, REFUND_FIELDS, REFUND_LIST_FIELDS, TRADE_TYPES};
 use super::{PLATFORM, mapping, sign, time};
 use crate::config::{self, Secret, SignMethod};
 use crate::platforms::{
@@ -404,7 +404,8 @@ impl Platform for TaobaoClient {
 
     async fn order_detail(&self, tid: i64, fields: &[String]) -> Result<Option<Order>, PlatformError> {
         const METHOD: &str = "taobao.trade.fullinfo.get";
-        let params = [("fields", fields_param(fields, DEFAULT_DETAIL_FIELDS)), ("tid", tid.to_string())];
+        let default_fields = [DEFAULT_TRADE_FIELDS, DETAIL_EXTRA_FIELDS].concat();
+        let params = [("fields", fields_param(fields, &default_fields)), ("tid", tid.to_string())];
         let body = match self.call(METHOD, &params).await {
             Ok(body) => body,
             Err(error) if error.is_not_found() => return Ok(None),

@@ -214,7 +214,7 @@ async fn a_missing_order_or_refund_is_none() {
     let seen = fake.seen();
     assert_eq!(
         (seen[0].form["tid"].as_str(), seen[0].form["fields"].as_str()),
-        ("42", DEFAULT_DETAIL_FIELDS.join(",").as_str())
+        ("42", [DEFAULT_TRADE_FIELDS, DETAIL_EXTRA_FIELDS].concat().join(",").as_str())
     );
     assert_eq!(seen[1].form["refund_id"], "7");
 }
