@@ -45,7 +45,7 @@ pub struct FetchIncrementSettings {
     #[serde(default = "default_page_size")]
     pub page_size: u32,
     /// Windows holding more orders than this are halved (down to a minute)
-    /// before they are read.
+    /// before they are read; later windows grow back when they are quiet.
     #[serde(default = "default_split_above")]
     pub split_above: u64,
     /// How far back the first run reaches when the shop has no cursor yet.
@@ -154,11 +154,14 @@ impl Source for IncrementSource {
                 tracing::info!(node_id = %ctx.node_id, ?span, "Window too crowded; halving it.");
                 continue;
             };
+            // A window well under the limit lets the next one grow back.
+            if (orders.len() as u64).saturating_mul(4) < self.settings.split_above {
+                span = (span * 2).min(configured);
+            }
             let until = resumed.map_or(window.end, |r| r.max(window.end));
             let cursor = sync::cursor(platform, INCREMENT_STREAM, json!({ "modified_until": until }));
             emit_window(out, orders, cursor).await?;
             start = window.end;
-            span = configured;
         }
         Ok(())
     }
@@ -277,7 +280,25 @@ mod tests {
     struct Churning {
         orders: Mutex<BTreeMap<i64, DateTime<Utc>>>,
         calls: AtomicU32,
-        moved_to: DateTime<Utc>,
+        /// Where changed orders move to; `None` leaves the shop still.
+        moved_to: Option<DateTime<Utc>>,
+        /// Every window listed, in call order.
+        windows: Mutex<Vec<TimeWindow>>,
+    }
+
+    impl Churning {
+        fn new(orders: BTreeMap<i64, DateTime<Utc>>, moved_to: Option<DateTime<Utc>>) -> Arc<Self> {
+            Arc::new(Self { orders: Mutex::new(orders), calls: AtomicU32::new(0), moved_to, windows: Mutex::default() })
+        }
+
+        /// Runs `fetch_increment` with `settings` against this shop.
+        async fn read(self: &Arc<Self>, settings: Json) -> Vec<crate::record::Batch> {
+            let mut ctx = build_ctx();
+            ctx.platforms.insert("s", self.clone());
+            let settings: FetchIncrementSettings = serde_json::from_value(settings).unwrap();
+            let Built::Source(node) = FetchIncrement::build(settings, &ctx).unwrap() else { panic!("a source") };
+            run_source(node, OnError::Fail).await.unwrap().0
+        }
     }
 
     fn order(tid: i64, modified: DateTime<Utc>) -> Order {
@@ -335,6 +356,7 @@ mod tests {
             page: PageRequest,
             _: &[String],
         ) -> Result<Page<Order>, PlatformError> {
+            self.windows.lock().unwrap().push(window);
             let mut orders = self.orders.lock().unwrap();
             let in_window = |orders: &BTreeMap<i64, DateTime<Utc>>| {
                 let mut listed: Vec<(DateTime<Utc>, i64)> = orders
@@ -345,9 +367,9 @@ mod tests {
                 listed.sort_by(|a, b| b.cmp(a));
                 listed
             };
-            if self.calls.fetch_add(1, Ordering::SeqCst) > 0 {
+            if let Some(moved_to) = self.moved_to.filter(|_| self.calls.fetch_add(1, Ordering::SeqCst) > 0) {
                 if let Some((_, tid)) = in_window(&orders).first().copied() {
-                    orders.insert(tid, self.moved_to);
+                    orders.insert(tid, moved_to);
                 }
             }
             let listed = in_window(&orders);
@@ -392,13 +414,8 @@ mod tests {
         // 250 orders one second apart, in the first 30-minute window.
         let orders = (0..250).map(|i| (1_000 + i, base + chrono::Duration::seconds(i))).collect();
         let moved_to = now - chrono::Duration::minutes(5);
-        let platform = Arc::new(Churning { orders: Mutex::new(orders), calls: AtomicU32::new(0), moved_to });
-        let mut ctx = build_ctx();
-        ctx.platforms.insert("s", platform.clone());
-        let settings: FetchIncrementSettings =
-            serde_json::from_value(serde_json::json!({"shop": "s", "first_run": "1h", "page_size": 20})).unwrap();
-        let Built::Source(node) = FetchIncrement::build(settings, &ctx).unwrap() else { panic!("a source") };
-        let (batches, _) = run_source(node, OnError::Fail).await.unwrap();
+        let platform = Churning::new(orders, Some(moved_to));
+        let batches = platform.read(serde_json::json!({"shop": "s", "first_run": "1h", "page_size": 20})).await;
 
         let read: BTreeSet<i64> =
             batches.iter().flatten().filter_map(|r| r.fields.get("tid").and_then(Json::as_i64)).collect();
@@ -416,5 +433,35 @@ mod tests {
                 .max();
             assert_eq!(newest, Some(moved_to), "order {tid} read at its new version too");
         }
+    }
+
+    #[tokio::test]
+    async fn a_crowded_window_is_halved_before_it_is_read() {
+        let now = Utc::now();
+        let base = now - chrono::Duration::minutes(50);
+        // 600 orders, one every two seconds, in the first 30-minute window.
+        let orders = (0..600).map(|i| (1_000 + i, base + chrono::Duration::seconds(2 * i))).collect();
+        let platform = Churning::new(orders, None);
+        let settings = serde_json::json!({"shop": "s", "first_run": "1h", "page_size": 100, "split_above": 200});
+        let batches = platform.read(settings).await;
+
+        let read: BTreeSet<i64> =
+            batches.iter().flatten().filter_map(|r| r.fields.get("tid").and_then(Json::as_i64)).collect();
+        assert_eq!(read.len(), 600);
+        let windows = platform.windows.lock().unwrap().clone();
+        let held = |w: &TimeWindow| {
+            (0..600)
+                .filter(|i| {
+                    (base + chrono::Duration::seconds(2 * i)) >= w.start
+                        && (base + chrono::Duration::seconds(2 * i)) < w.end
+                })
+                .count()
+        };
+        let crowded: Vec<&TimeWindow> = windows.iter().filter(|w| held(w) > 200).collect();
+        // Each crowded window costs one probe, never a page beyond it.
+        let distinct: BTreeSet<(DateTime<Utc>, DateTime<Utc>)> = crowded.iter().map(|w| (w.start, w.end)).collect();
+        assert_eq!(crowded.len(), distinct.len(), "a crowded window was paged: {crowded:?}");
+        assert!(!crowded.is_empty() && crowded.len() <= 4, "{} probes of crowded windows", crowded.len());
+        assert!(windows.len() <= 24, "{} list calls for 600 orders", windows.len());
     }
 }
