@@ -182,3 +182,38 @@ impl FullSource {
         sync::call_platform(ctx, || self.platform.orders_created(window, page, fields)).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::{Value as Json, json};
+
+    use super::*;
+    use crate::nodes::testing::{FakeShop, source_batches};
+
+    #[tokio::test]
+    async fn orders_sharing_a_second_across_page_edges_are_all_read() {
+        let now = Utc::now();
+        let crowded = now - chrono::Duration::days(3);
+        // 150 orders in one second (more than a page), 130 spread over two
+        // days with pairs sharing a second, and one on the oldest edge.
+        let orders = (0..150)
+            .map(|i| (1_000 + i, crowded))
+            .chain(
+                (0..130)
+                    .map(|i| (2_000 + i, now - chrono::Duration::hours(1) - chrono::Duration::minutes(20 * (i / 2)))),
+            )
+            .chain([(3_000, now - chrono::Duration::days(9) + chrono::Duration::minutes(1))]);
+        let shop = FakeShop::new(orders, None);
+        let batches =
+            source_batches::<FetchFull>(json!({"shop": "s", "days": 9, "page_size": 100}), &shop.context()).await;
+
+        let read: BTreeSet<i64> =
+            batches.iter().flatten().filter_map(|r| r.fields.get("tid").and_then(Json::as_i64)).collect();
+        let expected: BTreeSet<i64> = shop.orders.lock().unwrap().keys().copied().collect();
+        assert_eq!(read, expected);
+        let calls = shop.windows.lock().unwrap().len();
+        assert!(calls <= 7, "{calls} calls for 281 orders in pages of 100");
+    }
+}

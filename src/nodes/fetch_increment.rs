@@ -261,168 +261,32 @@ pub(crate) async fn emit_window(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::collections::BTreeSet;
 
     use chrono::{DateTime, Utc};
     use serde_json::Value as Json;
+    use serde_json::json;
 
     use super::*;
-    use crate::flow::OnError;
-    use crate::nodes::testing::{build_ctx, run_source};
-    use crate::platforms::{Money, Page, ParcelTrace, PlatformError, PlatformMessage, Refund};
-
-    /// A shop where, before every listing call but the first, the order
-    /// modified most recently inside the window is modified again: it leaves
-    /// the window, and every order behind it moves up one place — the case
-    /// where reading pages front to back skips an order per change.
-    struct Churning {
-        orders: Mutex<BTreeMap<i64, DateTime<Utc>>>,
-        calls: AtomicU32,
-        /// Where changed orders move to; `None` leaves the shop still.
-        moved_to: Option<DateTime<Utc>>,
-        /// Every window listed, in call order.
-        windows: Mutex<Vec<TimeWindow>>,
-    }
-
-    impl Churning {
-        fn new(orders: BTreeMap<i64, DateTime<Utc>>, moved_to: Option<DateTime<Utc>>) -> Arc<Self> {
-            Arc::new(Self { orders: Mutex::new(orders), calls: AtomicU32::new(0), moved_to, windows: Mutex::default() })
-        }
-
-        /// Runs `fetch_increment` with `settings` against this shop.
-        async fn read(self: &Arc<Self>, settings: Json) -> Vec<crate::record::Batch> {
-            let mut ctx = build_ctx();
-            ctx.platforms.insert("s", self.clone());
-            let settings: FetchIncrementSettings = serde_json::from_value(settings).unwrap();
-            let Built::Source(node) = FetchIncrement::build(settings, &ctx).unwrap() else { panic!("a source") };
-            run_source(node, OnError::Fail).await.unwrap().0
-        }
-    }
-
-    fn order(tid: i64, modified: DateTime<Utc>) -> Order {
-        Order {
-            platform: "taobao".into(),
-            shop: "s".into(),
-            tid,
-            status: "WAIT_SELLER_SEND_GOODS".into(),
-            order_type: "fixed".into(),
-            created: modified,
-            modified,
-            pay_time: None,
-            payment: Money(100),
-            buyer_nick: None,
-            step_trade_status: None,
-            items: Vec::new(),
-            raw: Json::Null,
-        }
-    }
-
-    fn refused<T>() -> Result<T, PlatformError> {
-        Err(PlatformError {
-            kind: crate::platforms::ErrorKind::Other,
-            method: "x".into(),
-            message: "n/a".into(),
-            request_id: None,
-        })
-    }
-
-    #[async_trait]
-    impl Platform for Churning {
-        fn name(&self) -> &'static str {
-            "taobao"
-        }
-        fn shop(&self) -> &str {
-            "s"
-        }
-        fn max_modified_window(&self) -> chrono::Duration {
-            chrono::Duration::days(1)
-        }
-        fn horizon(&self) -> chrono::Duration {
-            chrono::Duration::days(90)
-        }
-        async fn orders_created(
-            &self,
-            _: TimeWindow,
-            _: PageRequest,
-            _: &[String],
-        ) -> Result<Page<Order>, PlatformError> {
-            refused()
-        }
-        async fn orders_modified(
-            &self,
-            window: TimeWindow,
-            page: PageRequest,
-            _: &[String],
-        ) -> Result<Page<Order>, PlatformError> {
-            self.windows.lock().unwrap().push(window);
-            let mut orders = self.orders.lock().unwrap();
-            let in_window = |orders: &BTreeMap<i64, DateTime<Utc>>| {
-                let mut listed: Vec<(DateTime<Utc>, i64)> = orders
-                    .iter()
-                    .filter(|(_, m)| **m >= window.start && **m < window.end)
-                    .map(|(tid, m)| (*m, *tid))
-                    .collect();
-                listed.sort_by(|a, b| b.cmp(a));
-                listed
-            };
-            if let Some(moved_to) = self.moved_to.filter(|_| self.calls.fetch_add(1, Ordering::SeqCst) > 0) {
-                if let Some((_, tid)) = in_window(&orders).first().copied() {
-                    orders.insert(tid, moved_to);
-                }
-            }
-            let listed = in_window(&orders);
-            let size = page.page_size as usize;
-            let items = listed
-                .iter()
-                .skip((page.page_no as usize - 1) * size)
-                .take(size)
-                .map(|(m, tid)| order(*tid, *m))
-                .collect();
-            let total = listed.len() as u64;
-            let has_next = u64::from(page.page_no) * u64::from(page.page_size) < total;
-            Ok(Page { items, total: Some(total), has_next })
-        }
-        async fn order_detail(&self, _: i64, _: &[String]) -> Result<Option<Order>, PlatformError> {
-            refused()
-        }
-        async fn refunds_modified(&self, _: TimeWindow, _: PageRequest) -> Result<Page<Refund>, PlatformError> {
-            refused()
-        }
-        async fn refund(&self, _: i64) -> Result<Option<Refund>, PlatformError> {
-            refused()
-        }
-        async fn parcel_trace(&self, _: i64) -> Result<Vec<ParcelTrace>, PlatformError> {
-            refused()
-        }
-        async fn messages(&self, _: u32) -> Result<Vec<PlatformMessage>, PlatformError> {
-            refused()
-        }
-        async fn confirm_messages(&self, _: &[i64]) -> Result<(), PlatformError> {
-            refused()
-        }
-        fn calls(&self) -> BTreeMap<String, u64> {
-            BTreeMap::new()
-        }
-    }
+    use crate::nodes::testing::{FakeShop, source_batches};
 
     #[tokio::test]
     async fn orders_modified_while_the_window_is_paged_are_all_read() {
         let now = Utc::now();
         let base = now - chrono::Duration::minutes(50);
         // 250 orders one second apart, in the first 30-minute window.
-        let orders = (0..250).map(|i| (1_000 + i, base + chrono::Duration::seconds(i))).collect();
+        let orders = (0..250).map(|i| (1_000 + i, base + chrono::Duration::seconds(i)));
         let moved_to = now - chrono::Duration::minutes(5);
-        let platform = Churning::new(orders, Some(moved_to));
-        let batches = platform.read(serde_json::json!({"shop": "s", "first_run": "1h", "page_size": 20})).await;
+        let platform = FakeShop::new(orders, Some(moved_to));
+        let settings = json!({"shop": "s", "first_run": "1h", "page_size": 20});
+        let batches = source_batches::<FetchIncrement>(settings, &platform.context()).await;
 
         let read: BTreeSet<i64> =
             batches.iter().flatten().filter_map(|r| r.fields.get("tid").and_then(Json::as_i64)).collect();
         assert_eq!(read, (1_000..1_250).collect::<BTreeSet<_>>(), "every order read, moved or not");
         // The moved orders were met again in the later window at their new version.
         let final_versions = platform.orders.lock().unwrap().clone();
-        let moved: Vec<i64> = final_versions.iter().filter(|(_, m)| **m == moved_to).map(|(t, _)| *t).collect();
+        let moved: Vec<i64> = final_versions.iter().filter(|(_, (_, m))| *m == moved_to).map(|(t, _)| *t).collect();
         assert!(moved.len() >= 10, "the shop changed during paging: {} moved", moved.len());
         for tid in moved {
             let newest = batches
@@ -440,10 +304,10 @@ mod tests {
         let now = Utc::now();
         let base = now - chrono::Duration::minutes(50);
         // 600 orders, one every two seconds, in the first 30-minute window.
-        let orders = (0..600).map(|i| (1_000 + i, base + chrono::Duration::seconds(2 * i))).collect();
-        let platform = Churning::new(orders, None);
-        let settings = serde_json::json!({"shop": "s", "first_run": "1h", "page_size": 100, "split_above": 200});
-        let batches = platform.read(settings).await;
+        let orders = (0..600).map(|i| (1_000 + i, base + chrono::Duration::seconds(2 * i)));
+        let platform = FakeShop::new(orders, None);
+        let settings = json!({"shop": "s", "first_run": "1h", "page_size": 100, "split_above": 200});
+        let batches = source_batches::<FetchIncrement>(settings, &platform.context()).await;
 
         let read: BTreeSet<i64> =
             batches.iter().flatten().filter_map(|r| r.fields.get("tid").and_then(Json::as_i64)).collect();

@@ -1,6 +1,11 @@
 //! Helpers for node unit tests: run one node outside a flow.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use serde_json::Value as Json;
 use tokio::sync::mpsc;
@@ -9,6 +14,10 @@ use tokio_util::sync::CancellationToken;
 use super::{BuildContext, NodeError, Source, Transform};
 use crate::engine::{Emitter, NodeContext, NodeStats, Output, Packet};
 use crate::flow::OnError;
+use crate::platforms::{
+    ErrorKind, Money, Order, Page, PageRequest, ParcelTrace, Platform, PlatformError, PlatformMessage, Refund,
+    TimeWindow,
+};
 use crate::record::{Batch, Record};
 use crate::script::{Limits, Sandbox};
 use crate::store::{DeadLetter, Store};
@@ -70,4 +79,164 @@ pub(crate) async fn run_source(
     }
     let letters = store.dead_letters("test-run").await.expect("dead letters");
     Ok((batches, letters))
+}
+
+/// Builds a source of kind `K` from `settings` in `ctx` and runs it to its
+/// end; returns its batches.
+pub(crate) async fn source_batches<K: super::NodeKind>(settings: Json, ctx: &BuildContext) -> Vec<Batch> {
+    let settings: K::Settings = serde_json::from_value(settings).expect("valid settings");
+    let Ok(super::Built::Source(node)) = K::build(settings, ctx) else { panic!("{} builds as a source", K::TYPE) };
+    run_source(node, OnError::Fail).await.expect("the source runs").0
+}
+
+/// tid → (created, modified).
+pub(crate) type FakeOrders = BTreeMap<i64, (DateTime<Utc>, DateTime<Utc>)>;
+
+/// A shop in memory, named `s`, for the fetch nodes' tests: orders by tid,
+/// each with one time as both its creation and its last change. It lists and
+/// pages like TOP — newest first, with totals — and notes every window
+/// asked for. With `churn_to`, before every listing by modification time but
+/// the first, the order modified most recently inside the window changes
+/// again (to `churn_to`): it leaves the window and every order behind it
+/// moves up one place — the case where reading pages front to back skips an
+/// order per change.
+pub(crate) struct FakeShop {
+    pub(crate) orders: Mutex<FakeOrders>,
+    churn_to: Option<DateTime<Utc>>,
+    listings: AtomicU32,
+    /// Every window listed, in call order.
+    pub(crate) windows: Mutex<Vec<TimeWindow>>,
+}
+
+impl FakeShop {
+    /// A shop of `orders` (tid, time).
+    pub(crate) fn new(
+        orders: impl IntoIterator<Item = (i64, DateTime<Utc>)>,
+        churn_to: Option<DateTime<Utc>>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            orders: Mutex::new(orders.into_iter().map(|(tid, at)| (tid, (at, at))).collect()),
+            churn_to,
+            listings: AtomicU32::new(0),
+            windows: Mutex::default(),
+        })
+    }
+
+    /// A build context whose shop `s` is this shop.
+    pub(crate) fn context(self: &Arc<Self>) -> BuildContext {
+        let mut ctx = build_ctx();
+        ctx.platforms.insert("s", self.clone());
+        ctx
+    }
+
+    fn list(&self, window: TimeWindow, page: PageRequest, by_modified: bool) -> Page<Order> {
+        self.windows.lock().expect("not poisoned").push(window);
+        let mut orders = self.orders.lock().expect("not poisoned");
+        let time = |times: &(DateTime<Utc>, DateTime<Utc>)| if by_modified { times.1 } else { times.0 };
+        let listed = |orders: &FakeOrders| {
+            let mut listed: Vec<(DateTime<Utc>, i64)> = orders
+                .iter()
+                .filter(|(_, times)| time(times) >= window.start && time(times) < window.end)
+                .map(|(tid, times)| (time(times), *tid))
+                .collect();
+            listed.sort_by(|a, b| b.cmp(a));
+            listed
+        };
+        let churn = self.churn_to.filter(|_| by_modified && self.listings.fetch_add(1, AtomicOrdering::SeqCst) > 0);
+        if let (Some(churn_to), Some((_, tid))) = (churn, listed(&orders).first().copied()) {
+            if let Some(times) = orders.get_mut(&tid) {
+                times.1 = churn_to;
+            }
+        }
+        let listed = listed(&orders);
+        let size = page.page_size as usize;
+        let items = listed
+            .iter()
+            .skip((page.page_no as usize - 1) * size)
+            .take(size)
+            .map(|(_, tid)| fake_order(*tid, orders[tid]))
+            .collect();
+        let total = listed.len() as u64;
+        Page { items, total: Some(total), has_next: u64::from(page.page_no) * u64::from(page.page_size) < total }
+    }
+}
+
+fn fake_order(tid: i64, (created, modified): (DateTime<Utc>, DateTime<Utc>)) -> Order {
+    Order {
+        platform: "taobao".into(),
+        shop: "s".into(),
+        tid,
+        status: "WAIT_SELLER_SEND_GOODS".into(),
+        order_type: "fixed".into(),
+        created,
+        modified,
+        pay_time: None,
+        payment: Money(100),
+        buyer_nick: None,
+        step_trade_status: None,
+        items: Vec::new(),
+        raw: Json::Null,
+    }
+}
+
+fn not_in_fake<T>() -> Result<T, PlatformError> {
+    Err(PlatformError {
+        kind: ErrorKind::Other,
+        method: "fake".into(),
+        message: "not in the fake".into(),
+        request_id: None,
+    })
+}
+
+#[async_trait]
+impl Platform for FakeShop {
+    fn name(&self) -> &'static str {
+        "taobao"
+    }
+    fn shop(&self) -> &str {
+        "s"
+    }
+    fn max_modified_window(&self) -> chrono::Duration {
+        chrono::Duration::days(1)
+    }
+    fn horizon(&self) -> chrono::Duration {
+        chrono::Duration::days(90)
+    }
+    async fn orders_created(
+        &self,
+        window: TimeWindow,
+        page: PageRequest,
+        _: &[String],
+    ) -> Result<Page<Order>, PlatformError> {
+        Ok(self.list(window, page, false))
+    }
+    async fn orders_modified(
+        &self,
+        window: TimeWindow,
+        page: PageRequest,
+        _: &[String],
+    ) -> Result<Page<Order>, PlatformError> {
+        Ok(self.list(window, page, true))
+    }
+    async fn order_detail(&self, _: i64, _: &[String]) -> Result<Option<Order>, PlatformError> {
+        not_in_fake()
+    }
+    async fn refunds_modified(&self, _: TimeWindow, _: PageRequest) -> Result<Page<Refund>, PlatformError> {
+        not_in_fake()
+    }
+    async fn refund(&self, _: i64) -> Result<Option<Refund>, PlatformError> {
+        not_in_fake()
+    }
+    async fn parcel_trace(&self, _: i64) -> Result<Vec<ParcelTrace>, PlatformError> {
+        not_in_fake()
+    }
+    async fn messages(&self, _: u32) -> Result<Vec<PlatformMessage>, PlatformError> {
+        not_in_fake()
+    }
+    async fn confirm_messages(&self, _: &[i64]) -> Result<(), PlatformError> {
+        not_in_fake()
+    }
+    fn calls(&self) -> BTreeMap<String, u64> {
+        BTreeMap::new()
+    }
 }
