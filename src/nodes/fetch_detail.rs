@@ -132,3 +132,54 @@ impl Transform for DetailTransform {
         Ok(batch)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::nodes::testing::{FakeShop, run_transform_in};
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn only_orders_lacking_a_needed_field_and_not_stored_cost_a_call_once() {
+        let at: DateTime<Utc> = "2026-11-20T08:00:00Z".parse().unwrap();
+        let shop = FakeShop::new([(1, at), (2, at), (3, at)], None);
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let listed = |tid: i64, raw: Json| {
+            let mut order = serde_json::to_value(crate::nodes::testing::fake_order(tid, (at, at))).unwrap();
+            order["raw"] = raw;
+            order
+        };
+        // Order 3 is stored at this version already.
+        let stored: Order = serde_json::from_value(listed(3, json!({}))).unwrap();
+        store.save_orders(&[stored], &[]).await.unwrap();
+        let settings: FetchDetailSettings =
+            serde_json::from_value(json!({"shop": "s", "needs": ["receiver_address"]})).unwrap();
+        let build = || match FetchDetail::build(settings.clone(), &shop.context()).unwrap() {
+            Built::Transform(node) => node,
+            Built::Source(_) => panic!("a transform"),
+        };
+        let input = vec![
+            listed(1, json!({"receiver_address": "listed"})), // has it: no call
+            listed(2, json!({"tid": 2})),                     // lacks it: one call
+            listed(3, json!({"tid": 3})),                     // stored at this version: no call
+        ];
+        let out = run_transform_in(&store, build(), input.clone()).await.unwrap();
+        assert_eq!(shop.details.load(Ordering::SeqCst), 1);
+        assert_eq!(out[0]["raw"]["receiver_address"], "listed");
+        assert_eq!(out[1]["raw"]["receiver_address"], "1 Road");
+        assert_eq!(out[2]["raw"], json!({"tid": 3}));
+
+        // The same version again, in the same node: from the cache.
+        let mut node = build();
+        let ctx = crate::nodes::testing::node_ctx(&store, crate::flow::OnError::Fail);
+        for _ in 0..2 {
+            let batch = vec![crate::record::Record::from_value(input[1].clone()).unwrap()];
+            node.process(batch, &ctx).await.unwrap();
+        }
+        assert_eq!(shop.details.load(Ordering::SeqCst), 2, "one more call, then the cache");
+    }
+}

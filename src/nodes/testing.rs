@@ -104,6 +104,8 @@ pub(crate) struct FakeShop {
     pub(crate) orders: Mutex<FakeOrders>,
     churn_to: Option<DateTime<Utc>>,
     listings: AtomicU32,
+    /// Detail calls answered.
+    pub(crate) details: AtomicU32,
     /// Every window listed, in call order.
     pub(crate) windows: Mutex<Vec<TimeWindow>>,
 }
@@ -118,6 +120,7 @@ impl FakeShop {
             orders: Mutex::new(orders.into_iter().map(|(tid, at)| (tid, (at, at))).collect()),
             churn_to,
             listings: AtomicU32::new(0),
+            details: AtomicU32::new(0),
             windows: Mutex::default(),
         })
     }
@@ -161,7 +164,8 @@ impl FakeShop {
     }
 }
 
-fn fake_order(tid: i64, (created, modified): (DateTime<Utc>, DateTime<Utc>)) -> Order {
+/// A listed order of the fake shop: no items, no `raw`.
+pub(crate) fn fake_order(tid: i64, (created, modified): (DateTime<Utc>, DateTime<Utc>)) -> Order {
     Order {
         platform: "taobao".into(),
         shop: "s".into(),
@@ -218,8 +222,14 @@ impl Platform for FakeShop {
     ) -> Result<Page<Order>, PlatformError> {
         Ok(self.list(window, page, true))
     }
-    async fn order_detail(&self, _: i64, _: &[String]) -> Result<Option<Order>, PlatformError> {
-        not_in_fake()
+    /// The order with its address in `raw`, the one field listings lack.
+    async fn order_detail(&self, tid: i64, _: &[String]) -> Result<Option<Order>, PlatformError> {
+        self.details.fetch_add(1, AtomicOrdering::SeqCst);
+        let times = self.orders.lock().expect("not poisoned").get(&tid).copied();
+        Ok(times.map(|times| Order {
+            raw: serde_json::json!({"tid": tid, "receiver_address": "1 Road"}),
+            ..fake_order(tid, times)
+        }))
     }
     async fn refunds_modified(&self, _: TimeWindow, _: PageRequest) -> Result<Page<Refund>, PlatformError> {
         not_in_fake()
