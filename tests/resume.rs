@@ -50,8 +50,8 @@ async fn a_backfill_killed_midway_resumes_and_ends_equal_to_the_shop() {
     )
     .unwrap();
 
-    let mut child = backfill(&config, &sim_config);
     let store = Store::connect(&database).await.expect("database");
+    let mut child = backfill(&config, &sim_config);
     let deadline = Instant::now() + Duration::from_secs(60);
     let at_kill = loop {
         assert!(Instant::now() < deadline, "the backfill made no progress");

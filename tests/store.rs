@@ -504,3 +504,18 @@ async fn every_requested_backend_is_under_test() {
         ts.cleanup().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_opening_a_new_sqlite_file_at_once_all_migrate_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("new.db").display());
+    let opening: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { Store::connect(&url).await })
+        })
+        .collect();
+    for store in opening {
+        store.await.unwrap().unwrap_or_else(|e| panic!("{}", error_chain(&e)));
+    }
+}

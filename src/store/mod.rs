@@ -56,6 +56,10 @@ static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/mysql");
 const MAX_CONNECTIONS: u32 = 10;
 const MAX_SQLITE_CONNECTIONS: u32 = 4;
 
+/// How often opening an SQLite file retries setting it up while another
+/// process is doing the same.
+const PREPARE_RETRIES: u32 = 5;
+
 /// The database behind a [`Store`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Backend {
@@ -136,17 +140,32 @@ impl Store {
         }
         let pool = options.connect(&target.url).await.map_err(connect_error)?;
 
+        let mut attempt = 0;
+        while let Err(error) = Self::prepare(&pool, &target).await {
+            // SQLite has no migration lock: processes opening a new file at
+            // once race (busy, or a migration another just recorded); the
+            // next pass finds the work done.
+            if target.backend != Backend::Sqlite || attempt == PREPARE_RETRIES {
+                return Err(error);
+            }
+            attempt += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt))).await;
+        }
+        tracing::debug!(backend = target.backend.as_str(), url = %redact_url(url), "Store connected.");
+        Ok(Store { pool, backend: target.backend })
+    }
+
+    /// Sets the connection up and brings the schema up to date.
+    async fn prepare(pool: &AnyPool, target: &Target) -> Result<(), StoreError> {
         for statement in dialect::after_connect(target.backend, target.in_memory) {
-            sqlx::query(statement).execute(&pool).await.map_err(StoreError::db("preparing the database"))?;
+            sqlx::query(statement).execute(pool).await.map_err(StoreError::db("preparing the database"))?;
         }
         target
             .backend
             .migrator()
-            .run(&pool)
+            .run(pool)
             .await
-            .map_err(|source| StoreError::Migrate { backend: target.backend.as_str(), source })?;
-        tracing::debug!(backend = target.backend.as_str(), url = %redact_url(url), "Store connected.");
-        Ok(Store { pool, backend: target.backend })
+            .map_err(|source| StoreError::Migrate { backend: target.backend.as_str(), source })
     }
 
     /// Which database this store talks to.
