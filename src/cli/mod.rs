@@ -205,7 +205,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             let report = engine.run(&flow, "manual", cancel).await?;
             print_report(&report);
-            Ok(if report.status == RunStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            // A paused run stopped on purpose and resumes where it left off.
+            let done = matches!(report.status, RunStatus::Succeeded | RunStatus::Paused);
+            Ok(if done { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Runs { flow, limit } => {
             let store = connect(&config.database).await?;

@@ -37,10 +37,15 @@ pub enum RunStatus {
     Failed,
     /// Stopped on request or shutdown.
     Cancelled,
+    /// Stopped early on purpose, to go on later: a rate-limit ban longer than the
+    /// run may wait, or an open circuit breaker between its hourly full pulls. Every
+    /// cursor is at the last window the run committed, so the next run resumes there.
+    Paused,
 }
 
 impl RunStatus {
-    /// The stored name: `running`, `succeeded`, `partial`, `failed`, `cancelled`.
+    /// The stored name: `running`, `succeeded`, `partial`, `failed`, `cancelled`,
+    /// `paused`.
     pub fn as_str(&self) -> &'static str {
         match self {
             RunStatus::Running => "running",
@@ -48,6 +53,7 @@ impl RunStatus {
             RunStatus::Partial => "partial",
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::Paused => "paused",
         }
     }
 }
@@ -62,6 +68,7 @@ impl FromStr for RunStatus {
             "partial" => RunStatus::Partial,
             "failed" => RunStatus::Failed,
             "cancelled" => RunStatus::Cancelled,
+            "paused" => RunStatus::Paused,
             _ => return Err(unknown_status("run status", s)),
         })
     }
@@ -240,14 +247,14 @@ impl TryFrom<NodeRow> for NodeRunRecord {
 }
 
 /// Counts are BIGINT columns; anything past `i64::MAX` cannot be stored.
-fn to_count(field: &str, n: u64) -> Result<i64, StoreError> {
+pub(super) fn to_count(field: &str, n: u64) -> Result<i64, StoreError> {
     i64::try_from(n).map_err(|_| StoreError::InvalidValue {
         field: field.to_owned(),
         reason: format!("{n} does not fit a BIGINT column"),
     })
 }
 
-fn from_count(field: &str, n: i64) -> Result<u64, StoreError> {
+pub(super) fn from_count(field: &str, n: i64) -> Result<u64, StoreError> {
     u64::try_from(n)
         .map_err(|_| StoreError::InvalidValue { field: field.to_owned(), reason: format!("negative count {n}") })
 }
