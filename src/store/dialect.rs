@@ -234,6 +234,23 @@ pub(crate) fn insert_many(backend: Backend, table: &str, columns: &[&str], rows:
     self::sql(backend, &sql)
 }
 
+/// A one-row `INSERT` into `table` that inserts nothing, without failing, when the
+/// row would break a unique or primary key; the statement then affects no row. On
+/// MySQL this is `INSERT IGNORE`, which also turns some other errors (a too-long
+/// value, a NULL in a NOT NULL column) into warnings: callers check their values
+/// before writing. (`ON DUPLICATE KEY UPDATE k = k` would not do: with the
+/// `CLIENT_FOUND_ROWS` flag sqlx sets, it reports the existing row as affected.)
+pub(crate) fn insert_ignore(backend: Backend, table: &str, columns: &[&str]) -> String {
+    let t = quote(backend, table);
+    let (verb, tail) = match backend {
+        Backend::Sqlite | Backend::Postgres => ("INSERT", " ON CONFLICT DO NOTHING"),
+        Backend::MySql => ("INSERT IGNORE", ""),
+    };
+    let sql =
+        format!("{verb} INTO {t} ({}) VALUES {}{tail}", quote_list(backend, columns), value_rows(columns.len(), 1));
+    self::sql(backend, &sql)
+}
+
 /// `(?, ?), (?, ?)`: `rows` groups of `columns` placeholders.
 fn value_rows(columns: usize, rows: usize) -> String {
     let row = format!("({})", placeholders(columns));
@@ -432,6 +449,15 @@ mod tests {
         );
         assert_eq!(in_list(3), "?, ?, ?");
         assert_eq!(lock_key(Backend::Postgres).as_deref(), Some("SELECT pg_advisory_xact_lock($1)"));
+    }
+
+    #[test]
+    fn insert_ignore_skips_key_conflicts() {
+        assert_eq!(
+            insert_ignore(Backend::Postgres, "t", &["a", "b"]),
+            "INSERT INTO \"t\" (\"a\", \"b\") VALUES ($1, $2) ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(insert_ignore(Backend::MySql, "t", &["a"]), "INSERT IGNORE INTO `t` (`a`) VALUES (?)");
     }
 
     #[test]

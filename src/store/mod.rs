@@ -1,5 +1,6 @@
 //! The SQL store: run records, dead letters, orders with their items and sync
-//! cursors, and the user tables flows write into.
+//! cursors, the resilience records (bans, re-authorisations, breakers, alerts,
+//! anomalies, reconciliations), and the user tables flows write into.
 //!
 //! One code path serves SQLite, PostgreSQL and MySQL/MariaDB through sqlx's `Any`
 //! driver. Queries are checked at run time, so building needs no database. Every
@@ -12,6 +13,7 @@
 mod dead_letters;
 mod dialect;
 mod error;
+mod health;
 mod orders;
 mod runs;
 mod tables;
@@ -26,6 +28,7 @@ use sqlx::{AnyConnection, AnyPool, Connection};
 
 pub use dead_letters::DeadLetter;
 pub use error::{StoreError, redact_url};
+pub use health::{Alert, Anomaly, AppBan, BreakerRow, NewAlert, NewAnomaly, Reauth, Reconciliation};
 pub use orders::{Cursor, SaveOutcome, StoredOrder};
 pub use runs::{NodeRunRecord, NodeStatus, RunFinish, RunRecord, RunStart, RunStatus};
 pub use tables::{ColumnKind, ColumnSpec, SqlValue, TableSpec};

@@ -635,6 +635,56 @@ impl Store {
             })
             .collect()
     }
+
+    /// How many orders of the shop were created in `[start, end)` (half-open, so
+    /// adjacent windows count every order once), per the `created` column. What
+    /// reconciliation compares with the platform's count for the same window.
+    pub async fn count_orders_created(
+        &self,
+        platform: &str,
+        shop: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let sql = dialect::sql(
+            self.backend,
+            "SELECT COUNT(*) FROM orders WHERE platform = ? AND shop = ? AND created >= ? AND created < ?",
+        );
+        let (count,): (i64,) = sqlx::query_as(&sql)
+            .bind(platform)
+            .bind(shop)
+            .bind(timestamp_text(start))
+            .bind(timestamp_text(end))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::db(format!("counting orders of {platform}/{shop} created in a window")))?;
+        u64::try_from(count)
+            .map_err(|_| StoreError::InvalidValue { field: "orders".into(), reason: format!("negative count {count}") })
+    }
+
+    /// The tids of the shop's orders created in `[start, end)`, ascending. Lets
+    /// reconciliation tell which of the platform's orders the store lacks.
+    pub async fn tids_created(
+        &self,
+        platform: &str,
+        shop: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let sql = dialect::sql(
+            self.backend,
+            "SELECT tid FROM orders WHERE platform = ? AND shop = ? AND created >= ? AND created < ? ORDER BY tid",
+        );
+        let rows: Vec<(i64,)> = sqlx::query_as(&sql)
+            .bind(platform)
+            .bind(shop)
+            .bind(timestamp_text(start))
+            .bind(timestamp_text(end))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db(format!("reading tids of {platform}/{shop} created in a window")))?;
+        Ok(rows.into_iter().map(|(tid,)| tid).collect())
+    }
 }
 
 #[derive(sqlx::FromRow)]

@@ -8,8 +8,21 @@ use super::error::StoreError;
 use super::{Store, dialect};
 
 /// The store's own tables; a [`TableSpec`] may not name them.
-const RESERVED_TABLES: &[&str] =
-    &["runs", "run_nodes", "dead_letters", "orders", "order_items", "sync_cursors", "_sqlx_migrations"];
+const RESERVED_TABLES: &[&str] = &[
+    "runs",
+    "run_nodes",
+    "dead_letters",
+    "orders",
+    "order_items",
+    "sync_cursors",
+    "app_bans",
+    "shop_reauth",
+    "breakers",
+    "alerts",
+    "anomalies",
+    "reconciliations",
+    "_sqlx_migrations",
+];
 
 /// The longest identifier PostgreSQL keeps (63 bytes); MySQL allows 64.
 const MAX_IDENT_LEN: usize = 63;
