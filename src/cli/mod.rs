@@ -18,7 +18,7 @@ use crate::flow::{self, CompileEnv, ConfigError, Flow};
 use crate::nodes::{self, BuildContext, Registry};
 use crate::platforms::Platforms;
 use crate::script::{Limits, Sandbox};
-use crate::sim::{SimConfig, Simulator};
+use crate::sim::{FaultKind, SimConfig, Simulator};
 use crate::store::{NodeRunRecord, RunStatus, Store, redact_url};
 
 /// orderflow keeps a merchant's own database in step with its shops: flows
@@ -116,6 +116,18 @@ pub struct SimArgs {
     /// Probability that a call gets a fault instead of its answer.
     #[arg(long, default_value_t = 0.0)]
     pub fault_rate: f64,
+    /// The faults a faulted call draws from, comma-separated (default: all):
+    /// remote_timeout, service_unavailable, bad_gateway, truncated,
+    /// empty_body, missing_list, wrong_type, slow, trade_service_rejection.
+    #[arg(long, value_delimiter = ',', value_name = "KINDS")]
+    pub fault_kinds: Vec<FaultKind>,
+    /// How long a `slow` fault holds its answer back.
+    #[arg(long, default_value_t = SimConfig::default().slow_answer.as_millis() as u64)]
+    pub slow_answer_ms: u64,
+    /// Expire the seller's session this many seconds after the start: from
+    /// then on every call needing it gets code 27.
+    #[arg(long, value_name = "SECS")]
+    pub session_expires_in_secs: Option<u64>,
     /// Calls allowed per sliding minute; more get TOP's code 7 and a ban.
     #[arg(long, value_name = "CALLS_PER_MIN")]
     pub rate_limit: Option<u32>,
@@ -286,12 +298,24 @@ async fn run_sim(args: &SimArgs) -> anyhow::Result<ExitCode> {
         days: args.days,
         mutations_per_sec: args.mutations_per_sec,
         fault_rate: args.fault_rate,
+        // No flag means every kind; clap cannot tell an empty list from none.
+        fault_kinds: if args.fault_kinds.is_empty() { FaultKind::ALL.to_vec() } else { args.fault_kinds.clone() },
+        slow_answer: Duration::from_millis(args.slow_answer_ms),
         rate_limit_per_min: args.rate_limit,
         latency: Duration::from_millis(args.latency_ms),
         ..SimConfig::default()
     };
     let sim = Simulator::start(config, args.listen).await.context("starting the simulator")?;
     println!("{}", sim.banner());
+    if let Some(secs) = args.session_expires_in_secs {
+        let at = i64::try_from(secs)
+            .ok()
+            .and_then(chrono::TimeDelta::try_seconds)
+            .and_then(|after| chrono::Utc::now().checked_add_signed(after))
+            .context("--session-expires-in-secs is too large")?;
+        sim.expire_session_at(at);
+        println!("The session expires at {} (UTC).", at.format("%Y-%m-%d %H:%M:%S"));
+    }
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     sim.shutdown().await;
     Ok(ExitCode::SUCCESS)

@@ -1,6 +1,7 @@
 //! The HTTP side: `/router/rest` checks a request the way TOP does (app key,
 //! quota, version, format, timestamp, signature, method, session), maybe
-//! serves a fault, and otherwise answers the method from the shop.
+//! serves a fault, and otherwise answers the method from the shop. Faults are
+//! decided after the checks, so a ban or an expired session wins over them.
 //!
 //! System parameters usually come in the query string and business
 //! parameters in a urlencoded body; both are read, and the signature covers
@@ -20,7 +21,7 @@ use axum::routing::get;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde_json::{Map, Value as Json, json};
 
-use super::faults::{Fault, Faults, Limiter, ban_seconds};
+use super::faults::{FaultKind, Faults, Limiter, ban_seconds};
 use super::model::{Fields, RefundStatus, Status, TradeType};
 use super::shop::{By, HISTORY, RefundQuery, Shop, TradeQuery};
 use super::{CallStats, SimConfig};
@@ -80,6 +81,13 @@ impl TopError {
         Self::new(15, "Remote service error").sub(sub_code, sub_msg)
     }
 
+    /// The session is not the seller's current one (code 27), whether it
+    /// never was or has expired: TOP does not tell the two apart.
+    fn invalid_session() -> Self {
+        let why = "the session key is invalid or has expired; the seller must authorise again";
+        Self::new(27, "Invalid session").sub("invalid-sessionkey", why)
+    }
+
     fn envelope(&self, request_id: &str) -> Json {
         let mut error = Map::new();
         error.insert("code".into(), json!(self.code));
@@ -116,19 +124,67 @@ struct Method {
     name: &'static str,
     /// Whether it acts for a seller and so needs `session`.
     needs_session: bool,
+    /// Where its records sit, for the faults that break them.
+    payload: Payload,
     run: fn(&Gateway, &Params, DateTime<Utc>) -> Answer,
 }
 
+/// Where a method's records sit in its success body.
+#[derive(Clone, Copy)]
+enum Payload {
+    /// A list: records under `list` then `item`, beside their count.
+    List { list: &'static str, item: &'static str },
+    /// One record under this key.
+    One(&'static str),
+    /// The body itself is the record.
+    Body,
+}
+
+const TRADES: Payload = Payload::List { list: "trades", item: "trade" };
+
 const METHODS: &[Method] = &[
-    Method { name: "taobao.trades.sold.get", needs_session: true, run: trades_sold_get },
-    Method { name: "taobao.trades.sold.increment.get", needs_session: true, run: trades_sold_increment_get },
-    Method { name: "taobao.trade.fullinfo.get", needs_session: true, run: trade_fullinfo_get },
-    Method { name: "taobao.refunds.receive.get", needs_session: true, run: refunds_receive_get },
-    Method { name: "taobao.refund.get", needs_session: true, run: refund_get },
-    Method { name: "taobao.logistics.trace.search", needs_session: true, run: logistics_trace_search },
-    Method { name: "taobao.tmc.messages.consume", needs_session: false, run: tmc_messages_consume },
-    Method { name: "taobao.tmc.messages.confirm", needs_session: false, run: tmc_messages_confirm },
+    Method { name: "taobao.trades.sold.get", needs_session: true, payload: TRADES, run: trades_sold_get },
+    Method {
+        name: "taobao.trades.sold.increment.get",
+        needs_session: true,
+        payload: TRADES,
+        run: trades_sold_increment_get,
+    },
+    Method {
+        name: "taobao.trade.fullinfo.get",
+        needs_session: true,
+        payload: Payload::One("trade"),
+        run: trade_fullinfo_get,
+    },
+    Method {
+        name: "taobao.refunds.receive.get",
+        needs_session: true,
+        payload: Payload::List { list: "refunds", item: "refund" },
+        run: refunds_receive_get,
+    },
+    Method { name: "taobao.refund.get", needs_session: true, payload: Payload::One("refund"), run: refund_get },
+    Method {
+        name: "taobao.logistics.trace.search",
+        needs_session: true,
+        payload: Payload::Body,
+        run: logistics_trace_search,
+    },
+    Method {
+        name: "taobao.tmc.messages.consume",
+        needs_session: false,
+        payload: Payload::List { list: "messages", item: "tmc_message" },
+        run: tmc_messages_consume,
+    },
+    Method {
+        name: "taobao.tmc.messages.confirm",
+        needs_session: false,
+        payload: Payload::Body,
+        run: tmc_messages_confirm,
+    },
 ];
+
+/// The methods `isv.trade-service-rejection` comes from.
+const TRADE_LISTS: [&str; 2] = ["taobao.trades.sold.get", "taobao.trades.sold.increment.get"];
 
 /// Everything a running simulator shares between its gateway, its mutation
 /// task and its handle.
@@ -138,6 +194,8 @@ pub(crate) struct Gateway {
     pub faults: Mutex<Faults>,
     pub limiter: Mutex<Limiter>,
     pub stats: Mutex<CallStats>,
+    /// From this instant on the session is refused as expired.
+    pub session_expiry: Mutex<Option<DateTime<Utc>>>,
     requests: AtomicU64,
 }
 
@@ -151,10 +209,11 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Gateway {
     pub(crate) fn new(config: SimConfig, shop: Shop) -> Self {
         Self {
-            faults: Mutex::new(Faults::new(config.seed, config.fault_rate)),
+            faults: Mutex::new(Faults::new(config.seed, config.fault_rate, &config.fault_kinds)),
             limiter: Mutex::new(Limiter::new(config.rate_limit_per_min)),
             shop: Mutex::new(shop),
             stats: Mutex::new(CallStats::default()),
+            session_expiry: Mutex::new(None),
             requests: AtomicU64::new(config.seed),
             config,
         }
@@ -185,16 +244,29 @@ impl Gateway {
         id
     }
 
-    /// Answers one call.
-    pub(crate) fn answer(&self, params: &Params) -> Response {
+    /// Answers one call, and says how long to hold the answer back (a
+    /// [`FaultKind::Slow`] fault).
+    pub(crate) fn answer(&self, params: &Params) -> (Response, std::time::Duration) {
         let request_id = self.request_id();
-        let now = clock();
-        lock(&self.stats).total += 1;
-        let method = match self.check(params, now) {
+        // Exact, not the gateway's whole-second clock: an expiry set a
+        // fraction of a second ahead must not take effect early or late.
+        let received = Utc::now();
+        let instant = Instant::now();
+        let now = received.trunc_subsecs(0);
+        let expired = lock(&self.session_expiry).is_some_and(|at| received >= at);
+        let in_ban = lock(&self.limiter).banned_at(instant);
+        {
+            let mut stats = lock(&self.stats);
+            stats.total += 1;
+            stats.after_session_expiry += u64::from(expired);
+            stats.during_ban += u64::from(in_ban);
+        }
+        let no_delay = std::time::Duration::ZERO;
+        let method = match self.check(params, now, instant, expired) {
             Ok(method) => method,
             Err(Refusal::Rejected(error)) => {
                 lock(&self.stats).rejected += 1;
-                return json_response(&error.envelope(&request_id));
+                return (json_response(&error.envelope(&request_id)), no_delay);
             }
             Err(Refusal::Banned(left)) => {
                 lock(&self.stats).banned += 1;
@@ -203,26 +275,61 @@ impl Gateway {
                     "accesscontrol.limited-by-app-access-count",
                     format!("This ban will last for {seconds} more seconds"),
                 );
-                return json_response(&error.envelope(&request_id));
+                return (json_response(&error.envelope(&request_id)), no_delay);
             }
         };
-        let fault = lock(&self.faults).roll();
-        if fault.is_some() {
-            lock(&self.stats).faulted += 1;
-        } else {
-            *lock(&self.stats).by_method.entry(method.name.to_owned()).or_default() += 1;
+        let fault = match lock(&self.faults).roll(method.name) {
+            Some(FaultKind::TradeServiceRejection) if !TRADE_LISTS.contains(&method.name) => {
+                Some(FaultKind::RemoteTimeout)
+            }
+            fault => fault,
+        };
+        let (response, served) = self.serve(method, params, now, &request_id, fault);
+        let mut stats = lock(&self.stats);
+        match served {
+            Some(kind) => {
+                stats.faulted += 1;
+                *stats.by_fault.entry(kind.name().to_owned()).or_default() += 1;
+            }
+            None => *stats.by_method.entry(method.name.to_owned()).or_default() += 1,
         }
-        match fault {
-            Some(Fault::RemoteTimeout) => {
+        let delay = if served == Some(FaultKind::Slow) { self.config.slow_answer } else { no_delay };
+        (response, delay)
+    }
+
+    /// The answer to a checked call, broken by `fault`, and the fault it
+    /// was served with: none when the fault found nothing to break (an error
+    /// answer has no records to lose or mistype).
+    fn serve(
+        &self,
+        method: &Method,
+        params: &Params,
+        now: DateTime<Utc>,
+        request_id: &str,
+        fault: Option<FaultKind>,
+    ) -> (Response, Option<FaultKind>) {
+        let response = match fault {
+            None => return (json_response(&self.run(method, params, now, request_id)), None),
+            Some(FaultKind::RemoteTimeout) => {
                 let error = TopError::new(15, "Remote service error")
                     .sub("isp.top-remote-connection-timeout", "连接超时 (simulated fault)");
-                json_response(&error.envelope(&request_id))
+                json_response(&error.envelope(request_id))
             }
-            Some(Fault::BadGateway) => {
+            Some(FaultKind::TradeServiceRejection) => {
+                let why = "交易服务拒绝请求：超时请求过多，请缩小查询时间范围后重试 (simulated fault)";
+                let error = TopError::new(15, "Remote service error").sub("isv.trade-service-rejection", why);
+                json_response(&error.envelope(request_id))
+            }
+            Some(FaultKind::ServiceUnavailable) => {
+                (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "text/plain")], "Service Unavailable")
+                    .into_response()
+            }
+            Some(FaultKind::BadGateway) => {
                 (StatusCode::BAD_GATEWAY, [(header::CONTENT_TYPE, "text/html")], BAD_GATEWAY_PAGE).into_response()
             }
-            Some(Fault::Truncated) => {
-                let mut body = self.run(method, params, now, &request_id).to_string();
+            Some(FaultKind::EmptyBody) => ([(header::CONTENT_TYPE, JSON_TYPE)], "").into_response(),
+            Some(FaultKind::Truncated) => {
+                let mut body = self.run(method, params, now, request_id).to_string();
                 let mut cut = body.len() / 2;
                 while !body.is_char_boundary(cut) {
                     cut -= 1;
@@ -230,23 +337,68 @@ impl Gateway {
                 body.truncate(cut);
                 ([(header::CONTENT_TYPE, JSON_TYPE)], body).into_response()
             }
-            None => json_response(&self.run(method, params, now, &request_id)),
+            Some(FaultKind::Slow) => json_response(&self.run(method, params, now, request_id)),
+            Some(kind @ (FaultKind::MissingList | FaultKind::WrongType)) => {
+                let (envelope, served) = match (method.run)(self, params, now) {
+                    Ok(mut body) => {
+                        let changed = if kind == FaultKind::MissingList {
+                            remove_records(&mut body, method.payload)
+                        } else {
+                            self.mistype_a_field(&mut body, method.payload)
+                        };
+                        (wrap(method, Ok(body), request_id), changed.then_some(kind))
+                    }
+                    Err(error) => (error.envelope(request_id), None),
+                };
+                return (json_response(&envelope), served);
+            }
+        };
+        (response, fault)
+    }
+
+    /// Gives one field of one record of `body` (the body itself when there
+    /// is no record) a wrong type; false when there is no field to change.
+    fn mistype_a_field(&self, body: &mut Map<String, Json>, payload: Payload) -> bool {
+        let record = match payload {
+            Payload::List { list, item } => {
+                let count = body.get(list).and_then(|l| l.get(item)).and_then(Json::as_array).map_or(0, Vec::len);
+                if count == 0 {
+                    // An empty page: its count is the field to break.
+                    Some(body)
+                } else {
+                    let at = lock(&self.faults).pick(count);
+                    body.get_mut(list)
+                        .and_then(|l| l.get_mut(item))
+                        .and_then(|r| r.get_mut(at))
+                        .and_then(Json::as_object_mut)
+                }
+            }
+            Payload::One(key) => body.get_mut(key).and_then(Json::as_object_mut),
+            Payload::Body => Some(body),
+        };
+        let Some(record) = record.filter(|r| !r.is_empty()) else { return false };
+        let at = lock(&self.faults).pick(record.len());
+        match record.values_mut().nth(at) {
+            Some(value) => {
+                *value = wrong_type(value);
+                true
+            }
+            None => false,
         }
     }
 
     fn run(&self, method: &Method, params: &Params, now: DateTime<Utc>, request_id: &str) -> Json {
-        match (method.run)(self, params, now) {
-            Ok(mut body) => {
-                body.insert("request_id".into(), json!(request_id));
-                let key = format!("{}_response", method.name.trim_start_matches("taobao.").replace('.', "_"));
-                json!({ key: body })
-            }
-            Err(error) => error.envelope(request_id),
-        }
+        wrap(method, (method.run)(self, params, now), request_id)
     }
 
     /// The request checks, in the gateway's order.
-    fn check(&self, params: &Params, now: DateTime<Utc>) -> Result<&'static Method, Refusal> {
+    fn check(
+        &self,
+        params: &Params,
+        now: DateTime<Utc>,
+        instant: Instant,
+        session_expired: bool,
+    ) -> Result<&'static Method, Refusal> {
         let param = |name: &str| params.get(name).map(String::as_str).filter(|v| !v.is_empty());
         let config = &self.config;
         match param("app_key") {
@@ -258,7 +410,7 @@ impl Gateway {
             }
             Some(_) => {}
         }
-        lock(&self.limiter).admit(Instant::now()).map_err(Refusal::Banned)?;
+        lock(&self.limiter).admit(instant).map_err(Refusal::Banned)?;
         let Some(name) = param("method") else { return Err(TopError::new(21, "Missing Method").into()) };
         match param("v") {
             None => return Err(TopError::new(32, "Missing Version").into()),
@@ -305,9 +457,8 @@ impl Gateway {
                     let why = "this method needs the seller's session";
                     return Err(TopError::new(26, "Missing session").sub("missing-sessionkey", why).into());
                 }
-                Some(session) if session != config.session => {
-                    let why = "the session key is invalid or has expired; the seller must authorise again";
-                    return Err(TopError::new(27, "Invalid session").sub("invalid-sessionkey", why).into());
+                Some(session) if session != config.session || session_expired => {
+                    return Err(TopError::invalid_session().into());
                 }
                 Some(_) => {}
             }
@@ -320,6 +471,51 @@ const JSON_TYPE: &str = "application/json;charset=UTF-8";
 
 const BAD_GATEWAY_PAGE: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n\
 <center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>Tengine</center>\r\n</body>\r\n</html>\r\n";
+
+/// A method's answer in its envelope: the body under the method's key, or
+/// the error.
+fn wrap(method: &Method, answer: Answer, request_id: &str) -> Json {
+    match answer {
+        Ok(mut body) => {
+            body.insert("request_id".into(), json!(request_id));
+            let key = format!("{}_response", method.name.trim_start_matches("taobao.").replace('.', "_"));
+            json!({ key: body })
+        }
+        Err(error) => error.envelope(request_id),
+    }
+}
+
+/// Takes the records out of a success body, leaving a list's count as it
+/// was; false when there were none to take.
+fn remove_records(body: &mut Map<String, Json>, payload: Payload) -> bool {
+    match payload {
+        Payload::List { list: key, .. } | Payload::One(key) => body.remove(key).is_some(),
+        Payload::Body => {
+            let had = !body.is_empty();
+            body.clear();
+            had
+        }
+    }
+}
+
+/// `value` as a type a reader of that field does not expect.
+fn wrong_type(value: &Json) -> Json {
+    match value {
+        // `#` keeps the digits readable but makes no number of them.
+        Json::Number(number) => json!(format!("#{number}")),
+        Json::String(text) if is_money(text) => json!({ "amount": text }),
+        Json::String(text) => json!({ "value": text }),
+        Json::Bool(flag) => json!({ "value": flag }),
+        Json::Null => json!({}),
+        Json::Object(_) | Json::Array(_) => json!(value.to_string()),
+    }
+}
+
+/// Whether `text` is an amount in yuan as TOP writes it (`200.07`).
+fn is_money(text: &str) -> bool {
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    text.split_once('.').is_some_and(|(whole, fraction)| digits(whole) && digits(fraction))
+}
 
 fn json_response(body: &Json) -> Response {
     ([(header::CONTENT_TYPE, JSON_TYPE)], body.to_string()).into_response()
@@ -334,7 +530,11 @@ async fn rest(State(gateway): State<Arc<Gateway>>, uri: Uri, body: Bytes) -> Res
     for (name, value) in parse_urlencoded(query).into_iter().chain(parse_urlencoded(&body)) {
         params.entry(name).or_insert(value);
     }
-    gateway.answer(&params)
+    let (response, delay) = gateway.answer(&params);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    response
 }
 
 /// Decodes `a=1&b=x+y%21` into pairs.

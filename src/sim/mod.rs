@@ -8,8 +8,9 @@
 //! port, and, if asked, keeps changing the shop (new orders, payments,
 //! shipping, refunds, fee changes) and publishing TMC messages. Requests are
 //! checked like the real gateway does (app key, signature with all three sign
-//! methods, timestamp, session, quota) and can be made to fail on purpose
-//! (faults, bans, latency). [`SimHandle::truth`] tells a test what a perfect
+//! methods, timestamp, session, quota) and can be made to fail on purpose:
+//! every [`FaultKind`] a real gateway produces, at a rate per call or per
+//! method, bans, an expiring session, latency. [`SimHandle::truth`] tells a test what a perfect
 //! client would have stored.
 //!
 //! The simulator's credentials are public test values, [`SIM_APP_KEY`],
@@ -44,6 +45,7 @@ use serde_json::Value as Json;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use faults::{FaultKind, UnknownFaultKind};
 pub use gateway::{DEFAULT_REFUND_TYPES, DEFAULT_TRADE_TYPES, MAX_INCREMENT_SPAN, TIMESTAMP_TOLERANCE};
 pub use model::{DETAIL_ONLY_FIELDS, SELLER_NICK, SELLER_USER_ID};
 
@@ -71,8 +73,16 @@ pub struct SimConfig {
     pub days: u32,
     /// Live changes per second, spread evenly; 0 keeps the shop still.
     pub mutations_per_sec: f64,
-    /// The probability that a call gets a fault instead of its answer.
+    /// The probability that a call gets a fault instead of its answer
+    /// (methods given their own with [`SimHandle::set_method_fault_rate`]
+    /// excepted).
     pub fault_rate: f64,
+    /// The faults a faulted call draws from, uniformly, in the seeded fault
+    /// stream; empty serves no faults. Default: [`FaultKind::ALL`].
+    pub fault_kinds: Vec<FaultKind>,
+    /// How long a [`FaultKind::Slow`] answer is held back (on top of
+    /// `latency`). Default: 5 s, longer than a client's usual timeout.
+    pub slow_answer: Duration,
     /// The app's quota in calls per sliding minute; `None` for no quota.
     pub rate_limit_per_min: Option<u32>,
     /// Added before every answer.
@@ -97,6 +107,8 @@ impl Default for SimConfig {
             days: 90,
             mutations_per_sec: 0.0,
             fault_rate: 0.0,
+            fault_kinds: FaultKind::ALL.to_vec(),
+            slow_answer: Duration::from_secs(5),
             rate_limit_per_min: None,
             latency: Duration::ZERO,
             app_key: SIM_APP_KEY.to_owned(),
@@ -273,9 +285,35 @@ impl SimHandle {
         lock(&self.gateway.shop).mutate(n, clock())
     }
 
-    /// Changes the probability of a fault per call (clamped to 0–1).
+    /// Changes the probability of a fault per call (clamped to 0–1) of the
+    /// methods without a rate of their own.
     pub fn set_fault_rate(&self, rate: f64) {
         lock(&self.gateway.faults).set_rate(rate);
+    }
+
+    /// Gives `method` (`taobao.trades.sold.increment.get`) its own fault
+    /// rate (clamped to 0–1) in place of the common one; `None` takes it
+    /// back to the common one.
+    pub fn set_method_fault_rate(&self, method: &str, rate: Option<f64>) {
+        lock(&self.gateway.faults).set_method_rate(method, rate);
+    }
+
+    /// Changes the faults a faulted call draws from (empty: none).
+    pub fn set_fault_kinds(&self, kinds: &[FaultKind]) {
+        lock(&self.gateway.faults).set_kinds(kinds);
+    }
+
+    /// From `at` on, every call needing a session gets code 27
+    /// `invalid-sessionkey`, as when the seller's authorisation runs out;
+    /// until [`SimHandle::renew_session`]. An instant in the past expires the
+    /// session at once.
+    pub fn expire_session_at(&self, at: DateTime<Utc>) {
+        *lock(&self.gateway.session_expiry) = Some(at);
+    }
+
+    /// Makes the session valid again, as when the seller authorises again.
+    pub fn renew_session(&self) {
+        *lock(&self.gateway.session_expiry) = None;
     }
 
     /// Bans the app for `duration`, as if it went over its quota: every call
@@ -334,25 +372,49 @@ impl Drop for SimHandle {
 /// Calls the gateway has had. Each call counts once in `total` and once in
 /// exactly one of `by_method` (answered by its method, business errors
 /// included), `rejected` (failed a request check), `banned` (refused by the
-/// quota) or `faulted` (got an injected fault).
+/// quota) or `faulted` (got an injected fault). `by_fault` splits `faulted`
+/// by kind. `after_session_expiry` and `during_ban` count calls by when they
+/// came, whichever of those they ended in.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CallStats {
     /// Every call.
     pub total: u64,
     /// Answered calls by method name.
     pub by_method: BTreeMap<String, u64>,
-    /// Calls that failed a request check (key, signature, timestamp, …).
+    /// Calls that failed a request check (key, signature, timestamp, an
+    /// invalid or expired session, …).
     pub rejected: u64,
     /// Calls that got an injected fault instead of their answer.
     pub faulted: u64,
-    /// Calls refused with code 7 (over the quota, or during a ban).
+    /// Faulted calls by the fault they were served ([`FaultKind::name`]): a
+    /// trade service rejection drawn for a method other than the trade
+    /// lists counts as the `remote_timeout` it was served as. A missing list
+    /// or wrong type that found nothing to break (the method answered with
+    /// an error) is no fault: that call counts in `by_method`.
+    pub by_fault: BTreeMap<String, u64>,
+    /// Calls refused with code 7 (the call that went over the quota, and
+    /// every call during a ban that got as far as the quota check).
     pub banned: u64,
+    /// Calls received at or after the instant of
+    /// [`SimHandle::expire_session_at`] (while it was set), whatever their
+    /// answer: also those needing no session, and those refused earlier.
+    pub after_session_expiry: u64,
+    /// Calls received while a ban was in force, whatever their answer: the
+    /// call that goes over the quota only starts the ban and is not one,
+    /// and a call with a wrong app key during a ban is one, though refused
+    /// with code 29 before the quota check.
+    pub during_ban: u64,
 }
 
 impl CallStats {
     /// Answered calls of `method` (`taobao.trades.sold.get`).
     pub fn method(&self, method: &str) -> u64 {
         self.by_method.get(method).copied().unwrap_or(0)
+    }
+
+    /// Calls served the fault `kind`.
+    pub fn fault(&self, kind: FaultKind) -> u64 {
+        self.by_fault.get(kind.name()).copied().unwrap_or(0)
     }
 }
 

@@ -38,6 +38,14 @@ impl Client {
     }
 
     async fn raw(&self, method: &str, business: &[(&str, &str)]) -> (reqwest::StatusCode, String) {
+        self.try_raw(method, business).await.expect("an answer")
+    }
+
+    async fn try_raw(
+        &self,
+        method: &str,
+        business: &[(&str, &str)],
+    ) -> Result<(reqwest::StatusCode, String), reqwest::Error> {
         let timestamp = time::format(Utc::now() + self.skew);
         let mut system: Vec<(&str, &str)> = vec![
             ("method", method),
@@ -50,9 +58,9 @@ impl Client {
         ];
         let signature = sign::sign(system.iter().chain(business).copied(), &self.secret, self.sign_method);
         system.push(("sign", &signature));
-        let response = self.http.post(&self.url).query(&system).form(business).send().await.expect("sent");
+        let response = self.http.post(&self.url).query(&system).form(business).send().await?;
         let status = response.status();
-        (status, response.text().await.expect("a body"))
+        Ok((status, response.text().await?))
     }
 
     async fn call(&self, method: &str, business: &[(&str, &str)]) -> Json {
@@ -456,9 +464,10 @@ async fn background_changes_publish_messages_delivered_until_confirmed() {
 
 #[tokio::test]
 async fn faults_are_served_instead_of_answers() {
-    let sim = start(SimConfig { fault_rate: 1.0, ..small(50, 5) }).await;
+    let kinds = vec![FaultKind::RemoteTimeout, FaultKind::BadGateway, FaultKind::Truncated];
+    let sim = start(SimConfig { fault_rate: 1.0, fault_kinds: kinds, ..small(50, 5) }).await;
     let client = Client::new(&sim);
-    let (mut timeouts, mut pages, mut cut) = (0, 0, 0);
+    let (mut timeouts, mut pages, mut cut) = (0_u64, 0_u64, 0_u64);
     for _ in 0..30 {
         let (status, body) = client.raw("taobao.trades.sold.get", &[("fields", "tid,orders")]).await;
         if status == 502 {
@@ -473,9 +482,251 @@ async fn faults_are_served_instead_of_answers() {
         }
     }
     assert!(timeouts > 0 && pages > 0 && cut > 0, "{timeouts} {pages} {cut}");
-    assert_eq!((sim.calls().faulted, sim.calls().method("taobao.trades.sold.get")), (30, 0));
+    let calls = sim.calls();
+    assert_eq!((calls.faulted, calls.method("taobao.trades.sold.get")), (30, 0));
+    let by_kind = [FaultKind::RemoteTimeout, FaultKind::BadGateway, FaultKind::Truncated].map(|k| calls.fault(k));
+    assert_eq!(by_kind, [timeouts, pages, cut]);
     sim.set_fault_rate(0.0);
     assert_eq!(error_code(&client.call("taobao.trades.sold.get", &[("fields", "tid")]).await), None);
+}
+
+const SOLD: &str = "taobao.trades.sold.get";
+const INCREMENT: &str = "taobao.trades.sold.increment.get";
+const FULLINFO: &str = "taobao.trade.fullinfo.get";
+
+fn sub_code(body: &str) -> Option<String> {
+    let answer: Json = serde_json::from_str(body).ok()?;
+    answer["error_response"]["sub_code"].as_str().map(str::to_owned)
+}
+
+fn json_type(value: &Json) -> &'static str {
+    match value {
+        Json::Null => "null",
+        Json::Bool(_) => "bool",
+        Json::Number(_) => "number",
+        Json::String(_) => "string",
+        Json::Array(_) => "array",
+        Json::Object(_) => "object",
+    }
+}
+
+#[tokio::test]
+async fn every_fault_kind_is_served_in_its_shape() {
+    let slow = Duration::from_millis(200);
+    let sim = start(SimConfig { fault_rate: 1.0, slow_answer: slow, ..small(200, 10) }).await;
+    let client = Client::new(&sim);
+    let fields = "tid,status,payment,created,modified,orders";
+    let list: &[(&str, &str)] = &[("fields", fields), ("page_size", "5")];
+    let real = {
+        sim.set_fault_rate(0.0);
+        let answer = client.call(SOLD, list).await;
+        sim.set_fault_rate(1.0);
+        answer
+    };
+    let real_trades = trades(&real, "trades_sold_get_response");
+    assert_eq!(real_trades.len(), 5);
+    let total = &real["trades_sold_get_response"]["total_results"];
+    assert!(total.as_u64().is_some_and(|n| n > 5), "{real}");
+
+    let serve = async |kind: FaultKind, method: &str, business: &[(&str, &str)]| {
+        sim.set_fault_kinds(&[kind]);
+        client.raw(method, business).await
+    };
+
+    let (status, body) = serve(FaultKind::RemoteTimeout, SOLD, list).await;
+    assert_eq!((status.as_u16(), sub_code(&body).as_deref()), (200, Some("isp.top-remote-connection-timeout")));
+    assert!(body.contains("\"code\":15"), "{body}");
+
+    let (status, body) = serve(FaultKind::ServiceUnavailable, SOLD, list).await;
+    assert_eq!(status, 503);
+    assert!(!body.is_empty() && body.len() < 100 && serde_json::from_str::<Json>(&body).is_err(), "{body}");
+
+    let (status, body) = serve(FaultKind::BadGateway, SOLD, list).await;
+    assert_eq!(status, 502);
+    assert!(body.starts_with("<html>") && body.contains("502 Bad Gateway"), "{body}");
+
+    let (status, body) = serve(FaultKind::Truncated, SOLD, list).await;
+    assert_eq!(status, 200);
+    assert!(body.starts_with("{\"trades_sold_get_response\"") && serde_json::from_str::<Json>(&body).is_err());
+
+    let (status, body) = serve(FaultKind::EmptyBody, SOLD, list).await;
+    assert_eq!((status.as_u16(), body.as_str()), (200, ""));
+
+    let (status, body) = serve(FaultKind::MissingList, SOLD, list).await;
+    assert_eq!(status, 200);
+    let answer: Json = serde_json::from_str(&body).expect("JSON");
+    let missing = &answer["trades_sold_get_response"];
+    assert!(missing.get("trades").is_none(), "{body}");
+    assert_eq!(&missing["total_results"], total, "the count stays as the real answer said");
+    assert!(missing["request_id"].is_string());
+    let (_, body) =
+        serve(FaultKind::MissingList, FULLINFO, &[("fields", fields), ("tid", &real_trades[0]["tid"].to_string())])
+            .await;
+    let answer: Json = serde_json::from_str(&body).expect("JSON");
+    let detail = answer["trade_fullinfo_get_response"].as_object().expect("a success");
+    assert_eq!(detail.keys().collect::<Vec<_>>(), ["request_id"], "{body}");
+
+    let (status, body) = serve(FaultKind::WrongType, SOLD, list).await;
+    assert_eq!(status, 200);
+    let broken = trades(&serde_json::from_str(&body).expect("JSON"), "trades_sold_get_response");
+    let mut changed = Vec::new();
+    for (real, broken) in real_trades.iter().zip(&broken) {
+        let (real, broken) = (real.as_object().expect("a trade"), broken.as_object().expect("a trade"));
+        assert_eq!(real.keys().collect::<Vec<_>>(), broken.keys().collect::<Vec<_>>());
+        changed.extend(
+            real.iter()
+                .filter(|(key, value)| broken[*key] != **value)
+                .map(|(key, value)| (key.clone(), json_type(value), json_type(&broken[key]))),
+        );
+    }
+    let [(field, was, now)] = &changed[..] else { panic!("one field of one trade changes: {changed:?}") };
+    assert_ne!(was, now, "{field} has another type");
+
+    let started = std::time::Instant::now();
+    let (status, body) = serve(FaultKind::Slow, SOLD, list).await;
+    assert!(started.elapsed() >= slow, "held back");
+    let answer: Json = serde_json::from_str(&body).expect("JSON");
+    assert_eq!((status.as_u16(), trades(&answer, "trades_sold_get_response")), (200, real_trades.clone()));
+
+    let (status, body) = serve(FaultKind::TradeServiceRejection, INCREMENT, &[]).await;
+    assert_eq!((status.as_u16(), sub_code(&body).as_deref()), (200, Some("isv.trade-service-rejection")));
+    assert!(body.contains("\"code\":15"), "{body}");
+    let (_, body) = serve(FaultKind::TradeServiceRejection, FULLINFO, &[("fields", "tid"), ("tid", "1")]).await;
+    assert_eq!(sub_code(&body).as_deref(), Some("isp.top-remote-connection-timeout"), "not a trade list");
+
+    let calls = sim.calls();
+    let served: Vec<(FaultKind, u64)> = FaultKind::ALL.iter().map(|k| (*k, calls.fault(*k))).collect();
+    let expected =
+        FaultKind::ALL.map(|k| (k, if k == FaultKind::RemoteTimeout || k == FaultKind::MissingList { 2 } else { 1 }));
+    assert_eq!(served, expected);
+    assert_eq!((calls.faulted, calls.method(SOLD), calls.total), (11, 1, 12));
+}
+
+#[tokio::test]
+async fn a_fault_with_nothing_to_break_leaves_an_error_answer_alone() {
+    let kinds = vec![FaultKind::MissingList, FaultKind::WrongType];
+    let sim = start(SimConfig { fault_rate: 1.0, fault_kinds: kinds, ..small(20, 2) }).await;
+    let client = Client::new(&sim);
+    for _ in 0..4 {
+        let answer = client.call(FULLINFO, &[("fields", "tid"), ("tid", "123")]).await;
+        assert_eq!(answer["error_response"]["sub_code"], "isv.trade-not-exist");
+    }
+    let calls = sim.calls();
+    assert_eq!((calls.faulted, calls.method(FULLINFO)), (0, 4), "answered, not faulted");
+}
+
+#[tokio::test]
+async fn a_method_fault_rate_hits_that_method_only() {
+    let sim = start(SimConfig { fault_kinds: vec![FaultKind::RemoteTimeout], ..small(50, 5) }).await;
+    let client = Client::new(&sim);
+    let now = Utc::now();
+    let (start_text, end_text) = (fmt(now - chrono::Duration::hours(1)), fmt(now));
+    let window = [("fields", "tid"), ("start_modified", start_text.as_str()), ("end_modified", end_text.as_str())];
+    sim.set_method_fault_rate(INCREMENT, Some(1.0));
+    for _ in 0..5 {
+        assert_eq!(error_code(&client.call(INCREMENT, &window).await), Some(15));
+        assert_eq!(error_code(&client.call(SOLD, &[("fields", "tid")]).await), None);
+        assert_eq!(error_code(&client.call("taobao.tmc.messages.consume", &[]).await), None);
+    }
+    sim.set_method_fault_rate(INCREMENT, None);
+    assert_eq!(error_code(&client.call(INCREMENT, &window).await), None, "back to the common rate, 0");
+    let calls = sim.calls();
+    assert_eq!((calls.fault(FaultKind::RemoteTimeout), calls.method(INCREMENT), calls.method(SOLD)), (5, 1, 5));
+}
+
+#[tokio::test]
+async fn an_expired_session_gets_code_27_from_its_instant_on() {
+    let sim = start(small(50, 5)).await;
+    let client = Client::new(&sim);
+    let fields = [("fields", "tid")];
+    sim.expire_session_at(Utc::now() + chrono::Duration::milliseconds(400));
+    assert_eq!(error_code(&client.call(SOLD, &fields).await), None, "not yet");
+    assert_eq!(sim.calls().after_session_expiry, 0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let expired = client.call(SOLD, &fields).await;
+    let wrong = Client { session: "old-session".into(), ..Client::new(&sim) }.call(SOLD, &fields).await;
+    assert_eq!(error_code(&expired), Some(27));
+    assert_eq!(expired["error_response"]["sub_code"], "invalid-sessionkey");
+    assert_eq!(expired["error_response"]["sub_msg"], wrong["error_response"]["sub_msg"], "the same wording");
+    // TMC needs no session; the faults come after the session check.
+    assert_eq!(error_code(&client.call("taobao.tmc.messages.consume", &[]).await), None);
+    sim.set_fault_kinds(&[FaultKind::RemoteTimeout]);
+    sim.set_fault_rate(1.0);
+    assert_eq!(error_code(&client.call(SOLD, &fields).await), Some(27), "an expired session wins over a fault");
+    sim.set_fault_rate(0.0);
+    let calls = sim.calls();
+    assert_eq!((calls.after_session_expiry, calls.rejected, calls.faulted), (4, 3, 0));
+
+    sim.renew_session();
+    assert_eq!(error_code(&client.call(SOLD, &fields).await), None);
+    sim.expire_session_at(Utc::now() - chrono::Duration::seconds(1));
+    assert_eq!(error_code(&client.call(SOLD, &fields).await), Some(27), "an instant past expires at once");
+    assert_eq!(sim.calls().after_session_expiry, 5);
+}
+
+#[tokio::test]
+async fn calls_during_a_ban_are_counted_apart_from_refusals() {
+    let sim = start(SimConfig { rate_limit_per_min: Some(2), fault_rate: 1.0, ..small(20, 2) }).await;
+    sim.set_fault_kinds(&[FaultKind::EmptyBody]);
+    let client = Client::new(&sim);
+    for _ in 0..2 {
+        assert_eq!(client.raw("taobao.tmc.messages.consume", &[]).await.1, "", "faulted");
+    }
+    let over = client.call("taobao.tmc.messages.consume", &[]).await;
+    assert_eq!(error_code(&over), Some(7), "a ban wins over a fault");
+    assert_eq!((sim.calls().banned, sim.calls().during_ban), (1, 0), "the call over the quota starts the ban");
+    assert_eq!(error_code(&client.call("taobao.tmc.messages.consume", &[]).await), Some(7));
+    let stranger = Client { app_key: "someone-else".into(), ..Client::new(&sim) };
+    assert_eq!(error_code(&stranger.call("taobao.tmc.messages.consume", &[]).await), Some(29));
+    let calls = sim.calls();
+    assert_eq!(
+        (calls.total, calls.faulted, calls.banned, calls.rejected, calls.during_ban),
+        (5, 2, 2, 1, 2),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn one_seed_gives_one_sequence_of_served_faults() {
+    let kinds: Vec<FaultKind> = FaultKind::ALL.into_iter().filter(|k| *k != FaultKind::Slow).collect();
+    let run = async |seed: u64| {
+        let sim = start(SimConfig { seed, fault_rate: 0.5, fault_kinds: kinds.clone(), ..small(50, 5) }).await;
+        let client = Client::new(&sim);
+        let mut seen = Vec::new();
+        for _ in 0..40 {
+            let (status, body) = client.raw(SOLD, &[("fields", "tid"), ("page_size", "3")]).await;
+            let shape = serde_json::from_str::<Json>(&body).map(|_| sub_code(&body).unwrap_or_default());
+            seen.push((status.as_u16(), body.len().min(1), shape.unwrap_or_else(|_| "not JSON".into())));
+        }
+        (seen, sim.calls().by_fault)
+    };
+    let (first, second, other) = (run(5).await, run(5).await, run(6).await);
+    assert_eq!(first, second);
+    assert_ne!(first.0, other.0);
+    assert!(first.1.len() >= 4, "several kinds: {:?}", first.1);
+}
+
+#[tokio::test]
+async fn a_slow_answer_comes_after_the_delay_and_outlasts_a_shorter_timeout() {
+    let slow = Duration::from_millis(200);
+    let config = SimConfig { fault_rate: 1.0, fault_kinds: vec![FaultKind::Slow], slow_answer: slow, ..small(20, 2) };
+    let sim = start(config).await;
+    let client = Client::new(&sim);
+    let started = std::time::Instant::now();
+    let answer = client.call(SOLD, &[("fields", "tid")]).await;
+    assert!(started.elapsed() >= slow);
+    assert_eq!(error_code(&answer), None, "the real answer: {answer}");
+    let impatient = Client {
+        http: reqwest::Client::builder().timeout(Duration::from_millis(50)).build().expect("a client"),
+        ..Client::new(&sim)
+    };
+    let timestamp = fmt(Utc::now());
+    let sent = impatient.http.get(&impatient.url).query(&[("timestamp", timestamp.as_str())]).send().await;
+    assert!(sent.is_ok(), "a request that fails its checks is not held back");
+    let signed = tokio::time::timeout(Duration::from_secs(5), impatient.try_raw(SOLD, &[("fields", "tid")])).await;
+    assert!(signed.expect("no hang").is_err_and(|e| e.is_timeout()), "timed out");
+    assert_eq!(sim.calls().fault(FaultKind::Slow), 2);
 }
 
 #[tokio::test]
