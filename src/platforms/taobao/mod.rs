@@ -12,6 +12,8 @@ pub mod envelope;
 pub mod error;
 pub mod fields;
 pub mod mapping;
+#[cfg(test)]
+mod parser_props;
 pub mod sign;
 pub mod time;
 
