@@ -105,6 +105,16 @@ pub enum Platform {
     Douyin,
 }
 
+impl Platform {
+    /// The name stored in the `platform` columns.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Taobao => "taobao",
+            Self::Douyin => "douyin",
+        }
+    }
+}
+
 /// Request signing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 pub enum SignMethod {

@@ -4,6 +4,7 @@
 //! [`flow::Flow`], run by [`engine::Engine`] as a graph of [`nodes`] joined by
 //! bounded channels, and recorded in the [`store`]. See `docs/ARCHITECTURE.md`.
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod flow;

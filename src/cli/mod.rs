@@ -2,6 +2,7 @@
 //! errors into reports (`anyhow`) and exit codes.
 
 mod demo;
+mod status;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -93,6 +94,15 @@ pub enum Command {
     },
     /// Serve a simulated Taobao gateway with a generated shop, until Ctrl-C.
     Sim(SimArgs),
+    /// Show what holds the shops back: bans, sessions to renew, circuit
+    /// breakers, open alerts, anomalous answers, recent reconciliations.
+    Status,
+    /// Say that a shop's seller authorised the app again (after its session
+    /// in the config was renewed): its flows may call the platform again.
+    Reauthorized {
+        /// The shop's name in the config.
+        shop: String,
+    },
 }
 
 /// `orderflow sim` options; see `docs/simulator.md`.
@@ -206,6 +216,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let flow = compile_or_report(&file, &config, &registry, &sandbox)?;
             let store = connect(&config.database).await?;
             let build = build_context(&file, &config, &sandbox);
+            build.platforms.restore(&store).await?;
             let engine = Engine::new(registry, build, store, EngineOptions::default());
             let cancel = CancellationToken::new();
             let on_ctrl_c = cancel.clone();
@@ -273,6 +284,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Sim(args) => run_sim(&args).await,
+        Command::Status => {
+            let store = connect(&config.database).await?;
+            status::print(&store).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reauthorized { shop } => {
+            let Some(shop_config) = config.shops.get(&shop) else {
+                let known: Vec<&str> = config.shops.keys().map(String::as_str).collect();
+                bail!("shop {shop:?} is not in {} (configured: {})", cli.config.display(), known.join(", "));
+            };
+            let store = connect(&config.database).await?;
+            let platform = shop_config.platform.as_str();
+            if store.clear_needs_reauth(platform, &shop).await? {
+                let now = chrono::Utc::now();
+                store.resolve_alert(crate::nodes::sync::NEEDS_REAUTH_ALERT, platform, &shop, None, now).await?;
+                println!("shop {shop:?}: marked authorised again; its flows call the platform again");
+            } else {
+                println!("shop {shop:?} was not waiting for authorisation");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Docs { write } => {
             let generated = nodes::reference::markdown(&Registry::builtin());
             match write {

@@ -29,7 +29,7 @@ pub use context::{Emitter, NodeContext};
 pub(crate) use context::{NodeStats, Output, Packet};
 
 use crate::flow::{Flow, NodeSpec, OnError};
-use crate::nodes::{BuildContext, Built, ErrorClass, Registry};
+use crate::nodes::{BuildContext, Built, ErrorClass, Halt, Registry};
 use crate::record::Record;
 use crate::store::{NodeRunRecord, NodeStatus, RunFinish, RunStart, RunStatus, Store, StoreError};
 
@@ -85,6 +85,8 @@ pub struct Engine {
 struct GraphOutcome {
     nodes: Vec<NodeRunRecord>,
     fatal: Option<String>,
+    /// The first node that halted the run on purpose, and why.
+    halted: Option<(Halt, String)>,
     had_errors: bool,
 }
 
@@ -115,13 +117,21 @@ impl Engine {
         tracing::info!(flow = %flow.name, run_id = %run_id, trigger, "Run started.");
 
         let run_cancel = cancel.child_token();
-        let main = self.run_graph(flow, &flow.nodes, &run_id, None, run_cancel.clone()).await;
+        let mut main = self.run_graph(flow, &flow.nodes, &run_id, None, run_cancel.clone()).await;
         let mut nodes = main.nodes;
         let externally_cancelled = cancel.is_cancelled();
+        if main.fatal.is_none() {
+            main.fatal = match &main.halted {
+                Some((Halt::NeedsReauth, reason)) => Some(reason.clone()),
+                _ => None,
+            };
+        }
         let status = if externally_cancelled {
             RunStatus::Cancelled
         } else if main.fatal.is_some() {
             RunStatus::Failed
+        } else if main.halted.is_some() {
+            RunStatus::Paused
         } else if main.had_errors {
             RunStatus::Partial
         } else {
@@ -146,17 +156,27 @@ impl Engine {
             id: run_id.clone(),
             status,
             finished_at: Utc::now(),
-            error: main.fatal.clone(),
+            error: main.fatal.clone().or_else(|| main.halted.as_ref().map(|(_, reason)| reason.clone())),
             nodes: nodes.clone(),
         };
         self.store.finish_run(&finish).await?;
-        match &main.fatal {
-            Some(error) => {
+        match (&finish.error, status) {
+            (Some(error), RunStatus::Paused) => {
+                tracing::warn!(flow = %flow.name, run_id = %run_id, status = status.as_str(), %error, "Run finished.")
+            }
+            (Some(error), _) => {
                 tracing::error!(flow = %flow.name, run_id = %run_id, status = status.as_str(), %error, "Run finished.")
             }
-            None => tracing::info!(flow = %flow.name, run_id = %run_id, status = status.as_str(), "Run finished."),
+            (None, _) => tracing::info!(flow = %flow.name, run_id = %run_id, status = status.as_str(), "Run finished."),
         }
-        Ok(RunReport { run_id, flow: flow.name.clone(), status, error: main.fatal, nodes, elapsed: started.elapsed() })
+        Ok(RunReport {
+            run_id,
+            flow: flow.name.clone(),
+            status,
+            error: finish.error,
+            nodes,
+            elapsed: started.elapsed(),
+        })
     }
 
     /// Builds, wires and runs `specs`; `seed`, when given, is the one record
@@ -230,6 +250,7 @@ impl Engine {
             let copies = copies.remove(spec.id.as_str()).unwrap_or_default();
             let spec = spec.clone();
             let sandbox = self.build.sandbox.clone();
+            let is_source = matches!(built, Built::Source(_));
             tasks.spawn(async move {
                 *ctx.stats.started_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Utc::now());
                 let result = match (built, input) {
@@ -241,7 +262,15 @@ impl Engine {
                 };
                 *ctx.stats.finished_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Utc::now());
                 if let Err(error) = &result {
-                    if error.class != ErrorClass::Cancelled && spec.on_error == OnError::Fail {
+                    // A halted source just stops: what it sent before is
+                    // delivered and committed downstream. A halted transform
+                    // cannot let records pass, so the run stops.
+                    let cancels = match error.class {
+                        ErrorClass::Cancelled => false,
+                        ErrorClass::Halted(_) => !is_source,
+                        _ => spec.on_error == OnError::Fail,
+                    };
+                    if cancels {
                         ctx.cancel.cancel();
                     }
                 }
@@ -256,12 +285,16 @@ impl Engine {
 
         let mut results: Vec<Option<Result<(), crate::nodes::NodeError>>> = specs.iter().map(|_| None).collect();
         let mut fatal = build_failure;
+        let mut halted = None;
         while let Some(joined) = tasks.join_next().await {
             match joined {
                 Ok((index, result)) => {
                     if let Err(error) = &result {
                         let spec = &specs[index];
-                        if error.class != ErrorClass::Cancelled {
+                        if let ErrorClass::Halted(halt) = error.class {
+                            tracing::warn!(flow = %flow.name, run_id, node_id = %spec.id, %error, "Node halted the run.");
+                            halted.get_or_insert_with(|| (halt, format!("node \"{}\": {error}", spec.id)));
+                        } else if error.class != ErrorClass::Cancelled {
                             tracing::error!(flow = %flow.name, run_id, node_id = %spec.id, %error, "Node failed.");
                             if spec.on_error == OnError::Fail && fatal.is_none() {
                                 fatal = Some(format!("node \"{}\": {error}", spec.id));
@@ -288,6 +321,12 @@ impl Engine {
                 let (status, error) = match result {
                     Some(Ok(())) => (NodeStatus::Succeeded, None),
                     Some(Err(e)) if e.class == ErrorClass::Cancelled => (NodeStatus::Cancelled, None),
+                    Some(Err(e)) if e.class == ErrorClass::Halted(Halt::Paused) => {
+                        (NodeStatus::Paused, Some(e.message))
+                    }
+                    Some(Err(e)) if e.class == ErrorClass::Halted(Halt::NeedsReauth) => {
+                        (NodeStatus::Failed, Some(e.message))
+                    }
                     Some(Err(e)) if spec.on_error == OnError::Fail => (NodeStatus::Failed, Some(e.message)),
                     Some(Err(e)) => (NodeStatus::Skipped, Some(e.message)),
                     None => (NodeStatus::Cancelled, None),
@@ -306,7 +345,7 @@ impl Engine {
                 }
             })
             .collect();
-        GraphOutcome { nodes, fatal, had_errors }
+        GraphOutcome { nodes, fatal, halted, had_errors }
     }
 }
 

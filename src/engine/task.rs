@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use super::context::Checkpoint;
 use super::{Emitter, NodeContext, Output, Packet};
 use crate::flow::{NodeSpec, OnError};
-use crate::nodes::{ErrorClass, NodeError, Source, Transform};
+use crate::nodes::{NodeError, Source, Transform};
 use crate::record::{Batch, Record};
 use crate::script::Sandbox;
 use crate::store::Cursor;
@@ -142,7 +142,7 @@ async fn process(
     }
     let error = match process_with_retry(node, spec, ctx, &batch, cursors).await {
         Ok(out) => return Ok(out),
-        Err(error) if error.class == ErrorClass::Cancelled || spec.on_error == OnError::Fail => return Err(error),
+        Err(error) if error.stops_run() || spec.on_error == OnError::Fail => return Err(error),
         Err(error) => error,
     };
     let mut out = Vec::new();
@@ -152,7 +152,7 @@ async fn process(
         for record in batch {
             match process_with_retry(node, spec, ctx, std::slice::from_ref(&record), &[]).await {
                 Ok(records) => out.extend(records),
-                Err(error) if error.class == ErrorClass::Cancelled => return Err(error),
+                Err(error) if error.stops_run() => return Err(error),
                 Err(error) => ctx.reject(record.to_json(), &error.message).await?,
             }
         }

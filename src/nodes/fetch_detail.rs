@@ -86,7 +86,7 @@ impl DetailTransform {
             return Ok(Some(cached.clone()));
         }
         let (platform, fields) = (&self.platform, &self.fields);
-        let detail = sync::call_platform(ctx, || platform.order_detail(listed.tid, fields)).await?;
+        let detail = sync::call_platform(ctx, platform.as_ref(), || platform.order_detail(listed.tid, fields)).await?;
         let Some(detail) = detail else {
             tracing::warn!(node_id = %ctx.node_id, tid = listed.tid, "The platform has no detail of this order; kept as listed.");
             return Ok(None);

@@ -8,10 +8,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::by_created::CreatedReader;
 use super::fetch_increment::{check_page_size, default_page_size, emit_window};
-use super::sync::{self, FULL_STREAM, INCREMENT_STREAM};
-use super::{BuildContext, BuildError, Built, Emitter, NodeContext, NodeError, NodeKind, Role, Source};
-use crate::platforms::{Order, Page, PageRequest, Platform, TimeWindow};
+use super::sync::{self, FULL_STREAM, INCREMENT_STREAM, Span};
+use super::{BuildContext, BuildError, Built, Emitter, NodeError, NodeKind, Role, Source};
+use crate::platforms::{Platform, TimeWindow};
 
 /// Backfills every order created in the last `days` days (first
 /// initialisation, or a full pull when the increment channel is not
@@ -41,6 +42,9 @@ pub struct FetchFullSettings {
     /// model needs.
     #[serde(default)]
     pub fields: Vec<String>,
+    /// How long to wait when the platform refuses a query as too heavy.
+    #[serde(default = "sync::default_overload_wait")]
+    pub overload_wait: Span,
 }
 
 fn default_days() -> u32 {
@@ -120,9 +124,15 @@ impl Source for FullSource {
         // A resumed backfill may have outlived the platform's horizon.
         let oldest = now - platform.horizon() + chrono::Duration::minutes(1);
         let since = backfill.since.max(oldest);
+        let reader = CreatedReader {
+            platform,
+            page_size: self.settings.page_size,
+            fields: &self.settings.fields,
+            overload_wait: self.settings.overload_wait.0,
+        };
         while backfill.next_end > since {
             let window = TimeWindow { start: since, end: backfill.next_end };
-            let (orders, next_end) = self.read_newest(ctx, window).await?;
+            let (orders, next_end) = reader.read_newest(ctx, window).await?;
             backfill.next_end = next_end;
             let cursor = sync::cursor(platform, FULL_STREAM, serde_json::to_value(&backfill).unwrap_or_default());
             emit_window(out, orders, cursor).await?;
@@ -137,49 +147,6 @@ impl Source for FullSource {
             out.emit_through(Vec::new(), cursor).await?;
         }
         Ok(())
-    }
-}
-
-impl FullSource {
-    /// The newest page of `window` and the window's new end: everything
-    /// created from it on has now been read. Orders created in the same
-    /// second as the page's oldest may continue on the next page, so that
-    /// second is read again — unless the whole page is that one second,
-    /// which is then paged through in full.
-    async fn read_newest(
-        &self,
-        ctx: &NodeContext,
-        window: TimeWindow,
-    ) -> Result<(Vec<Order>, DateTime<Utc>), NodeError> {
-        let first = self.page(ctx, window, 1).await?;
-        let created = first.items.iter().map(|o| o.created);
-        let (Some(oldest), Some(newest)) = (created.clone().min(), created.max()) else {
-            return Ok((first.items, window.start));
-        };
-        if !first.has_next {
-            return Ok((first.items, window.start));
-        }
-        let second_after = oldest + chrono::Duration::seconds(1);
-        if second_after <= newest {
-            return Ok((first.items, second_after));
-        }
-        let mut orders = first.items;
-        let crowded = TimeWindow { start: oldest, end: window.end };
-        let mut page_no = 1;
-        loop {
-            page_no += 1;
-            let page = self.page(ctx, crowded, page_no).await?;
-            orders.extend(page.items);
-            if !page.has_next {
-                return Ok((orders, oldest));
-            }
-        }
-    }
-
-    async fn page(&self, ctx: &NodeContext, window: TimeWindow, page_no: u32) -> Result<Page<Order>, NodeError> {
-        let page = PageRequest { page_no, page_size: self.settings.page_size, with_total: false };
-        let fields = &self.settings.fields;
-        sync::call_platform(ctx, || self.platform.orders_created(window, page, fields)).await
     }
 }
 

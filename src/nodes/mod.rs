@@ -24,6 +24,8 @@
 //!   (see [`Transform::process_through`]). A transform that holds records back
 //!   across batches would let a cursor overtake them, so none does.
 
+pub mod breaker;
+mod by_created;
 pub mod custom;
 pub mod dedupe;
 pub mod fetch_detail;
@@ -32,6 +34,7 @@ pub mod fetch_increment;
 pub mod filter;
 pub mod log;
 pub mod read_jsonl;
+pub mod reconcile;
 pub mod reference;
 pub mod script;
 pub mod store;
@@ -50,6 +53,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
+use crate::clock::Clock;
 use crate::platforms::{Platform, Platforms};
 use crate::record::Batch;
 use crate::script::Sandbox;
@@ -117,6 +121,21 @@ pub enum ErrorClass {
     Permanent,
     /// The run was cancelled while the node worked.
     Cancelled,
+    /// The node stopped the run on purpose: the platform cannot be called
+    /// for now. Never retried, never skipped or dead-lettered record by
+    /// record (the records are not at fault); cursors stay at the last
+    /// window committed.
+    Halted(Halt),
+}
+
+/// Why a node halted its run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Halt {
+    /// Waiting is the cure (a rate-limit ban longer than a run waits, an open
+    /// circuit breaker): the run ends `paused`, a later run goes on.
+    Paused,
+    /// A person must act (the seller must authorise again): the run fails.
+    NeedsReauth,
 }
 
 /// A node's failure.
@@ -145,6 +164,17 @@ impl NodeError {
         Self { class: ErrorClass::Cancelled, message: "cancelled".into() }
     }
 
+    /// The run must stop for now; see [`Halt`].
+    pub fn halted(halt: Halt, message: impl Into<String>) -> Self {
+        Self { class: ErrorClass::Halted(halt), message: message.into() }
+    }
+
+    /// Whether the node stopped the run on purpose or the run was cancelled:
+    /// either way the records are not at fault.
+    pub fn stops_run(&self) -> bool {
+        matches!(self.class, ErrorClass::Cancelled | ErrorClass::Halted(_))
+    }
+
     /// Whether a retry can help.
     pub fn is_retryable(&self) -> bool {
         self.class == ErrorClass::Transient
@@ -168,12 +198,14 @@ pub struct BuildContext {
     pub platforms: Platforms,
     /// The flow's `shop:`, which platform nodes use unless they name another.
     pub shop: Option<String>,
+    /// The clock schedules are decided by (circuit breakers).
+    pub clock: Clock,
 }
 
 impl BuildContext {
     /// A context for flows in `flow_dir`, with no shops configured.
     pub fn new(flow_dir: impl Into<PathBuf>, sandbox: Sandbox) -> Self {
-        Self { flow_dir: flow_dir.into(), sandbox, platforms: Platforms::default(), shop: None }
+        Self { flow_dir: flow_dir.into(), sandbox, platforms: Platforms::default(), shop: None, clock: Clock::system() }
     }
 
     /// The platform connector of the node's `shop` setting, or else of the
@@ -350,6 +382,7 @@ impl Registry {
         registry.add(NodeType::of::<fetch_detail::FetchDetail>());
         registry.add(NodeType::of::<dedupe::Dedupe>());
         registry.add(NodeType::of::<store_orders::StoreOrders>());
+        registry.add(NodeType::of::<reconcile::Reconcile>());
         registry
     }
 

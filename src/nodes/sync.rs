@@ -10,10 +10,10 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value as Json;
 
-use super::NodeError;
-use crate::platforms::{Order, Platform};
+use super::{Halt, NodeContext, NodeError};
+use crate::platforms::{Anomaly, ErrorKind, Order, Platform, PlatformError};
 use crate::record::Record;
-use crate::store::Cursor;
+use crate::store::{AppBan, Cursor, NewAlert, NewAnomaly};
 
 /// The cursor stream of `fetch_increment`: `{"modified_until": time}`.
 pub const INCREMENT_STREAM: &str = "orders.increment";
@@ -97,31 +97,63 @@ pub fn modified_until(value: &Json) -> Option<DateTime<Utc>> {
 }
 
 /// The longest rate-limit ban a call waits out; a longer one (a daily
-/// quota) ends the run, whose cursor then resumes it on a later run.
+/// quota) pauses the run, whose cursor then resumes it on a later run.
 pub const MAX_BAN_WAIT: Duration = Duration::from_secs(120);
 
-/// Calls the platform, retrying what passes by itself: the platform's own
-/// faults and malformed answers with backoff and jitter, a rate-limit ban
-/// after exactly the seconds the platform gave. Other errors (session,
-/// signature, arguments) return at once: retrying cannot fix them.
-pub async fn call_platform<T, F, Fut>(ctx: &super::NodeContext, mut call: F) -> Result<T, NodeError>
+/// A platform call that did not succeed, as the sync nodes handle it.
+#[derive(Debug)]
+pub enum CallFailure {
+    /// The platform refuses queries this heavy for now
+    /// (`isv.trade-service-rejection`): shrink the window and wait.
+    Overloaded(PlatformError),
+    /// Anything else, already classified for the engine.
+    Node(NodeError),
+}
+
+impl From<CallFailure> for NodeError {
+    fn from(failure: CallFailure) -> Self {
+        match failure {
+            // A caller that cannot shrink its query retries it as a whole.
+            CallFailure::Overloaded(error) => NodeError::transient(error.to_string()),
+            CallFailure::Node(error) => error,
+        }
+    }
+}
+
+impl From<NodeError> for CallFailure {
+    fn from(error: NodeError) -> Self {
+        Self::Node(error)
+    }
+}
+
+/// Calls the platform, retrying with backoff and jitter only what passes by
+/// itself: network errors, timeouts, the platform's own faults and answers
+/// of no known shape; a short rate-limit ban after exactly the seconds the
+/// platform gave. Anomalous answers are stored as they happen.
+///
+/// What retrying cannot fix returns at once: an overloaded platform to the
+/// caller (who shrinks the query), a long ban and an expired session as a
+/// halt of the run, stored so every later run and process knows (the
+/// session also raises an alert), and the caller's own mistakes (arguments,
+/// signature, permission) as permanent errors.
+pub async fn call_platform<T, F, Fut>(ctx: &NodeContext, platform: &dyn Platform, mut call: F) -> Result<T, CallFailure>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, crate::platforms::PlatformError>>,
+    Fut: std::future::Future<Output = Result<T, PlatformError>>,
 {
     use backon::{ExponentialBuilder, Retryable};
-
-    use crate::platforms::ErrorKind;
 
     let backoff = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(200))
         .with_max_delay(Duration::from_secs(10))
         .with_max_times(6)
         .with_jitter();
+    let anomalies = std::sync::Mutex::new(Vec::new());
     let attempts = (|| call())
         .retry(backoff)
         .when(|error| match error.kind {
             ErrorKind::RateLimited { ban } => ban <= MAX_BAN_WAIT,
+            ErrorKind::Overloaded => false,
             kind => kind.is_retryable(),
         })
         .adjust(|error, delay| match error.kind {
@@ -129,14 +161,148 @@ where
             _ => delay,
         })
         .notify(|error, delay| {
+            if let ErrorKind::RateLimited { .. } = error.kind {
+                remember_ban(ctx, platform, error);
+            }
+            if let ErrorKind::Malformed(anomaly) = error.kind {
+                anomalies.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(anomaly_of(ctx, platform, error, anomaly));
+            }
             tracing::warn!(node_id = %ctx.node_id, run_id = %ctx.run_id, %error, ?delay, "Platform call failed; retrying.");
         });
+    let result = tokio::select! {
+        biased;
+        () = ctx.cancel.cancelled() => return Err(NodeError::cancelled().into()),
+        result = attempts => result,
+    };
+    let mut anomalies = anomalies.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Err(error) = &result {
+        if let ErrorKind::Malformed(anomaly) = error.kind {
+            anomalies.push(anomaly_of(ctx, platform, error, anomaly));
+        }
+    }
+    if !anomalies.is_empty() {
+        if let Err(error) = ctx.store.record_anomalies(&anomalies, Utc::now()).await {
+            tracing::warn!(node_id = %ctx.node_id, %error, "Could not store {} anomalies.", anomalies.len());
+        }
+    }
+    match result {
+        Ok(value) => Ok(value),
+        Err(error) => Err(match error.kind {
+            ErrorKind::Overloaded => CallFailure::Overloaded(error),
+            ErrorKind::RateLimited { ban } => CallFailure::Node(pause_for_ban(ctx, platform, &error, ban).await?),
+            ErrorKind::SessionExpired => CallFailure::Node(stop_for_reauth(ctx, platform, &error).await?),
+            _ => CallFailure::Node(error.into()),
+        }),
+    }
+}
+
+/// Stores a ban this call waits out, so `orderflow status` and other
+/// processes see it while it lasts; in the background, as the wait is
+/// already running.
+fn remember_ban(ctx: &NodeContext, platform: &dyn Platform, error: &PlatformError) {
+    let guard = platform.guard();
+    let Some(until) = guard.gate().banned_until() else { return };
+    let ban = AppBan {
+        platform: platform.name().to_owned(),
+        app_key: guard.app_key().to_owned(),
+        until,
+        reason: error.message.clone(),
+    };
+    let store = ctx.store.clone();
+    tokio::spawn(async move {
+        if let Err(error) = store.save_ban(&ban, Utc::now()).await {
+            tracing::warn!(%error, "Could not store the ban.");
+        }
+    });
+}
+
+fn anomaly_of(ctx: &NodeContext, platform: &dyn Platform, error: &PlatformError, anomaly: Anomaly) -> NewAnomaly {
+    NewAnomaly {
+        run_id: Some(ctx.run_id.clone()),
+        platform: platform.name().to_owned(),
+        shop: platform.shop().to_owned(),
+        method: error.method.clone(),
+        kind: anomaly.as_str().to_owned(),
+        excerpt: error.message.clone(),
+    }
+}
+
+/// Stores the app key's ban, so every process and later run waits it out
+/// without calling, and halts this run: its cursors stay where they are.
+async fn pause_for_ban(
+    ctx: &NodeContext,
+    platform: &dyn Platform,
+    error: &PlatformError,
+    ban: Duration,
+) -> Result<NodeError, NodeError> {
+    let guard = platform.guard();
+    let until =
+        guard.gate().banned_until().unwrap_or_else(|| Utc::now() + chrono::Duration::from_std(ban).unwrap_or_default());
+    let stored = AppBan {
+        platform: platform.name().to_owned(),
+        app_key: guard.app_key().to_owned(),
+        until,
+        reason: error.message.clone(),
+    };
+    ctx.store.save_ban(&stored, Utc::now()).await?;
+    Ok(NodeError::halted(
+        Halt::Paused,
+        format!(
+            "the app key {} is banned by {} until {until} (rate limit): the run stops here and resumes from its cursor on a later run ({error})",
+            guard.app_key(),
+            platform.name()
+        ),
+    ))
+}
+
+/// Marks the shop `needs_reauth` and raises one alert for it; its calls have
+/// already stopped (see [`crate::platforms::guard::ShopGuard`]).
+async fn stop_for_reauth(
+    ctx: &NodeContext,
+    platform: &dyn Platform,
+    error: &PlatformError,
+) -> Result<NodeError, NodeError> {
+    let now = Utc::now();
+    let reason = error.to_string();
+    if ctx.store.mark_needs_reauth(platform.name(), platform.shop(), &reason, now).await? {
+        let alert = NewAlert {
+            kind: NEEDS_REAUTH_ALERT.to_owned(),
+            platform: platform.name().to_owned(),
+            shop: platform.shop().to_owned(),
+            tid: None,
+            detail: format!("The seller of shop {:?} must authorise the app again: {reason}", platform.shop()),
+        };
+        ctx.store.raise_alert(&alert, now).await?;
+    }
+    Ok(NodeError::halted(
+        Halt::NeedsReauth,
+        format!(
+            "shop {:?} must be authorised again (its session was refused); its flows stop until `orderflow shops reauthorized {}` ({error})",
+            platform.shop(),
+            platform.shop()
+        ),
+    ))
+}
+
+/// Waits `wait` after the platform refused a query as too heavy
+/// (`isv.trade-service-rejection`; TOP advises about three minutes).
+pub async fn wait_out_overload(ctx: &NodeContext, error: &PlatformError, wait: Duration) -> Result<(), NodeError> {
+    tracing::warn!(node_id = %ctx.node_id, run_id = %ctx.run_id, %error, wait = %Span(wait),
+        "The platform refuses queries this heavy for now; waiting.");
     tokio::select! {
         biased;
         () = ctx.cancel.cancelled() => Err(NodeError::cancelled()),
-        result = attempts => result.map_err(NodeError::from),
+        () = tokio::time::sleep(wait) => Ok(()),
     }
 }
+
+/// The default wait after an overloaded answer.
+pub fn default_overload_wait() -> Span {
+    Span(Duration::from_secs(180))
+}
+
+/// The alert kind raised when a shop's session is refused.
+pub const NEEDS_REAUTH_ALERT: &str = "needs_reauth";
 
 #[cfg(test)]
 mod tests {

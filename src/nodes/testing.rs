@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::{BuildContext, NodeError, Source, Transform};
 use crate::engine::{Emitter, NodeContext, NodeStats, Output, Packet};
 use crate::flow::OnError;
+use crate::platforms::guard::ShopGuard;
 use crate::platforms::{
     ErrorKind, Money, Order, Page, PageRequest, ParcelTrace, Platform, PlatformError, PlatformMessage, Refund,
     TimeWindow,
@@ -108,6 +109,7 @@ pub(crate) struct FakeShop {
     pub(crate) details: AtomicU32,
     /// Every window listed, in call order.
     pub(crate) windows: Mutex<Vec<TimeWindow>>,
+    guard: ShopGuard,
 }
 
 impl FakeShop {
@@ -122,6 +124,7 @@ impl FakeShop {
             listings: AtomicU32::new(0),
             details: AtomicU32::new(0),
             windows: Mutex::default(),
+            guard: ShopGuard::standalone("taobao", "fake-key", "s", std::num::NonZeroU32::MAX),
         })
     }
 
@@ -248,5 +251,9 @@ impl Platform for FakeShop {
     }
     fn calls(&self) -> BTreeMap<String, u64> {
         BTreeMap::new()
+    }
+
+    fn guard(&self) -> &ShopGuard {
+        &self.guard
     }
 }

@@ -6,6 +6,7 @@
 //! a parcel's trace or for pushed messages, and get typed answers or a
 //! [`PlatformError`] whose [`ErrorKind`] says what to do about it.
 
+pub mod guard;
 pub mod taobao;
 
 mod order;
@@ -18,6 +19,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::config::{self, Config};
+
+use guard::{Gates, ShopGuard};
 
 pub use order::{Money, Order, OrderItem, ParcelTrace, PlatformMessage, Refund, TraceStep};
 
@@ -83,9 +86,9 @@ pub enum ErrorKind {
     Permission,
     /// A missing or invalid argument: a bug on our side.
     BadRequest,
-    /// An answer of no known shape (an HTML page, truncated JSON, a success
-    /// envelope without its body).
-    Malformed,
+    /// An answer of no known shape: an anomaly (see [`Anomaly`]), retried
+    /// with backoff, counted and stored, never read as "no orders".
+    Malformed(Anomaly),
     /// A business error the platform reported that fits none of the above.
     Other,
 }
@@ -93,7 +96,47 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// Whether calling again later can succeed without anyone acting.
     pub fn is_retryable(self) -> bool {
-        matches!(self, Self::RateLimited { .. } | Self::Remote | Self::Overloaded | Self::Malformed)
+        matches!(self, Self::RateLimited { .. } | Self::Remote | Self::Overloaded | Self::Malformed(_))
+    }
+}
+
+/// What was wrong with an answer of no known shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Anomaly {
+    /// An HTML page (a proxy's or a gateway's error page).
+    Html,
+    /// No body at all.
+    Empty,
+    /// JSON that breaks off before its end.
+    Truncated,
+    /// Something else that is not JSON, or JSON that is not an object.
+    NotJson,
+    /// A success envelope without its body.
+    MissingBody,
+    /// A success page without its list although it says records exist.
+    MissingList,
+    /// A record field of an unexpected type or value.
+    WrongType,
+    /// Far fewer records than the recent baseline for a window like it.
+    Drop,
+    /// An answer with an HTTP status no API answer has.
+    Status,
+}
+
+impl Anomaly {
+    /// The stored and logged name: `html`, `empty`, `truncated`, …
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Html => "html",
+            Self::Empty => "empty",
+            Self::Truncated => "truncated",
+            Self::NotJson => "not_json",
+            Self::MissingBody => "missing_body",
+            Self::MissingList => "missing_list",
+            Self::WrongType => "wrong_type",
+            Self::Drop => "drop",
+            Self::Status => "status",
+        }
     }
 }
 
@@ -171,6 +214,9 @@ pub trait Platform: Send + Sync {
 
     /// API calls made so far through this connector, by method.
     fn calls(&self) -> BTreeMap<String, u64>;
+
+    /// The shop's guard: its app key's rate limit and ban, its session state.
+    fn guard(&self) -> &ShopGuard;
 }
 
 /// The configured shops' connectors, by shop name.
@@ -191,16 +237,44 @@ impl Platforms {
     /// A connector for every shop of `config`. A shop on a platform without
     /// a connector yet is named in the error of any node that uses it.
     pub fn from_config(config: &Config) -> Result<Self, taobao::ClientError> {
+        let mut keys: BTreeMap<(&'static str, String), std::num::NonZeroU32> = BTreeMap::new();
+        for shop in config.shops.values().filter(|shop| shop.platform == config::Platform::Taobao) {
+            if let Some(per_minute) = std::num::NonZeroU32::new(shop.rate_limit_per_min) {
+                let key = keys.entry((taobao::PLATFORM, shop.app_key.clone())).or_insert(per_minute);
+                *key = (*key).min(per_minute);
+            }
+        }
+        let gates = Gates::new(keys);
         let mut platforms = Self::default();
         for (name, shop) in &config.shops {
             match shop.platform {
-                config::Platform::Taobao => platforms.insert(name, Arc::new(taobao::TaobaoClient::new(name, shop)?)),
+                config::Platform::Taobao => {
+                    platforms.insert(name, Arc::new(taobao::TaobaoClient::with_gates(name, shop, &gates)?))
+                }
                 config::Platform::Douyin => {
                     platforms.unsupported.insert(name.clone(), "Douyin shops are not supported yet".into());
                 }
             }
         }
         Ok(platforms)
+    }
+
+    /// Takes over what an earlier process stored: bans still in force and
+    /// shops whose seller must authorise again, so no call goes out into
+    /// them.
+    pub async fn restore(&self, store: &crate::store::Store) -> Result<(), crate::store::StoreError> {
+        let bans = store.active_bans(Utc::now()).await?;
+        let reauth = store.shops_needing_reauth().await?;
+        for platform in self.shops.values() {
+            let guard = platform.guard();
+            for ban in bans.iter().filter(|ban| ban.platform == platform.name() && ban.app_key == guard.app_key()) {
+                guard.gate().ban_until(ban.until);
+            }
+            if let Some(shop) = reauth.iter().find(|r| r.platform == platform.name() && r.shop == platform.shop()) {
+                guard.mark_needs_reauth(&shop.reason);
+            }
+        }
+        Ok(())
     }
 
     /// Why `shop` has no connector, when it is configured on a platform

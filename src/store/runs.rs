@@ -93,16 +93,20 @@ pub enum NodeStatus {
     Skipped,
     /// The node was stopped by cancellation.
     Cancelled,
+    /// The node stopped its run on purpose (a long ban, an open breaker);
+    /// a later run goes on.
+    Paused,
 }
 
 impl NodeStatus {
-    /// The stored name: `succeeded`, `failed`, `skipped`, `cancelled`.
+    /// The stored name: `succeeded`, `failed`, `skipped`, `cancelled`, `paused`.
     pub fn as_str(&self) -> &'static str {
         match self {
             NodeStatus::Succeeded => "succeeded",
             NodeStatus::Failed => "failed",
             NodeStatus::Skipped => "skipped",
             NodeStatus::Cancelled => "cancelled",
+            NodeStatus::Paused => "paused",
         }
     }
 }
@@ -116,6 +120,7 @@ impl FromStr for NodeStatus {
             "failed" => NodeStatus::Failed,
             "skipped" => NodeStatus::Skipped,
             "cancelled" => NodeStatus::Cancelled,
+            "paused" => NodeStatus::Paused,
             _ => return Err(unknown_status("node status", s)),
         })
     }

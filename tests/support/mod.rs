@@ -17,6 +17,8 @@
 // Each test binary that includes this module uses only part of it.
 #![allow(dead_code)]
 
+pub mod rig;
+
 use std::io::Write;
 use std::sync::Once;
 

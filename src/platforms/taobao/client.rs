@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::Url;
 use serde_json::Value as Json;
 
@@ -25,8 +24,10 @@ use super::error::{self, AnswerError, ApiError, Malformed};
 use super::fields::{DEFAULT_TRADE_FIELDS, DETAIL_EXTRA_FIELDS, REFUND_FIELDS, REFUND_LIST_FIELDS, TRADE_TYPES};
 use super::{PLATFORM, mapping, sign, time};
 use crate::config::{self, Secret, SignMethod};
+use crate::platforms::guard::{Gates, ShopGuard};
 use crate::platforms::{
-    ErrorKind, Order, Page, PageRequest, ParcelTrace, Platform, PlatformError, PlatformMessage, Refund, TimeWindow,
+    Anomaly, ErrorKind, Order, Page, PageRequest, ParcelTrace, Platform, PlatformError, PlatformMessage, Refund,
+    TimeWindow,
 };
 
 /// How long one call may take, answer included: TOP's own timeouts are
@@ -90,9 +91,8 @@ pub struct TaobaoClient {
     session: Secret,
     sign_method: SignMethod,
     http: reqwest::Client,
-    limiter: DefaultDirectRateLimiter,
+    guard: ShopGuard,
     calls: Mutex<BTreeMap<String, u64>>,
-    banned_until: Mutex<Option<Instant>>,
 }
 
 impl fmt::Debug for TaobaoClient {
@@ -111,6 +111,7 @@ impl fmt::Debug for TaobaoClient {
 }
 
 /// A call that failed, before it is told apart into "not found" or an error.
+#[derive(Clone)]
 enum CallError {
     /// TOP answered, but not with a usable body.
     Answer(AnswerError),
@@ -133,14 +134,29 @@ impl CallError {
 
 impl TaobaoClient {
     /// A client for `shop_name`, configured by `shop`, with
-    /// [`DEFAULT_TIMEOUT`] per call.
+    /// [`DEFAULT_TIMEOUT`] per call and a rate limiter of its own.
     pub fn new(shop_name: &str, shop: &config::Shop) -> Result<Self, ClientError> {
         Self::with_timeout(shop_name, shop, DEFAULT_TIMEOUT)
+    }
+
+    /// Like [`TaobaoClient::new`], on the gate `gates` holds for the shop's
+    /// app key (shared with every other shop on that key).
+    pub fn with_gates(shop_name: &str, shop: &config::Shop, gates: &Gates) -> Result<Self, ClientError> {
+        Self::build(shop_name, shop, DEFAULT_TIMEOUT, Some(gates))
     }
 
     /// Like [`TaobaoClient::new`] with another per-call timeout (tests, slow
     /// gateways).
     pub fn with_timeout(shop_name: &str, shop: &config::Shop, timeout: Duration) -> Result<Self, ClientError> {
+        Self::build(shop_name, shop, timeout, None)
+    }
+
+    fn build(
+        shop_name: &str,
+        shop: &config::Shop,
+        timeout: Duration,
+        gates: Option<&Gates>,
+    ) -> Result<Self, ClientError> {
         let name = || shop_name.to_owned();
         if shop.platform != config::Platform::Taobao {
             return Err(ClientError::WrongPlatform { shop: name(), platform: shop.platform });
@@ -155,6 +171,10 @@ impl TaobaoClient {
             .timeout(timeout)
             .build()
             .map_err(|source| ClientError::Http { shop: name(), source })?;
+        let guard = match gates {
+            Some(gates) => gates.guard(PLATFORM, &shop.app_key, shop_name, per_minute),
+            None => ShopGuard::standalone(PLATFORM, &shop.app_key, shop_name, per_minute),
+        };
         Ok(Self {
             shop: name(),
             gateway,
@@ -163,19 +183,15 @@ impl TaobaoClient {
             session: shop.session.clone(),
             sign_method: shop.sign_method,
             http,
-            limiter: RateLimiter::direct(Quota::per_minute(per_minute)),
+            guard,
             calls: Mutex::new(BTreeMap::new()),
-            banned_until: Mutex::new(None),
         })
     }
 
     /// Calls `method` with `params` (business parameters) and returns the
     /// body under the answer's root key.
     async fn call(&self, method: &str, params: &[(&str, String)]) -> Result<Json, CallError> {
-        self.check_ban(method)?;
-        self.limiter.until_ready().await;
-        // A call that finished while this one waited may have been banned.
-        self.check_ban(method)?;
+        self.guard.admit(method).await.map_err(CallError::Platform)?;
 
         let timestamp = time::format(Utc::now());
         let sign_method = sign::method_name(self.sign_method);
@@ -201,10 +217,17 @@ impl TaobaoClient {
         self.count(method);
         let started = Instant::now();
         let result = self.send(method, url, body, &signature).await.map_err(|error| self.redact(error, &signature));
+        if let Err(error) = &result {
+            if !error.is_not_found() {
+                self.guard.observe(&error.clone().into_platform_error(method));
+            }
+        }
         let outcome = match &result {
             Ok(_) => "ok",
             Err(CallError::Answer(AnswerError::Api(error))) => kind_label(error.kind()),
-            Err(CallError::Answer(AnswerError::Malformed(_))) => kind_label(ErrorKind::Malformed),
+            Err(CallError::Answer(AnswerError::Malformed(malformed))) => {
+                kind_label(ErrorKind::Malformed(malformed.anomaly))
+            }
             Err(CallError::Platform(error)) => kind_label(error.kind),
         };
         tracing::debug!(
@@ -245,47 +268,12 @@ impl TaobaoClient {
         // done to a success, whose data a short session could corrupt.)
         let text = self.redact_text(String::from_utf8_lossy(&bytes).into_owned(), signature);
         match envelope::parse(method, text.as_bytes()) {
-            Err(AnswerError::Api(error)) => {
-                if let ErrorKind::RateLimited { ban } = error.kind() {
-                    self.ban(ban);
-                }
-                Err(CallError::Answer(AnswerError::Api(error)))
-            }
+            Err(AnswerError::Api(error)) => Err(CallError::Answer(AnswerError::Api(error))),
             Ok(_) | Err(AnswerError::Malformed(_)) if !status.is_success() => {
-                let failure = error::http_status(method, status.as_u16(), retry_after, &excerpt(&text));
-                if let ErrorKind::RateLimited { ban } = failure.kind {
-                    self.ban(ban);
-                }
-                Err(CallError::Platform(failure))
+                Err(CallError::Platform(error::http_status(method, status.as_u16(), retry_after, &excerpt(&text))))
             }
             other => other.map_err(CallError::Answer),
         }
-    }
-
-    /// Refuses to call while a ban TOP announced lasts.
-    fn check_ban(&self, method: &str) -> Result<(), CallError> {
-        let until = *self.banned_until.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Some(left) = until.and_then(|until| until.checked_duration_since(Instant::now())) else {
-            return Ok(());
-        };
-        if left.is_zero() {
-            return Ok(());
-        }
-        Err(CallError::Platform(PlatformError {
-            kind: ErrorKind::RateLimited { ban: left },
-            method: method.to_owned(),
-            message: format!(
-                "not called: TOP banned this app key (code 7); {} s of the ban left",
-                left.as_secs_f64().ceil()
-            ),
-            request_id: None,
-        }))
-    }
-
-    fn ban(&self, ban: Duration) {
-        let until = Instant::now() + ban;
-        let mut banned = self.banned_until.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        *banned = Some(banned.map_or(until, |current| current.max(until)));
     }
 
     fn count(&self, method: &str) {
@@ -306,8 +294,8 @@ impl TaobaoClient {
                 sub_msg: api.sub_msg.map(clean),
                 ..api
             })),
-            CallError::Answer(AnswerError::Malformed(Malformed(message))) => {
-                CallError::Answer(AnswerError::Malformed(Malformed(clean(message))))
+            CallError::Answer(AnswerError::Malformed(malformed)) => {
+                CallError::Answer(AnswerError::Malformed(Malformed { message: clean(malformed.message), ..malformed }))
             }
             CallError::Platform(error) => CallError::Platform(PlatformError { message: clean(error.message), ..error }),
         }
@@ -350,8 +338,7 @@ impl TaobaoClient {
             .map(|trade| mapping::order(&self.shop, trade))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|error| error.into_platform_error(method))?;
-        let (total, has_next) = mapping::paging(&body, page, items.len());
-        Ok(Page { items, total, has_next })
+        page_of(method, &body, page, items)
     }
 }
 
@@ -438,8 +425,7 @@ impl Platform for TaobaoClient {
             .map(|refund| mapping::refund(&self.shop, refund))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|error| error.into_platform_error(METHOD))?;
-        let (total, has_next) = mapping::paging(&body, page, items.len());
-        Ok(Page { items, total, has_next })
+        page_of(METHOD, &body, page, items)
     }
 
     async fn refund(&self, refund_id: i64) -> Result<Option<Refund>, PlatformError> {
@@ -514,6 +500,28 @@ impl Platform for TaobaoClient {
     fn calls(&self) -> BTreeMap<String, u64> {
         self.calls.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
+
+    fn guard(&self) -> &ShopGuard {
+        &self.guard
+    }
+}
+
+/// A page of `items` read from `body`. A page without records although the
+/// answer says some exist on it, or after it, lost its list on the way: an
+/// anomaly, not an empty page.
+fn page_of<T>(method: &str, body: &Json, page: PageRequest, items: Vec<T>) -> Result<Page<T>, PlatformError> {
+    let (total, has_next) = mapping::paging(body, page, items.len());
+    let skipped = u64::from(page.page_no.saturating_sub(1)) * u64::from(page.page_size);
+    if items.is_empty() && (has_next || total.is_some_and(|total| total > skipped)) {
+        let message = format!(
+            "page {} has no records although the answer says {} exist: {:?}",
+            page.page_no,
+            total.map_or_else(|| "more".to_owned(), |total| total.to_string()),
+            excerpt(&body.to_string())
+        );
+        return Err(Malformed::new(Anomaly::MissingList, message).into_platform_error(method));
+    }
+    Ok(Page { items, total, has_next })
 }
 
 /// The window as TOP's inclusive `[start, end]` in its time format, or
@@ -575,7 +583,7 @@ fn kind_label(kind: ErrorKind) -> &'static str {
         ErrorKind::Signature => "signature",
         ErrorKind::Permission => "permission",
         ErrorKind::BadRequest => "bad_request",
-        ErrorKind::Malformed => "malformed",
+        ErrorKind::Malformed(_) => "malformed",
         ErrorKind::Other => "other",
     }
 }

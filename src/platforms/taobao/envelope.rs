@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use serde_json::Value as Json;
 
 use super::error::{AnswerError, ApiError, Malformed};
+use crate::platforms::Anomaly;
 
 /// The longest excerpt of an answer quoted in an error message: enough to
 /// recognise an HTML page or where JSON broke off, short enough for a log line.
@@ -29,27 +30,46 @@ pub fn root_key(method: &str) -> String {
 pub fn parse(method: &str, body: &[u8]) -> Result<Json, AnswerError> {
     let text = String::from_utf8_lossy(body);
     if text.trim().is_empty() {
-        return Err(Malformed("empty answer".to_owned()).into());
+        return Err(Malformed::new(Anomaly::Empty, "empty answer".to_owned()).into());
     }
     let escaped = escape_control_characters(&text);
-    let value: Json = serde_json::from_str(&escaped)
-        .map_err(|error| Malformed(format!("not JSON ({error}): {:?}", excerpt(&text))))?;
+    let value: Json = serde_json::from_str(&escaped).map_err(|error| not_json(&text, &error))?;
     let Json::Object(mut map) = value else {
-        return Err(Malformed(format!("not a JSON object: {:?}", excerpt(&text))).into());
+        return Err(Malformed::new(Anomaly::NotJson, format!("not a JSON object: {:?}", excerpt(&text))).into());
     };
     if let Some(error) = map.get("error_response") {
         return Err(AnswerError::Api(ApiError::from_json(error)));
     }
     let root = root_key(method);
+    let missing = |what: String| Malformed::new(Anomaly::MissingBody, format!("{what}: {:?}", excerpt(&text)));
     match map.remove(&root) {
         Some(body @ Json::Object(_)) => Ok(body),
         // `{"x_response": null}` or `[]` carries nothing: an empty answer
         // rather than a broken one.
         Some(Json::Null) => Ok(Json::Object(Default::default())),
         Some(Json::Array(items)) if items.is_empty() => Ok(Json::Object(Default::default())),
-        Some(_) => Err(Malformed(format!("\"{root}\" is not an object: {:?}", excerpt(&text))).into()),
-        None => Err(Malformed(format!("no \"{root}\" in the answer: {:?}", excerpt(&text))).into()),
+        Some(_) => Err(missing(format!("\"{root}\" is not an object")).into()),
+        None => Err(missing(format!("no \"{root}\" in the answer")).into()),
     }
+}
+
+/// Why `text` did not parse, told apart the way an operator would: a web
+/// page, JSON cut short, or something else.
+fn not_json(text: &str, error: &serde_json::Error) -> Malformed {
+    let start = text.trim_start();
+    let anomaly = if start.starts_with('<') {
+        Anomaly::Html
+    } else if error.is_eof() {
+        Anomaly::Truncated
+    } else {
+        Anomaly::NotJson
+    };
+    let what = match anomaly {
+        Anomaly::Html => "an HTML page, not JSON".to_owned(),
+        Anomaly::Truncated => format!("JSON cut short ({error})"),
+        _ => format!("not JSON ({error})"),
+    };
+    Malformed::new(anomaly, format!("{what}: {:?}", excerpt(text)))
 }
 
 /// `text` with raw control characters inside JSON strings written as
@@ -204,7 +224,7 @@ mod tests {
 
     fn malformed(body: &str) -> String {
         match parse(METHOD, body.as_bytes()) {
-            Err(AnswerError::Malformed(Malformed(message))) => message,
+            Err(AnswerError::Malformed(Malformed { message, .. })) => message,
             other => panic!("expected malformed for {body:?}, got {other:?}"),
         }
     }
@@ -280,11 +300,26 @@ mod tests {
         assert!(message.chars().count() < EXCERPT_CHARS + 100, "{message}");
         assert_eq!(malformed(""), "empty answer");
         assert_eq!(malformed("  \n"), "empty answer");
-        assert!(malformed(r#"{"trades_sold_get_response":{"trades":{"trade":[{"tid":1"#).contains("not JSON"));
+        assert!(malformed(r#"{"trades_sold_get_response":{"trades":{"trade":[{"tid":1"#).contains("JSON cut short"));
         let rootless = malformed(r#"{"trades_sold_increment_get_response":{}}"#);
         assert!(rootless.contains("no \"trades_sold_get_response\""), "{rootless}");
         assert!(malformed("[1,2]").contains("not a JSON object"));
         assert!(malformed(r#"{"trades_sold_get_response":"x"}"#).contains("is not an object"));
+    }
+
+    #[test]
+    fn each_broken_answer_is_told_apart_as_its_anomaly() {
+        let anomaly = |body: &str| match parse(METHOD, body.as_bytes()) {
+            Err(AnswerError::Malformed(malformed)) => Some(malformed.anomaly),
+            _ => None,
+        };
+        assert_eq!(anomaly("\r\n <!DOCTYPE html><html>502</html>"), Some(Anomaly::Html));
+        assert_eq!(anomaly(""), Some(Anomaly::Empty));
+        assert_eq!(anomaly(r#"{"trades_sold_get_response":{"trades":"#), Some(Anomaly::Truncated));
+        assert_eq!(anomaly("Service Unavailable"), Some(Anomaly::NotJson));
+        assert_eq!(anomaly("42"), Some(Anomaly::NotJson));
+        assert_eq!(anomaly(r#"{"request_id":"x"}"#), Some(Anomaly::MissingBody));
+        assert_eq!(anomaly(r#"{"trades_sold_get_response":{}}"#), None);
     }
 
     #[test]

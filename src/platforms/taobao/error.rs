@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use crate::platforms::{ErrorKind, PlatformError};
+use crate::platforms::{Anomaly, ErrorKind, PlatformError};
 
 /// How long to stay away after a code-7 answer whose `sub_msg` does not say:
 /// long enough that a per-minute quota has reset, short enough that a
@@ -103,13 +103,33 @@ impl fmt::Display for ApiError {
 /// An answer that is not what TOP documents (HTML, truncated JSON, a field of
 /// the wrong type); the message says what was wrong and quotes a little of it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Malformed(pub String);
+#[error("{message}")]
+pub struct Malformed {
+    /// What kind of anomaly it is.
+    pub anomaly: Anomaly,
+    /// What was wrong, with an excerpt.
+    pub message: String,
+}
 
 impl Malformed {
+    /// An anomaly of `anomaly`'s kind.
+    pub fn new(anomaly: Anomaly, message: String) -> Self {
+        Self { anomaly, message }
+    }
+
+    /// A record field of the wrong type or value.
+    pub fn field(message: String) -> Self {
+        Self::new(Anomaly::WrongType, message)
+    }
+
     /// The error for `method`.
     pub fn into_platform_error(self, method: &str) -> PlatformError {
-        PlatformError { kind: ErrorKind::Malformed, method: method.to_owned(), message: self.0, request_id: None }
+        PlatformError {
+            kind: ErrorKind::Malformed(self.anomaly),
+            method: method.to_owned(),
+            message: self.message,
+            request_id: None,
+        }
     }
 }
 
@@ -208,11 +228,14 @@ pub fn ban_length(sub_msg: &str) -> Option<Duration> {
 pub fn http_status(method: &str, status: u16, retry_after: Option<Duration>, excerpt: &str) -> PlatformError {
     let kind = match status {
         429 => ErrorKind::RateLimited { ban: retry_after.unwrap_or(DEFAULT_BAN) },
+        // A web page instead of the API's JSON: the gateway's trouble, and
+        // an anomaly worth counting.
+        408 | 500..=599 if excerpt.trim_start().starts_with('<') => ErrorKind::Malformed(Anomaly::Html),
         408 | 500..=599 => ErrorKind::Remote,
         401 | 403 => ErrorKind::Permission,
         400..=499 => ErrorKind::BadRequest,
         // 1xx and 3xx are not answers to a POST that reqwest did not follow.
-        _ => ErrorKind::Malformed,
+        _ => ErrorKind::Malformed(Anomaly::Status),
     };
     PlatformError { kind, method: method.to_owned(), message: format!("HTTP {status}: {excerpt:?}"), request_id: None }
 }
@@ -312,6 +335,7 @@ mod tests {
     fn http_statuses_map_to_kinds() {
         let kind = |status, retry| http_status("m", status, retry, "").kind;
         assert_eq!(kind(502, None), ErrorKind::Remote);
+        assert_eq!(http_status("m", 502, None, "<html>Bad Gateway</html>").kind, ErrorKind::Malformed(Anomaly::Html));
         assert_eq!(kind(408, None), ErrorKind::Remote);
         assert_eq!(kind(429, Some(Duration::from_secs(5))), ErrorKind::RateLimited { ban: Duration::from_secs(5) });
         assert_eq!(kind(429, None), ErrorKind::RateLimited { ban: DEFAULT_BAN });

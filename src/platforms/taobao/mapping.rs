@@ -13,6 +13,7 @@ use serde_json::Value as Json;
 
 use super::envelope::{self, excerpt, id, is_blank, list, text};
 use super::error::Malformed;
+use super::fields::{DEFAULT_TRADE_FIELDS, DETAIL_EXTRA_FIELDS};
 use super::{PLATFORM, time};
 use crate::platforms::{Money, Order, OrderItem, PageRequest, ParcelTrace, PlatformMessage, Refund, TraceStep};
 
@@ -22,8 +23,9 @@ pub fn order(shop: &str, trade: &Json) -> Result<Order, Malformed> {
     let tid = trade
         .get("tid")
         .and_then(id)
-        .ok_or_else(|| Malformed(format!("a trade without a valid tid: {:?}", excerpt(&trade.to_string()))))?;
+        .ok_or_else(|| Malformed::field(format!("a trade without a valid tid: {:?}", excerpt(&trade.to_string()))))?;
     let what = format!("trade {tid}");
+    check_trade_fields(trade, &what)?;
     let items = list(trade, "orders", "order")
         .into_iter()
         .enumerate()
@@ -47,10 +49,40 @@ pub fn order(shop: &str, trade: &Json) -> Result<Order, Malformed> {
     })
 }
 
+/// The amounts and times of a trade that the model does not map but the
+/// raw JSON keeps: they are checked too, so that a mistyped one is caught
+/// as an anomaly rather than stored.
+const TRADE_AMOUNTS: [&str; 6] =
+    ["total_fee", "post_fee", "discount_fee", "adjust_fee", "received_payment", "step_paid_fee"];
+const TRADE_TIMES: [&str; 2] = ["consign_time", "end_time"];
+
+/// Every field orderflow asks for holds a value of its kind: no object or
+/// list where TOP sends text or a number, no amount or time that is none.
+fn check_trade_fields(trade: &Json, what: &str) -> Result<(), Malformed> {
+    for key in DEFAULT_TRADE_FIELDS.iter().chain(DETAIL_EXTRA_FIELDS).filter(|key| **key != "orders") {
+        if let Some(value @ (Json::Object(_) | Json::Array(_))) = trade.get(*key) {
+            return Err(Malformed::field(format!(
+                "{what}: {key} is not a plain value: {}",
+                excerpt(&value.to_string())
+            )));
+        }
+    }
+    for key in TRADE_AMOUNTS {
+        if !is_blank(trade, key) {
+            money(trade, key, what)?;
+        }
+    }
+    for key in TRADE_TIMES {
+        optional_time(trade, key, what)?;
+    }
+    Ok(())
+}
+
 /// Sub-order `index` (0-based) of trade `tid` as an [`OrderItem`].
 pub fn order_item(tid: i64, index: usize, item: &Json) -> Result<OrderItem, Malformed> {
     let what = format!("trade {tid} orders.order[{index}]");
-    let oid = item.get("oid").and_then(id).ok_or_else(|| Malformed(format!("{what}: missing or invalid oid")))?;
+    let oid =
+        item.get("oid").and_then(id).ok_or_else(|| Malformed::field(format!("{what}: missing or invalid oid")))?;
     let what = format!("trade {tid} order {oid}");
     Ok(OrderItem {
         oid,
@@ -69,13 +101,13 @@ pub fn order_item(tid: i64, index: usize, item: &Json) -> Result<OrderItem, Malf
 /// A refund (`refunds.refund[]` of `refunds.receive.get`, `refund` of
 /// `refund.get`) as a [`Refund`] of `shop`.
 pub fn refund(shop: &str, refund: &Json) -> Result<Refund, Malformed> {
-    let refund_id = refund
-        .get("refund_id")
-        .and_then(id)
-        .ok_or_else(|| Malformed(format!("a refund without a valid refund_id: {:?}", excerpt(&refund.to_string()))))?;
+    let refund_id = refund.get("refund_id").and_then(id).ok_or_else(|| {
+        Malformed::field(format!("a refund without a valid refund_id: {:?}", excerpt(&refund.to_string())))
+    })?;
     let what = format!("refund {refund_id}");
-    let required_id =
-        |key: &str| refund.get(key).and_then(id).ok_or_else(|| Malformed(format!("{what}: missing or invalid {key}")));
+    let required_id = |key: &str| {
+        refund.get(key).and_then(id).ok_or_else(|| Malformed::field(format!("{what}: missing or invalid {key}")))
+    };
     Ok(Refund {
         platform: PLATFORM.to_owned(),
         shop: shop.to_owned(),
@@ -126,10 +158,9 @@ pub fn parcel_traces(body: &Json) -> Result<Vec<ParcelTrace>, Malformed> {
 /// (parsed here; kept as a string if it is not JSON) whose `tid` names the
 /// order the message is about.
 pub fn message(message: &Json) -> Result<PlatformMessage, Malformed> {
-    let message_id = message
-        .get("id")
-        .and_then(id)
-        .ok_or_else(|| Malformed(format!("a message without a valid id: {:?}", excerpt(&message.to_string()))))?;
+    let message_id = message.get("id").and_then(id).ok_or_else(|| {
+        Malformed::field(format!("a message without a valid id: {:?}", excerpt(&message.to_string())))
+    })?;
     let what = format!("message {message_id}");
     let content = match message.get("content") {
         Some(Json::String(raw)) => match serde_json::from_str(&envelope::escape_control_characters(raw)) {
@@ -166,23 +197,23 @@ pub fn paging(body: &Json, request: PageRequest, count: usize) -> (Option<u64>, 
 }
 
 fn required_text(record: &Json, key: &str, what: &str) -> Result<String, Malformed> {
-    text(record, key).ok_or_else(|| Malformed(format!("{what}: missing {key}")))
+    text(record, key).ok_or_else(|| Malformed::field(format!("{what}: missing {key}")))
 }
 
 fn required_time(record: &Json, key: &str, what: &str) -> Result<DateTime<Utc>, Malformed> {
-    optional_time(record, key, what)?.ok_or_else(|| Malformed(format!("{what}: missing {key}")))
+    optional_time(record, key, what)?.ok_or_else(|| Malformed::field(format!("{what}: missing {key}")))
 }
 
 fn optional_time(record: &Json, key: &str, what: &str) -> Result<Option<DateTime<Utc>>, Malformed> {
     let Some(raw) = text(record, key) else { return Ok(None) };
     // TMC writes some times with milliseconds; TOP's format has none.
     let parsed = time::parse(&raw).or_else(|| raw.split_once('.').and_then(|(whole, _)| time::parse(whole)));
-    parsed.map(Some).ok_or_else(|| Malformed(format!("{what}: {key} is not a TOP time: {raw:?}")))
+    parsed.map(Some).ok_or_else(|| Malformed::field(format!("{what}: {key} is not a TOP time: {raw:?}")))
 }
 
 fn money(record: &Json, key: &str, what: &str) -> Result<Money, Malformed> {
     let Some(raw) = text(record, key) else { return Ok(Money::default()) };
-    raw.parse().map_err(|_| Malformed(format!("{what}: {key} is not an amount in yuan: {raw:?}")))
+    raw.parse().map_err(|_| Malformed::field(format!("{what}: {key} is not an amount in yuan: {raw:?}")))
 }
 
 fn optional_id(record: &Json, key: &str, what: &str) -> Result<Option<i64>, Malformed> {
@@ -191,7 +222,7 @@ fn optional_id(record: &Json, key: &str, what: &str) -> Result<Option<i64>, Malf
     }
     match record.get(key).and_then(id) {
         Some(value) => Ok(Some(value)),
-        None => Err(Malformed(format!("{what}: {key} is not an integer: {}", record[key]))),
+        None => Err(Malformed::field(format!("{what}: {key} is not an integer: {}", record[key]))),
     }
 }
 
@@ -271,25 +302,27 @@ mod tests {
         for field in ["status", "created", "modified"] {
             let mut trade = trade();
             trade.as_object_mut().unwrap().remove(field);
-            let Malformed(message) = order("s", &trade).unwrap_err();
+            let message = order("s", &trade).unwrap_err().message;
             assert_eq!(message, format!("trade 4611686018427387905: missing {field}"));
         }
         let mut no_tid = trade();
         no_tid.as_object_mut().unwrap().remove("tid");
-        assert!(order("s", &no_tid).unwrap_err().0.starts_with("a trade without a valid tid"));
+        assert!(order("s", &no_tid).unwrap_err().message.starts_with("a trade without a valid tid"));
         let mut bad_time = trade();
         bad_time["created"] = json!("yesterday");
         assert_eq!(
-            order("s", &bad_time).unwrap_err().0,
+            order("s", &bad_time).unwrap_err().message,
             "trade 4611686018427387905: created is not a TOP time: \"yesterday\""
         );
         let mut bad_money = trade();
         bad_money["orders"]["order"][0]["price"] = json!("1.234");
-        assert!(order("s", &bad_money).unwrap_err().0.contains("order 4611686018427387906: price is not an amount"));
+        assert!(
+            order("s", &bad_money).unwrap_err().message.contains("order 4611686018427387906: price is not an amount")
+        );
         let mut bad_oid = trade();
         bad_oid["orders"]["order"][1]["oid"] = json!(null);
         assert_eq!(
-            order("s", &bad_oid).unwrap_err().0,
+            order("s", &bad_oid).unwrap_err().message,
             "trade 4611686018427387905 orders.order[1]: missing or invalid oid"
         );
     }
@@ -306,7 +339,7 @@ mod tests {
         assert_eq!(refund.raw, raw);
         let mut no_oid = raw.clone();
         no_oid.as_object_mut().unwrap().remove("oid");
-        assert_eq!(super::refund("s", &no_oid).unwrap_err().0, "refund 9000000000000001: missing or invalid oid");
+        assert_eq!(super::refund("s", &no_oid).unwrap_err().message, "refund 9000000000000001: missing or invalid oid");
     }
 
     #[test]

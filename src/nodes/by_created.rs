@@ -1,0 +1,90 @@
+//! Reading orders by creation time, newest first: `fetch_full`'s backfill,
+//! a breaker's full pulls of the recent period, and `reconcile`'s counts
+//! and re-fetches share it.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::sync::{self, CallFailure};
+use super::{NodeContext, NodeError};
+use crate::platforms::{Order, Page, PageRequest, Platform, TimeWindow};
+
+/// How often one page waits out an overloaded platform before the node gives up.
+const MAX_OVERLOAD_WAITS: u32 = 5;
+
+/// Reads one shop's orders by creation time.
+pub(crate) struct CreatedReader<'a> {
+    pub platform: &'a dyn Platform,
+    pub page_size: u32,
+    pub fields: &'a [String],
+    /// The wait after the platform refused a query as too heavy.
+    pub overload_wait: Duration,
+}
+
+impl CreatedReader<'_> {
+    /// The newest page of `window` and the window's new end: everything
+    /// created from it on has now been read. Orders created in the same
+    /// second as the page's oldest may continue on the next page, so that
+    /// second is read again — unless the whole page is that one second,
+    /// which is then paged through in full. (Creation times never change, so
+    /// nothing moves between pages.)
+    pub async fn read_newest(
+        &self,
+        ctx: &NodeContext,
+        window: TimeWindow,
+    ) -> Result<(Vec<Order>, DateTime<Utc>), NodeError> {
+        let first = self.page(ctx, window, 1, false).await?;
+        let created = first.items.iter().map(|o| o.created);
+        let (Some(oldest), Some(newest)) = (created.clone().min(), created.max()) else {
+            return Ok((first.items, window.start));
+        };
+        if !first.has_next {
+            return Ok((first.items, window.start));
+        }
+        let second_after = oldest + chrono::Duration::seconds(1);
+        if second_after <= newest {
+            return Ok((first.items, second_after));
+        }
+        let mut orders = first.items;
+        let crowded = TimeWindow { start: oldest, end: window.end };
+        let mut page_no = 1;
+        loop {
+            page_no += 1;
+            let page = self.page(ctx, crowded, page_no, false).await?;
+            orders.extend(page.items);
+            if !page.has_next {
+                return Ok((orders, oldest));
+            }
+        }
+    }
+
+    /// How many orders the platform lists as created in `window`.
+    pub async fn count(&self, ctx: &NodeContext, window: TimeWindow) -> Result<u64, NodeError> {
+        let page = self.page(ctx, window, 1, true).await?;
+        Ok(page.total.unwrap_or(page.items.len() as u64))
+    }
+
+    async fn page(
+        &self,
+        ctx: &NodeContext,
+        window: TimeWindow,
+        page_no: u32,
+        with_total: bool,
+    ) -> Result<Page<Order>, NodeError> {
+        let page = PageRequest { page_no, page_size: self.page_size, with_total };
+        let mut waits = 0;
+        loop {
+            match sync::call_platform(ctx, self.platform, || self.platform.orders_created(window, page, self.fields))
+                .await
+            {
+                Ok(page) => return Ok(page),
+                Err(CallFailure::Overloaded(error)) if waits < MAX_OVERLOAD_WAITS => {
+                    waits += 1;
+                    sync::wait_out_overload(ctx, &error, self.overload_wait).await?;
+                }
+                Err(failure) => return Err(failure.into()),
+            }
+        }
+    }
+}
