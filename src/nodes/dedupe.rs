@@ -10,6 +10,7 @@ use serde_json::Value as Json;
 
 use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
 use crate::record::{Batch, Record};
+use crate::store::StoredVersion;
 
 /// Drops a record whose key was already seen in this run, or is already
 /// stored in `orders`, at the same or a newer version — so that the
@@ -18,7 +19,10 @@ use crate::record::{Batch, Record};
 ///
 /// Versions compare as times when both are times (`modified`), as numbers
 /// when both are numbers, as text otherwise. A record without a key or
-/// version passes.
+/// version passes. Against the store, a stored order with the same
+/// `modified` but another status is not the same version: platform times
+/// have whole seconds, and an order can change twice in one (a backfill may
+/// have stored the first change).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DedupeSettings {
@@ -103,12 +107,12 @@ impl DedupeTransform {
         parts.map(|parts| parts.join("\u{1f}"))
     }
 
-    /// Stored `modified` per record index, for the order records in `batch`.
+    /// The stored version per record index, for the order records in `batch`.
     async fn stored_versions(
         &self,
         ctx: &NodeContext,
         batch: &[(usize, &Record)],
-    ) -> Result<HashMap<usize, Json>, NodeError> {
+    ) -> Result<HashMap<usize, StoredVersion>, NodeError> {
         let mut by_shop: BTreeMap<(String, String), Vec<(usize, i64)>> = BTreeMap::new();
         for (index, record) in batch {
             let text = |f: &str| record.fields.get(f).and_then(Json::as_str).map(str::to_owned);
@@ -123,8 +127,8 @@ impl DedupeTransform {
             let tids: Vec<i64> = entries.iter().map(|(_, tid)| *tid).collect();
             let stored = ctx.store.order_versions(&platform, &shop, &tids).await?;
             for (index, tid) in entries {
-                if let Some(modified) = stored.get(&tid) {
-                    versions.insert(index, Json::String(modified.to_rfc3339()));
+                if let Some(version) = stored.get(&tid) {
+                    versions.insert(index, version.clone());
                 }
             }
         }
@@ -151,9 +155,13 @@ impl Transform for DedupeTransform {
         };
         let keep: Vec<usize> = fresh_in_memory
             .iter()
-            .filter(|(index, record)| match (stored.get(index), record.fields.get(&version_field)) {
-                (Some(stored), Some(version)) => !at_least(stored, version),
-                _ => true,
+            .filter(|(index, record)| {
+                let modified = record.fields.get("modified").and_then(Json::as_str).and_then(|m| m.parse().ok());
+                let status = record.fields.get("status").and_then(Json::as_str);
+                match (stored.get(index), modified, status) {
+                    (Some(stored), Some(modified), Some(status)) => !stored.covers(modified, status),
+                    _ => true,
+                }
             })
             .map(|(index, _)| *index)
             .collect();
@@ -190,7 +198,7 @@ mod tests {
     use crate::store::Store;
 
     fn order(tid: i64, modified: &str) -> Json {
-        json!({"platform": "taobao", "shop": "s", "tid": tid, "modified": modified})
+        json!({"platform": "taobao", "shop": "s", "tid": tid, "modified": modified, "status": "TRADE_FINISHED"})
     }
 
     fn node() -> Box<dyn Transform> {
@@ -222,6 +230,9 @@ mod tests {
         store.save_orders(&[stored], &[]).await.unwrap();
         let input = vec![
             order(1, "2026-11-02T00:00:00Z"), // as stored: dropped
+            // The same second as stored, another status: a second change in
+            // that second, which the store must get.
+            json!({"platform": "taobao", "shop": "s", "tid": 1, "modified": "2026-11-02T00:00:00Z", "status": "TRADE_CLOSED"}),
             order(1, "2026-11-01T00:00:00Z"), // older than stored: dropped
             order(2, "2026-11-02T00:00:00Z"), // new
             order(2, "2026-11-02T00:00:00Z"), // seen: dropped
@@ -235,6 +246,7 @@ mod tests {
         assert_eq!(
             kept,
             vec![
+                (Some(1), Some("2026-11-02T00:00:00Z")),
                 (Some(2), Some("2026-11-02T00:00:00Z")),
                 (Some(2), Some("2026-11-03T00:00:00Z")),
                 (Some(1), Some("2026-11-04T00:00:00Z")),

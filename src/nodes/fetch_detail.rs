@@ -5,7 +5,6 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value as Json;
@@ -114,11 +113,10 @@ impl Transform for DetailTransform {
             return Ok(batch);
         }
         let tids: Vec<i64> = wanting.iter().map(|(_, order)| order.tid).collect();
-        let stored: HashMap<i64, DateTime<Utc>> =
-            ctx.store.order_versions(self.platform.name(), self.platform.shop(), &tids).await?;
+        let stored = ctx.store.order_versions(self.platform.name(), self.platform.shop(), &tids).await?;
         let mut batch = batch;
         for (index, listed) in wanting {
-            if stored.get(&listed.tid).is_some_and(|version| *version >= listed.modified) {
+            if stored.get(&listed.tid).is_some_and(|version| version.covers(listed.modified, &listed.status)) {
                 continue;
             }
             let Some(detail) = self.detail(ctx, &listed).await? else { continue };
@@ -145,7 +143,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_orders_lacking_a_needed_field_and_not_stored_cost_a_call_once() {
-        let at: DateTime<Utc> = "2026-11-20T08:00:00Z".parse().unwrap();
+        let at: chrono::DateTime<chrono::Utc> = "2026-11-20T08:00:00Z".parse().unwrap();
         let shop = FakeShop::new([(1, at), (2, at), (3, at)], None);
         let store = Store::connect("sqlite::memory:").await.unwrap();
         let listed = |tid: i64, raw: Json| {

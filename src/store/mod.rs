@@ -29,7 +29,7 @@ use sqlx::{AnyConnection, AnyPool, Connection};
 pub use dead_letters::DeadLetter;
 pub use error::{StoreError, redact_url};
 pub use health::{Alert, Anomaly, AppBan, BreakerRow, NewAlert, NewAnomaly, Reauth, Reconciliation};
-pub use orders::{Cursor, SaveOutcome, StoredOrder};
+pub use orders::{Cursor, SaveOutcome, StoredOrder, StoredVersion};
 pub use runs::{NodeRunRecord, NodeStatus, RunFinish, RunRecord, RunStart, RunStatus};
 pub use tables::{ColumnKind, ColumnSpec, SqlValue, TableSpec};
 

@@ -46,6 +46,25 @@ pub struct SaveOutcome {
     pub stale: usize,
 }
 
+/// What the store holds of an order, to tell whether a listed copy is news.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredVersion {
+    /// The stored `modified`.
+    pub modified: DateTime<Utc>,
+    /// The stored status.
+    pub status: String,
+}
+
+impl StoredVersion {
+    /// Whether the stored row is at least as new as a copy at `modified`
+    /// with `status`. Platform times have whole seconds, so an order can
+    /// change twice in one: an equal `modified` only counts as the same
+    /// version when the status agrees too.
+    pub fn covers(&self, modified: DateTime<Utc>, status: &str) -> bool {
+        self.modified > modified || (self.modified == modified && self.status == status)
+    }
+}
+
 /// An order as stored, reduced to what tests and summaries compare.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredOrder {
@@ -376,7 +395,7 @@ impl Store {
         let mut absent: Vec<i64> = Vec::new();
         for row in chunk {
             match stored.get(&row.order.tid) {
-                Some(version) if version.as_str() > row.modified.as_str() => outcome.stale += 1,
+                Some((version, _)) if version.as_str() > row.modified.as_str() => outcome.stale += 1,
                 Some(_) => write.push(row),
                 None => {
                     absent.push(row.order.tid);
@@ -430,7 +449,7 @@ impl Store {
             let now_stored = read_versions(conn, self.backend, platform, shop, &absent, true).await?;
             write
                 .iter()
-                .filter(|row| now_stored.get(&row.order.tid).is_some_and(|v| v.as_str() > row.modified.as_str()))
+                .filter(|row| now_stored.get(&row.order.tid).is_some_and(|(v, _)| v.as_str() > row.modified.as_str()))
                 .map(|row| row.order.tid)
                 .collect()
         };
@@ -521,14 +540,14 @@ impl Store {
         .transpose()
     }
 
-    /// The stored `modified` of each of `tids` the database holds; unknown tids are
-    /// absent from the map. Lets a fetcher skip fetching details it already has.
+    /// The stored version of each of `tids` the database holds; unknown tids are
+    /// absent from the map. Lets a fetcher skip fetching what it already has.
     pub async fn order_versions(
         &self,
         platform: &str,
         shop: &str,
         tids: &[i64],
-    ) -> Result<HashMap<i64, DateTime<Utc>>, StoreError> {
+    ) -> Result<HashMap<i64, StoredVersion>, StoreError> {
         if tids.is_empty() {
             return Ok(HashMap::new());
         }
@@ -538,7 +557,12 @@ impl Store {
             .await
             .map_err(StoreError::db(format!("reading order versions of {platform}/{shop}")))?;
         let stored = read_versions(&mut conn, self.backend, platform, shop, tids, false).await?;
-        stored.into_iter().map(|(tid, text)| Ok((tid, parse_timestamp("orders.modified", &text)?))).collect()
+        stored
+            .into_iter()
+            .map(|(tid, (modified, status))| {
+                Ok((tid, StoredVersion { modified: parse_timestamp("orders.modified", &modified)?, status }))
+            })
+            .collect()
     }
 
     /// How many orders of a shop are in each status, by status name (byte order).
@@ -735,7 +759,7 @@ fn cursor_text(cursor: &Cursor) -> Result<String, StoreError> {
     })
 }
 
-/// The stored `modified` text of each of `tids` the database holds, in as many
+/// The stored `modified` text and status of each of `tids` the database holds, in as many
 /// statements as the list needs. With `lock`, the rows stay locked until the
 /// transaction `conn` is in ends (see [`dialect::lock_rows`]).
 async fn read_versions(
@@ -745,18 +769,18 @@ async fn read_versions(
     shop: &str,
     tids: &[i64],
     lock: bool,
-) -> Result<HashMap<i64, String>, StoreError> {
+) -> Result<HashMap<i64, (String, String)>, StoreError> {
     let mut versions = HashMap::with_capacity(tids.len());
     for part in tids.chunks(TIDS_PER_STATEMENT) {
         let sql = dialect::sql(
             backend,
             &format!(
-                "SELECT tid, modified FROM orders WHERE platform = ? AND shop = ? AND tid IN ({}){}",
+                "SELECT tid, modified, status FROM orders WHERE platform = ? AND shop = ? AND tid IN ({}){}",
                 dialect::in_list(part.len()),
                 if lock { dialect::lock_rows(backend) } else { "" }
             ),
         );
-        let mut query = sqlx::query_as::<_, (i64, DbText)>(&sql).bind(platform).bind(shop);
+        let mut query = sqlx::query_as::<_, (i64, DbText, DbText)>(&sql).bind(platform).bind(shop);
         for tid in part {
             query = query.bind(*tid);
         }
@@ -764,7 +788,7 @@ async fn read_versions(
             .fetch_all(&mut *conn)
             .await
             .map_err(StoreError::db(format!("reading stored versions of orders of {platform}/{shop}")))?;
-        versions.extend(rows.into_iter().map(|(tid, modified)| (tid, modified.0)));
+        versions.extend(rows.into_iter().map(|(tid, modified, status)| (tid, (modified.0, status.0))));
     }
     Ok(versions)
 }
