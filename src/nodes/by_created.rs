@@ -34,7 +34,7 @@ impl CreatedReader<'_> {
         ctx: &NodeContext,
         window: TimeWindow,
     ) -> Result<(Vec<Order>, DateTime<Utc>), NodeError> {
-        let first = self.page(ctx, window, 1, false).await?;
+        let first = self.page(ctx, window, 1).await?;
         let created = first.items.iter().map(|o| o.created);
         let (Some(oldest), Some(newest)) = (created.clone().min(), created.max()) else {
             return Ok((first.items, window.start));
@@ -51,7 +51,7 @@ impl CreatedReader<'_> {
         let mut page_no = 1;
         loop {
             page_no += 1;
-            let page = self.page(ctx, crowded, page_no, false).await?;
+            let page = self.page(ctx, crowded, page_no).await?;
             orders.extend(page.items);
             if !page.has_next {
                 return Ok((orders, oldest));
@@ -59,20 +59,18 @@ impl CreatedReader<'_> {
         }
     }
 
-    /// How many orders the platform lists as created in `window`.
+    /// How many orders the platform lists as created in `window`: one call
+    /// asking for the total and a single record.
     pub async fn count(&self, ctx: &NodeContext, window: TimeWindow) -> Result<u64, NodeError> {
-        let page = self.page(ctx, window, 1, true).await?;
+        let page = self.call(ctx, window, PageRequest { page_no: 1, page_size: 1, with_total: true }).await?;
         Ok(page.total.unwrap_or(page.items.len() as u64))
     }
 
-    async fn page(
-        &self,
-        ctx: &NodeContext,
-        window: TimeWindow,
-        page_no: u32,
-        with_total: bool,
-    ) -> Result<Page<Order>, NodeError> {
-        let page = PageRequest { page_no, page_size: self.page_size, with_total };
+    async fn page(&self, ctx: &NodeContext, window: TimeWindow, page_no: u32) -> Result<Page<Order>, NodeError> {
+        self.call(ctx, window, PageRequest { page_no, page_size: self.page_size, with_total: false }).await
+    }
+
+    async fn call(&self, ctx: &NodeContext, window: TimeWindow, page: PageRequest) -> Result<Page<Order>, NodeError> {
         let mut waits = 0;
         loop {
             match sync::call_platform(ctx, self.platform, || self.platform.orders_created(window, page, self.fields))

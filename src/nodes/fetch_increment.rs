@@ -540,4 +540,29 @@ mod tests {
         assert!(!crowded.is_empty() && crowded.len() <= 4, "{} probes of crowded windows", crowded.len());
         assert!(windows.len() <= 24, "{} list calls for 600 orders", windows.len());
     }
+
+    #[tokio::test]
+    async fn a_window_far_below_the_baseline_is_recorded_and_read_again() {
+        let now = Utc::now();
+        let base = now - chrono::Duration::minutes(60);
+        // 30 orders a minute for 30 minutes, then nothing.
+        let orders = (0..900).map(|i| (1_000 + i, base + chrono::Duration::seconds(2 * i)));
+        let platform = FakeShop::new(orders, None);
+        let settings: FetchIncrementSettings =
+            serde_json::from_value(json!({"shop": "s", "first_run": "1h", "window": "10m", "page_size": 100})).unwrap();
+        let Ok(crate::nodes::Built::Source(node)) = FetchIncrement::build(settings, &platform.context()) else {
+            panic!("builds")
+        };
+        let store = crate::store::Store::connect("sqlite::memory:").await.unwrap();
+        crate::nodes::testing::run_source_in(node, crate::flow::OnError::Fail, &store).await.unwrap();
+
+        let drops = store.recent_anomalies(10).await.unwrap();
+        assert!(!drops.is_empty() && drops.iter().all(|a| a.kind == "drop"), "{drops:?}");
+        assert!(drops[0].excerpt.contains("0 orders modified"), "{}", drops[0].excerpt);
+        let windows = platform.windows.lock().unwrap().clone();
+        let last_order = base + chrono::Duration::seconds(2 * 899);
+        let quiet: Vec<&TimeWindow> = windows.iter().filter(|w| w.start > last_order).collect();
+        let first_quiet = quiet.first().expect("quiet windows were read");
+        assert_eq!(quiet.iter().filter(|w| **w == *first_quiet).count(), 2, "read again once: {quiet:?}");
+    }
 }

@@ -277,7 +277,7 @@ async fn stop_for_reauth(
     Ok(NodeError::halted(
         Halt::NeedsReauth,
         format!(
-            "shop {:?} must be authorised again (its session was refused); its flows stop until `orderflow shops reauthorized {}` ({error})",
+            "shop {:?} must be authorised again (its session was refused); its flows stop until `orderflow reauthorized {}` ({error})",
             platform.shop(),
             platform.shop()
         ),

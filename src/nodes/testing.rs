@@ -65,11 +65,20 @@ pub(crate) async fn run_transform(node: Box<dyn Transform>, input: Vec<Json>) ->
 /// Runs a source to its end under `on_error`; returns its batches and the
 /// dead letters it left.
 pub(crate) async fn run_source(
-    mut node: Box<dyn Source>,
+    node: Box<dyn Source>,
     on_error: OnError,
 ) -> Result<(Vec<Batch>, Vec<DeadLetter>), NodeError> {
     let store = Store::connect("sqlite::memory:").await.expect("in-memory SQLite");
-    let ctx = node_ctx(&store, on_error);
+    run_source_in(node, on_error, &store).await
+}
+
+/// Like [`run_source`], against `store`.
+pub(crate) async fn run_source_in(
+    mut node: Box<dyn Source>,
+    on_error: OnError,
+    store: &Store,
+) -> Result<(Vec<Batch>, Vec<DeadLetter>), NodeError> {
+    let ctx = node_ctx(store, on_error);
     let (tx, mut rx) = mpsc::channel(1024);
     let output = Output { senders: vec![tx] };
     node.run(&mut Emitter::new(&ctx, &output)).await?;
