@@ -317,3 +317,23 @@ async fn paused_runs_round_trip() {
         ts.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn stock_imports_set_counts_and_keep_what_is_frozen() {
+    use orderflow::store::StockLevel;
+    for ts in test_stores().await {
+        let label = ts.label;
+        let store = &ts.store;
+        let level = |sku: &str, on_hand, on_order| StockLevel { sku: sku.into(), on_hand, frozen: 0, on_order };
+        store.import_stock(&[level("A-1", 10, 0), level("B-2", 0, 5)], Utc::now()).await.unwrap();
+        store.import_stock(&[level("A-1", 7, 3)], Utc::now()).await.unwrap();
+        let levels = store.stock_levels().await.unwrap();
+        assert_eq!(levels.len(), 2, "{label}");
+        assert_eq!((levels["A-1"].on_hand, levels["A-1"].on_order, levels["A-1"].available()), (7, 3, 7), "{label}");
+        assert_eq!(levels["B-2"].on_order, 5, "{label}");
+        let bad = store.import_stock(&[level("C-3", 1, 0), level("D-4", -1, 0)], Utc::now()).await;
+        assert!(bad.is_err(), "{label}");
+        assert!(!store.stock_levels().await.unwrap().contains_key("C-3"), "{label}: nothing half-written");
+        ts.cleanup().await;
+    }
+}

@@ -351,7 +351,7 @@ impl TryFrom<ReconciliationRow> for Reconciliation {
 }
 
 /// Refuses `value` when it has more than `max` characters (see [`PLATFORM_LEN`]).
-fn check_len(field: &str, value: &str, max: usize) -> Result<(), StoreError> {
+pub(super) fn check_len(field: &str, value: &str, max: usize) -> Result<(), StoreError> {
     let len = value.chars().count();
     if len > max {
         Err(StoreError::InvalidValue {

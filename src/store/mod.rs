@@ -16,6 +16,7 @@ mod error;
 mod health;
 mod orders;
 mod runs;
+mod stock;
 mod tables;
 
 use std::str::FromStr;
@@ -31,6 +32,7 @@ pub use error::{StoreError, redact_url};
 pub use health::{Alert, Anomaly, AppBan, BreakerRow, NewAlert, NewAnomaly, Reauth, Reconciliation};
 pub use orders::{Cursor, SaveOutcome, StoredOrder, StoredVersion};
 pub use runs::{NodeRunRecord, NodeStatus, RunFinish, RunRecord, RunStart, RunStatus};
+pub use stock::StockLevel;
 pub use tables::{ColumnKind, ColumnSpec, SqlValue, TableSpec};
 
 /// The format of every stored timestamp: UTC, milliseconds, e.g.

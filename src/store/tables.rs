@@ -21,6 +21,7 @@ const RESERVED_TABLES: &[&str] = &[
     "alerts",
     "anomalies",
     "reconciliations",
+    "stock",
     "_sqlx_migrations",
 ];
 
