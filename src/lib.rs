@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod flow;
+pub mod forecast;
 pub mod nodes;
 pub mod platforms;
 pub mod record;
