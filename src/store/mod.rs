@@ -1,6 +1,7 @@
 //! The SQL store: run records, dead letters, orders with their items and sync
 //! cursors, the resilience records (bans, re-authorisations, breakers, alerts,
-//! anomalies, reconciliations), and the user tables flows write into.
+//! anomalies, reconciliations), inventory and restock suggestions, and the user
+//! tables flows write into.
 //!
 //! One code path serves SQLite, PostgreSQL and MySQL/MariaDB through sqlx's `Any`
 //! driver. Queries are checked at run time, so building needs no database. Every
@@ -15,6 +16,7 @@ mod dialect;
 mod error;
 mod health;
 mod orders;
+mod restock;
 mod runs;
 mod stock;
 mod tables;
@@ -31,6 +33,7 @@ pub use dead_letters::DeadLetter;
 pub use error::{StoreError, redact_url};
 pub use health::{Alert, Anomaly, AppBan, BreakerRow, NewAlert, NewAnomaly, Reauth, Reconciliation};
 pub use orders::{Cursor, SaveOutcome, StoredOrder, StoredVersion};
+pub use restock::RestockSuggestion;
 pub use runs::{NodeRunRecord, NodeStatus, RunFinish, RunRecord, RunStart, RunStatus};
 pub use stock::StockLevel;
 pub use tables::{ColumnKind, ColumnSpec, SqlValue, TableSpec};

@@ -22,6 +22,7 @@ const RESERVED_TABLES: &[&str] = &[
     "anomalies",
     "reconciliations",
     "stock",
+    "restock_suggestions",
     "_sqlx_migrations",
 ];
 
