@@ -36,6 +36,7 @@ pub mod log;
 pub mod read_jsonl;
 pub mod reconcile;
 pub mod reference;
+pub mod restock_suggest;
 pub mod script;
 pub mod store;
 pub mod store_orders;
@@ -383,6 +384,7 @@ impl Registry {
         registry.add(NodeType::of::<dedupe::Dedupe>());
         registry.add(NodeType::of::<store_orders::StoreOrders>());
         registry.add(NodeType::of::<reconcile::Reconcile>());
+        registry.add(NodeType::of::<restock_suggest::RestockSuggest>());
         registry
     }
 
