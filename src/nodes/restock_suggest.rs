@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use chrono::{Days, Utc};
+use chrono::Days;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
@@ -161,12 +161,12 @@ fn figures(forecast: &Forecast, history: &[f64], lead_time_days: u32, z: f64, st
 impl Source for RestockSource {
     async fn run(&mut self, out: &mut Emitter<'_>) -> Result<(), NodeError> {
         let ctx = out.ctx();
-        let today = self.clock.now().with_timezone(&self.timezone).date_naive();
+        let now = self.clock.now();
+        let today = now.with_timezone(&self.timezone).date_naive();
         let days = self.settings.history_days;
         let first_day = today - Days::new(u64::from(days));
         let sales = ctx.store.daily_sales(&self.platform, &self.shop, self.timezone, first_day, days).await?;
         let stock = ctx.store.stock_levels().await?;
-        let now = Utc::now();
 
         let mut busiest: Vec<(String, Vec<u64>)> = sales.into_iter().collect();
         busiest.sort_by(|a, b| b.1.iter().sum::<u64>().cmp(&a.1.iter().sum()).then_with(|| a.0.cmp(&b.0)));
