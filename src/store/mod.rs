@@ -32,7 +32,7 @@ pub use error::{StoreError, redact_url};
 pub use health::{Alert, Anomaly, AppBan, BreakerRow, NewAlert, NewAnomaly, Reauth, Reconciliation};
 pub use orders::{Cursor, SaveOutcome, StoredOrder, StoredVersion};
 pub use runs::{NodeRunRecord, NodeStatus, RunFinish, RunRecord, RunStart, RunStatus};
-pub use stock::StockLevel;
+pub use stock::{AppliedStock, Freeze, FreezeState, Movement, MovementKind, OrderLine, StockChange, StockLevel};
 pub use tables::{ColumnKind, ColumnSpec, SqlValue, TableSpec};
 
 /// The format of every stored timestamp: UTC, milliseconds, e.g.

@@ -22,6 +22,8 @@ const RESERVED_TABLES: &[&str] = &[
     "anomalies",
     "reconciliations",
     "stock",
+    "stock_freezes",
+    "stock_movements",
     "_sqlx_migrations",
 ];
 
