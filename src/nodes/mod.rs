@@ -37,6 +37,7 @@ pub mod read_jsonl;
 pub mod reconcile;
 pub mod reference;
 pub mod script;
+pub mod stock_freeze;
 pub mod store;
 pub mod store_orders;
 pub mod sync;
@@ -383,6 +384,7 @@ impl Registry {
         registry.add(NodeType::of::<dedupe::Dedupe>());
         registry.add(NodeType::of::<store_orders::StoreOrders>());
         registry.add(NodeType::of::<reconcile::Reconcile>());
+        registry.add(NodeType::of::<stock_freeze::StockFreeze>());
         registry
     }
 
