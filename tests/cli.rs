@@ -193,3 +193,22 @@ fn the_node_reference_in_docs_matches_the_code() {
     let expected = orderflow::nodes::reference::splice(&document, &generated).expect("markers in docs/flows.md");
     assert!(document == expected, "docs/flows.md is out of date: run `cargo run -- docs --write docs/flows.md`");
 }
+
+#[test]
+fn stock_import_names_the_bad_line_and_writes_nothing() {
+    let cli = Cli::new();
+    let bad = cli.dir.path().join("counts.csv");
+    std::fs::write(&bad, "sku,on_hand,on_order\nA-1,5,0\nB-2,many,0\n").unwrap();
+    let out = cli.run(&["stock", "import", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&format!("{}:3: column 2 (on_hand)", bad.display())), "{stderr}");
+    assert!(stderr.contains("nothing imported"), "{stderr}");
+
+    let good = cli.dir.path().join("counts.json");
+    std::fs::write(&good, r#"[{"sku": "A-1", "on_hand": 5}, {"sku": "B-2", "on_hand": 2, "on_order": 7}]"#).unwrap();
+    let out = cli.run(&["stock", "import", good.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("imported 2 SKUs") && stdout.contains("7 on order"), "{stdout}");
+}

@@ -3,6 +3,7 @@
 
 mod demo;
 mod status;
+mod stock;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -97,6 +98,9 @@ pub enum Command {
     /// Show what holds the shops back: bans, sessions to renew, circuit
     /// breakers, open alerts, anomalous answers, recent reconciliations.
     Status,
+    /// The merchant's inventory counts.
+    #[command(subcommand)]
+    Stock(stock::StockCommand),
     /// Say that a shop's seller authorised the app again (after its session
     /// in the config was renewed): its flows may call the platform again.
     Reauthorized {
@@ -287,6 +291,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status => {
             let store = connect(&config.database).await?;
             status::print(&store).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stock(command) => {
+            stock::run(&command, &connect(&config.database).await?).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Reauthorized { shop } => {

@@ -38,6 +38,7 @@ pub mod reconcile;
 pub mod reference;
 pub mod restock_suggest;
 pub mod script;
+pub mod stock_freeze;
 pub mod store;
 pub mod store_orders;
 pub mod sync;
@@ -385,6 +386,7 @@ impl Registry {
         registry.add(NodeType::of::<store_orders::StoreOrders>());
         registry.add(NodeType::of::<reconcile::Reconcile>());
         registry.add(NodeType::of::<restock_suggest::RestockSuggest>());
+        registry.add(NodeType::of::<stock_freeze::StockFreeze>());
         registry
     }
 

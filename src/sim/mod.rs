@@ -285,6 +285,13 @@ impl SimHandle {
         lock(&self.gateway.shop).mutate(n, clock())
     }
 
+    /// Opens a refund (money only) of line `oid` of order `tid` now, for tests
+    /// of what a refund changes; returns its id, or `None` when the order is
+    /// not paid or the line has a refund already.
+    pub fn open_refund(&self, tid: i64, oid: i64) -> Option<i64> {
+        lock(&self.gateway.shop).open_refund_of(tid, oid, clock())
+    }
+
     /// Changes the probability of a fault per call (clamped to 0–1) of the
     /// methods without a rate of their own.
     pub fn set_fault_rate(&self, rate: f64) {

@@ -339,6 +339,24 @@ impl Shop {
         None
     }
 
+    /// Opens a refund of line `oid` of trade `tid` at `now`, asking for the
+    /// money only (no goods back), as a buyer waiting for a presale might;
+    /// returns its id, or `None` when the trade refuses (unpaid, or the line
+    /// has a refund already).
+    pub(crate) fn open_refund_of(&mut self, tid: i64, oid: i64, now: DateTime<Utc>) -> Option<i64> {
+        let item = self.trade(tid)?.items.iter().position(|i| i.oid == oid)?;
+        let reason = generate::refund_reason(&mut self.rng);
+        let id = generate::next_id(&mut self.rng, self.last_refund_id);
+        self.update(tid, now, |t, refunds, at| match t.open_refund(item, id, false, reason, at) {
+            Some(refund) => {
+                refunds.insert(id, refund);
+                vec![topic::REFUND_CREATED]
+            }
+            None => Vec::new(),
+        })?;
+        Some(id)
+    }
+
     /// Applies `change` at `now` (never before the order's last change) and
     /// publishes its messages; returns the tid it changed, or `None` when
     /// the order refused the change.

@@ -816,3 +816,24 @@ async fn paging_a_large_changing_shop_stays_fast() {
     }
     println!("{pages} pages of 100 in {:?}, slowest {slowest:?}; {:?}", started.elapsed(), sim.calls());
 }
+
+#[tokio::test]
+async fn a_refund_opened_on_a_paid_line_shows_in_the_truth_once() {
+    let sim = start(small(300, 10)).await;
+    sim.pause_mutations();
+    let truth = sim.truth();
+    let paid = truth
+        .orders
+        .iter()
+        .find(|o| o.status == "WAIT_SELLER_SEND_GOODS" && o.items.iter().all(|i| i.refund_id.is_none()))
+        .expect("a paid order without refunds");
+    let unpaid = truth.orders.iter().find(|o| o.status == "WAIT_BUYER_PAY").expect("an unpaid order");
+    let oid = paid.items[0].oid;
+    let id = sim.open_refund(paid.tid, oid).expect("a paid line can be refunded");
+    assert_eq!(sim.open_refund(paid.tid, oid), None, "one refund per line");
+    assert_eq!(sim.open_refund(unpaid.tid, unpaid.items[0].oid), None, "nothing paid, nothing to refund");
+    let after = sim.truth();
+    let line = &after.order(paid.tid).expect("still there").items[0];
+    assert_eq!((line.refund_id, line.refund_status.as_deref()), (Some(id), Some("WAIT_SELLER_AGREE")));
+    assert!(after.order(paid.tid).expect("still there").modified >= paid.modified);
+}

@@ -364,7 +364,7 @@ pub(super) fn check_len(field: &str, value: &str, max: usize) -> Result<(), Stor
 }
 
 /// Refuses a platform or shop name that would not fit.
-fn check_shop(table: &str, platform: &str, shop: &str) -> Result<(), StoreError> {
+pub(super) fn check_shop(table: &str, platform: &str, shop: &str) -> Result<(), StoreError> {
     check_len(&format!("{table}.platform"), platform, PLATFORM_LEN)?;
     check_len(&format!("{table}.shop"), shop, SHOP_LEN)
 }

@@ -35,7 +35,7 @@ pub use health::{Alert, Anomaly, AppBan, BreakerRow, NewAlert, NewAnomaly, Reaut
 pub use orders::{Cursor, SaveOutcome, StoredOrder, StoredVersion};
 pub use restock::RestockSuggestion;
 pub use runs::{NodeRunRecord, NodeStatus, RunFinish, RunRecord, RunStart, RunStatus};
-pub use stock::StockLevel;
+pub use stock::{AppliedStock, Freeze, FreezeState, Movement, MovementKind, OrderLine, StockChange, StockLevel};
 pub use tables::{ColumnKind, ColumnSpec, SqlValue, TableSpec};
 
 /// The format of every stored timestamp: UTC, milliseconds, e.g.

@@ -370,7 +370,7 @@ impl Store {
     }
 
     /// A transaction for [`Store::save_orders`] (see [`dialect::begin_write`]).
-    async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+    pub(super) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
         let begun = match dialect::begin_write(self.backend) {
             Some(statement) => self.pool.begin_with(statement).await,
             None => self.pool.begin().await,

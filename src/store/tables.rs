@@ -23,6 +23,8 @@ const RESERVED_TABLES: &[&str] = &[
     "reconciliations",
     "stock",
     "restock_suggestions",
+    "stock_freezes",
+    "stock_movements",
     "_sqlx_migrations",
 ];
 
