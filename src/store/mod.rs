@@ -1,5 +1,5 @@
-//! The SQL store: run records, dead letters, orders with their items and sync
-//! cursors, the resilience records (bans, re-authorisations, breakers, alerts,
+//! The SQL store: run records, dead letters, orders with their items, refunds,
+//! sync cursors, the resilience records (bans, re-authorisations, breakers, alerts,
 //! anomalies, reconciliations), and the user tables flows write into.
 //!
 //! One code path serves SQLite, PostgreSQL and MySQL/MariaDB through sqlx's `Any`
@@ -15,6 +15,7 @@ mod dialect;
 mod error;
 mod health;
 mod orders;
+mod refunds;
 mod runs;
 mod stock;
 mod tables;

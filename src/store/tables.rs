@@ -22,6 +22,7 @@ const RESERVED_TABLES: &[&str] = &[
     "anomalies",
     "reconciliations",
     "stock",
+    "refunds",
     "_sqlx_migrations",
 ];
 
