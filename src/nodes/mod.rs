@@ -26,6 +26,7 @@
 
 pub mod breaker;
 mod by_created;
+mod by_modified;
 pub mod custom;
 pub mod dedupe;
 pub mod fetch_detail;
