@@ -395,8 +395,17 @@ pub(crate) async fn emit_window(
     orders: Vec<Order>,
     cursor: crate::store::Cursor,
 ) -> Result<(), NodeError> {
+    let records = orders.iter().map(sync::order_record).collect::<Result<Vec<_>, _>>()?;
+    emit_records(out, records, cursor).await
+}
+
+/// Sends a window's records in batches, the cursor behind the last.
+pub(crate) async fn emit_records(
+    out: &mut Emitter<'_>,
+    mut records: Vec<crate::record::Record>,
+    cursor: crate::store::Cursor,
+) -> Result<(), NodeError> {
     let batch_size = out.ctx().batch_size.max(1);
-    let mut records = orders.iter().map(sync::order_record).collect::<Result<Vec<_>, _>>()?;
     while records.len() > batch_size {
         let rest = records.split_off(batch_size);
         out.emit(std::mem::replace(&mut records, rest)).await?;

@@ -32,6 +32,7 @@ pub mod dedupe;
 pub mod fetch_detail;
 pub mod fetch_full;
 pub mod fetch_increment;
+pub mod fetch_refunds;
 pub mod filter;
 pub mod log;
 pub mod read_jsonl;
@@ -40,6 +41,7 @@ pub mod reference;
 pub mod script;
 pub mod store;
 pub mod store_orders;
+pub mod store_refunds;
 pub mod sync;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -384,6 +386,8 @@ impl Registry {
         registry.add(NodeType::of::<dedupe::Dedupe>());
         registry.add(NodeType::of::<store_orders::StoreOrders>());
         registry.add(NodeType::of::<reconcile::Reconcile>());
+        registry.add(NodeType::of::<fetch_refunds::FetchRefunds>());
+        registry.add(NodeType::of::<store_refunds::StoreRefunds>());
         registry
     }
 
