@@ -1,6 +1,5 @@
 //! `fetch_increment`: orders changed since the last run.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use serde_json::json;
 
 use super::breaker::{Breaker, BreakerSettings, Plan};
 use super::by_created::CreatedReader;
+use super::by_modified::{self, Newest, Windows};
 use super::sync::{self, CallFailure, INCREMENT_STREAM, Span};
 use super::{BuildContext, BuildError, Built, Emitter, Halt, NodeContext, NodeError, NodeKind, Role, Source};
 use crate::clock::Clock;
@@ -118,11 +118,6 @@ const BASELINE_WEIGHT: f64 = 0.2;
 const DROP_MIN_EXPECTED: f64 = 50.0;
 /// How often one run waits out an overloaded platform before giving up.
 const MAX_OVERLOADS: u32 = 5;
-
-/// The smallest window a crowded window is split down to.
-const MIN_WINDOW: Duration = Duration::from_secs(60);
-/// How often a window that keeps growing while read is read again.
-const MAX_RESCANS: usize = 3;
 
 /// The `fetch_increment` node type.
 pub struct FetchIncrement;
@@ -242,33 +237,30 @@ impl IncrementSource {
         let resumed = stored.as_ref().and_then(sync::modified_until);
         let mut baseline = stored.as_ref().and_then(|value| value.get(BASELINE_KEY)?.as_f64());
         let end = sync::settled_now();
-        let oldest = end - platform.horizon() + chrono::Duration::minutes(1);
-        let mut start = match resumed {
-            Some(until) => until - self.settings.lookback.chrono(),
-            None => {
-                tracing::warn!(node_id = %ctx.node_id, shop = platform.shop(), first_run = %self.settings.first_run,
-                    "No increment cursor yet: starting from `first_run` ago (run fetch_full to backfill).");
-                end - self.settings.first_run.chrono()
-            }
+        if resumed.is_none() {
+            tracing::warn!(node_id = %ctx.node_id, shop = platform.shop(), first_run = %self.settings.first_run,
+                "No increment cursor yet: starting from `first_run` ago (run fetch_full to backfill).");
         }
-        .max(oldest);
-        let configured = self.settings.window.chrono();
-        let min_window = chrono::Duration::from_std(MIN_WINDOW).unwrap_or_default();
-        let mut span = configured;
+        let start = by_modified::run_start(
+            resumed,
+            self.settings.lookback.chrono(),
+            self.settings.first_run.chrono(),
+            end,
+            platform.horizon(),
+        );
+        let mut windows = Windows::new(start, end, self.settings.window.chrono(), self.settings.split_above);
         let mut overloads = 0;
-        while start < end {
-            let window = TimeWindow { start, end: (start + span).min(end) };
-            let splittable = window.span() > min_window;
-            let mut orders = match self.read_window(ctx, window, splittable).await {
+        while let Some(window) = windows.next() {
+            let mut orders = match self.read_window(ctx, window, windows.split_limit(window)).await {
                 Ok(Some(orders)) => orders,
                 Ok(None) => {
-                    span = (window.span() / 2).max(min_window);
-                    tracing::info!(node_id = %ctx.node_id, ?span, "Window too crowded; halving it.");
+                    windows.shrink(window);
+                    tracing::info!(node_id = %ctx.node_id, "Window too crowded; halving it.");
                     continue;
                 }
                 Err(CallFailure::Overloaded(error)) if overloads < MAX_OVERLOADS => {
                     overloads += 1;
-                    span = (window.span() / 2).max(min_window);
+                    windows.shrink(window);
                     sync::wait_out_overload(ctx, &error, self.settings.overload_wait.0).await?;
                     continue;
                 }
@@ -279,15 +271,11 @@ impl IncrementSource {
             }
             let per_minute = orders.len() as f64 / (window.span().num_seconds().max(1) as f64 / 60.0);
             baseline = Some(baseline.map_or(per_minute, |b| b + BASELINE_WEIGHT * (per_minute - b)));
-            // A window well under the limit lets the next one grow back.
-            if (orders.len() as u64).saturating_mul(4) < self.settings.split_above {
-                span = (span * 2).min(configured);
-            }
             let until = resumed.map_or(window.end, |r| r.max(window.end));
             let cursor =
                 sync::cursor(platform, INCREMENT_STREAM, json!({ "modified_until": until, BASELINE_KEY: baseline }));
+            windows.advance(window, orders.len());
             emit_window(out, orders, cursor).await?;
-            start = window.end;
             if self.lock_breaker().trips(self.clock.now()) {
                 return Ok(Increment::Tripped);
             }
@@ -336,7 +324,7 @@ impl IncrementSource {
         ctx.store.record_anomalies(&[anomaly], Utc::now()).await?;
         let mut orders = Newest::default();
         orders.extend(first);
-        if let Some(again) = self.read_window(ctx, window, false).await? {
+        if let Some(again) = self.read_window(ctx, window, None).await? {
             orders.extend(again);
         }
         Ok(orders.into_vec())
@@ -371,43 +359,16 @@ impl IncrementSource {
         Ok(())
     }
 
-    /// Every order modified in `window`, newest version of each; `None`
-    /// when `splittable` and the window holds more than `split_above`.
+    /// Every order modified in `window`, newest version of each; `None` when
+    /// it holds more than `split_above` (see [`by_modified::read_window`]).
     async fn read_window(
         &self,
         ctx: &NodeContext,
         window: TimeWindow,
-        splittable: bool,
+        split_above: Option<u64>,
     ) -> Result<Option<Vec<Order>>, CallFailure> {
-        let page_size = self.settings.page_size;
-        for _ in 0..MAX_RESCANS {
-            let probe = self.page(ctx, window, 1, true).await?;
-            let total = probe.total.unwrap_or(probe.items.len() as u64);
-            if splittable && total > self.settings.split_above {
-                return Ok(None);
-            }
-            let mut orders = Newest::default();
-            orders.extend(probe.items);
-            if total <= u64::from(page_size) && !probe.has_next {
-                return Ok(Some(orders.into_vec()));
-            }
-            let pages = total.div_ceil(u64::from(page_size)).max(2) as u32;
-            for page_no in (2..=pages).rev() {
-                orders.extend(self.page(ctx, window, page_no, false).await?.items);
-            }
-            let first = self.page(ctx, window, 1, true).await?;
-            let grew = first.total.is_some_and(|now| now > total);
-            orders.extend(first.items);
-            if !grew {
-                return Ok(Some(orders.into_vec()));
-            }
-            tracing::info!(node_id = %ctx.node_id, start = %window.start, end = %window.end,
-                "Window gained orders while read; reading it again.");
-        }
-        Err(CallFailure::Node(NodeError::transient(format!(
-            "the window {} to {} kept gaining orders while read, {MAX_RESCANS} times",
-            window.start, window.end
-        ))))
+        by_modified::read_window(ctx, window, self.settings.page_size, split_above, |page| self.page(ctx, window, page))
+            .await
     }
 
     /// One page, every attempt counted by the breaker.
@@ -415,10 +376,8 @@ impl IncrementSource {
         &self,
         ctx: &NodeContext,
         window: TimeWindow,
-        page_no: u32,
-        with_total: bool,
+        page: PageRequest,
     ) -> Result<crate::platforms::Page<Order>, CallFailure> {
-        let page = PageRequest { page_no, page_size: self.settings.page_size, with_total };
         let fields = &self.settings.fields;
         let platform = self.platform.as_ref();
         sync::call_platform(ctx, platform, || async move {
@@ -430,38 +389,23 @@ impl IncrementSource {
     }
 }
 
-/// The orders of one window by tid, keeping each order's newest version:
-/// backward paging may meet an order twice.
-#[derive(Default)]
-struct Newest(HashMap<i64, Order>);
-
-impl Newest {
-    fn extend(&mut self, orders: Vec<Order>) {
-        for order in orders {
-            match self.0.get(&order.tid) {
-                Some(known) if known.modified > order.modified => {}
-                _ => {
-                    self.0.insert(order.tid, order);
-                }
-            }
-        }
-    }
-
-    fn into_vec(self) -> Vec<Order> {
-        let mut orders: Vec<Order> = self.0.into_values().collect();
-        orders.sort_by_key(|o| (o.modified, o.tid));
-        orders
-    }
-}
-
 /// Sends a window's orders in batches, the cursor behind the last.
 pub(crate) async fn emit_window(
     out: &mut Emitter<'_>,
     orders: Vec<Order>,
     cursor: crate::store::Cursor,
 ) -> Result<(), NodeError> {
+    let records = orders.iter().map(sync::order_record).collect::<Result<Vec<_>, _>>()?;
+    emit_records(out, records, cursor).await
+}
+
+/// Sends a window's records in batches, the cursor behind the last.
+pub(crate) async fn emit_records(
+    out: &mut Emitter<'_>,
+    mut records: Vec<crate::record::Record>,
+    cursor: crate::store::Cursor,
+) -> Result<(), NodeError> {
     let batch_size = out.ctx().batch_size.max(1);
-    let mut records = orders.iter().map(sync::order_record).collect::<Result<Vec<_>, _>>()?;
     while records.len() > batch_size {
         let rest = records.split_off(batch_size);
         out.emit(std::mem::replace(&mut records, rest)).await?;

@@ -26,11 +26,13 @@
 
 pub mod breaker;
 mod by_created;
+mod by_modified;
 pub mod custom;
 pub mod dedupe;
 pub mod fetch_detail;
 pub mod fetch_full;
 pub mod fetch_increment;
+pub mod fetch_refunds;
 pub mod filter;
 pub mod log;
 pub mod read_jsonl;
@@ -41,6 +43,7 @@ pub mod script;
 pub mod stock_freeze;
 pub mod store;
 pub mod store_orders;
+pub mod store_refunds;
 pub mod sync;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -387,6 +390,8 @@ impl Registry {
         registry.add(NodeType::of::<reconcile::Reconcile>());
         registry.add(NodeType::of::<restock_suggest::RestockSuggest>());
         registry.add(NodeType::of::<stock_freeze::StockFreeze>());
+        registry.add(NodeType::of::<fetch_refunds::FetchRefunds>());
+        registry.add(NodeType::of::<store_refunds::StoreRefunds>());
         registry
     }
 

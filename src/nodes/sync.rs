@@ -1,4 +1,4 @@
-//! What the order-sync nodes share: orders as records, the cursor streams
+//! What the sync nodes share: orders and refunds as records, the cursor streams
 //! they resume from, and durations written as `30m` in settings.
 
 use std::borrow::Cow;
@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value as Json;
 
 use super::{Halt, NodeContext, NodeError};
-use crate::platforms::{Anomaly, ErrorKind, Order, Platform, PlatformError};
+use crate::platforms::{Anomaly, ErrorKind, Order, Platform, PlatformError, Refund};
 use crate::record::Record;
 use crate::store::{AppBan, Cursor, NewAlert, NewAnomaly};
 
@@ -19,6 +19,8 @@ use crate::store::{AppBan, Cursor, NewAlert, NewAnomaly};
 pub const INCREMENT_STREAM: &str = "orders.increment";
 /// The cursor stream of `fetch_full`: see `fetch_full`'s `Backfill`.
 pub const FULL_STREAM: &str = "orders.full";
+/// The cursor stream of `fetch_refunds`: `{"modified_until": time}`.
+pub const REFUNDS_STREAM: &str = "refunds.increment";
 
 /// A duration setting written as humans do: `90s`, `5m`, `1h 30m`, `1d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -74,6 +76,23 @@ pub fn record_order(record: &Record) -> Result<Order, String> {
     serde_path_to_error::deserialize(json).map_err(|e| {
         let tid = record.fields.get("tid").map(Json::to_string).unwrap_or_else(|| "?".into());
         format!("record (tid {tid}) is not an order: {} at `{}`", e.inner(), e.path())
+    })
+}
+
+/// A refund as the record that travels between nodes.
+pub fn refund_record(refund: &Refund) -> Result<Record, NodeError> {
+    serde_json::to_value(refund)
+        .ok()
+        .and_then(Record::from_value)
+        .ok_or_else(|| NodeError::permanent(format!("refund {} could not be turned into a record", refund.refund_id)))
+}
+
+/// A record back as a refund; an error names the field at fault.
+pub fn record_refund(record: &Record) -> Result<Refund, String> {
+    let json = Json::Object(record.fields.clone());
+    serde_path_to_error::deserialize(json).map_err(|e| {
+        let id = record.fields.get("refund_id").map(Json::to_string).unwrap_or_else(|| "?".into());
+        format!("record (refund_id {id}) is not a refund: {} at `{}`", e.inner(), e.path())
     })
 }
 

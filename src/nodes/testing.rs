@@ -102,7 +102,8 @@ pub(crate) async fn source_batches<K: super::NodeKind>(settings: Json, ctx: &Bui
 /// tid → (created, modified).
 pub(crate) type FakeOrders = BTreeMap<i64, (DateTime<Utc>, DateTime<Utc>)>;
 
-/// A shop in memory, named `s`, for the fetch nodes' tests: orders by tid,
+/// A shop in memory, named `s`, for the fetch nodes' tests: orders by tid
+/// (which also list as one refund each, see [`Platform::refunds_modified`]),
 /// each with one time as both its creation and its last change. It lists and
 /// pages like TOP — newest first, with totals — and notes every window
 /// asked for. With `churn_to`, before every listing by modification time but
@@ -195,6 +196,22 @@ pub(crate) fn fake_order(tid: i64, (created, modified): (DateTime<Utc>, DateTime
     }
 }
 
+/// A refund of the fake shop: the whole of `order`, asked for on its only line.
+fn fake_refund(order: &Order, raw: Json) -> Refund {
+    Refund {
+        platform: "taobao".into(),
+        shop: "s".into(),
+        refund_id: order.tid,
+        tid: order.tid,
+        oid: order.tid + 1,
+        status: "WAIT_SELLER_AGREE".into(),
+        refund_fee: order.payment,
+        created: order.created,
+        modified: order.modified,
+        raw,
+    }
+}
+
 fn not_in_fake<T>() -> Result<T, PlatformError> {
     Err(PlatformError {
         kind: ErrorKind::Other,
@@ -243,11 +260,22 @@ impl Platform for FakeShop {
             ..fake_order(tid, times)
         }))
     }
-    async fn refunds_modified(&self, _: TimeWindow, _: PageRequest) -> Result<Page<Refund>, PlatformError> {
-        not_in_fake()
+    /// The orders seen as refunds (one each, its id the tid), listed like
+    /// orders by modification time, churn included.
+    async fn refunds_modified(&self, window: TimeWindow, page: PageRequest) -> Result<Page<Refund>, PlatformError> {
+        let Page { items, total, has_next } = self.list(window, page, true);
+        let items = items.iter().map(|order| fake_refund(order, serde_json::json!({"refund_id": order.tid}))).collect();
+        Ok(Page { items, total, has_next })
     }
-    async fn refund(&self, _: i64) -> Result<Option<Refund>, PlatformError> {
-        not_in_fake()
+    /// The refund with every field of `refund.get` in `raw`.
+    async fn refund(&self, refund_id: i64) -> Result<Option<Refund>, PlatformError> {
+        self.details.fetch_add(1, AtomicOrdering::SeqCst);
+        let times = self.orders.lock().expect("not poisoned").get(&refund_id).copied();
+        let raw: serde_json::Map<String, Json> = crate::platforms::taobao::fields::REFUND_FIELDS
+            .iter()
+            .map(|field| ((*field).to_owned(), Json::from(refund_id.to_string())))
+            .collect();
+        Ok(times.map(|times| fake_refund(&fake_order(refund_id, times), Json::Object(raw))))
     }
     async fn parcel_trace(&self, _: i64) -> Result<Vec<ParcelTrace>, PlatformError> {
         not_in_fake()

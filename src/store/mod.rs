@@ -1,5 +1,5 @@
-//! The SQL store: run records, dead letters, orders with their items and sync
-//! cursors, the resilience records (bans, re-authorisations, breakers, alerts,
+//! The SQL store: run records, dead letters, orders with their items, refunds,
+//! sync cursors, the resilience records (bans, re-authorisations, breakers, alerts,
 //! anomalies, reconciliations), inventory and restock suggestions, and the user
 //! tables flows write into.
 //!
@@ -16,6 +16,7 @@ mod dialect;
 mod error;
 mod health;
 mod orders;
+mod refunds;
 mod restock;
 mod runs;
 mod stock;

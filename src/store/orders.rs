@@ -32,8 +32,9 @@ pub struct Cursor {
     pub value: serde_json::Value,
 }
 
-/// What [`Store::save_orders`] did with the orders it was given. The three counts
-/// add up to the number of orders passed in.
+/// What [`Store::save_orders`] did with the orders it was given (or
+/// [`Store::save_refunds`] with the refunds). The three counts add up to the
+/// number of records passed in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SaveOutcome {
     /// Orders the database did not hold before.
@@ -85,10 +86,10 @@ pub struct StoredOrder {
 /// The longest values, in characters, of the columns MySQL keeps as VARCHAR (see
 /// `migrations/mysql/0002_orders.sql`). The store checks them on every backend, so
 /// MySQL never truncates and a batch behaves alike everywhere.
-const PLATFORM_LEN: usize = 64;
-const SHOP_LEN: usize = 191;
+pub(super) const PLATFORM_LEN: usize = 64;
+pub(super) const SHOP_LEN: usize = 191;
 /// Status codes, order types, refund states and stream names.
-const CODE_LEN: usize = 64;
+pub(super) const CODE_LEN: usize = 64;
 const SKU_LEN: usize = 191;
 
 /// At most this many orders go into one statement: a typical page costs a handful of
@@ -97,7 +98,7 @@ const ORDERS_PER_STATEMENT: usize = 500;
 /// At most about this many bytes of order text go into one statement. Raw JSON can be
 /// tens of kilobytes per order, and MySQL refuses packets above `max_allowed_packet`
 /// (16 MiB by default on MariaDB).
-const BYTES_PER_STATEMENT: usize = 4 << 20;
+pub(super) const BYTES_PER_STATEMENT: usize = 4 << 20;
 /// At most this many tids go into one `IN (…)` list.
 const TIDS_PER_STATEMENT: usize = 1000;
 
@@ -206,18 +207,27 @@ fn invalid(field: &str, tid: i64, reason: impl std::fmt::Display) -> StoreError 
 }
 
 fn check_len(field: &str, tid: i64, value: &str, max: usize) -> Result<(), StoreError> {
+    too_long(value, max).map_or(Ok(()), |reason| Err(invalid(field, tid, reason)))
+}
+
+/// Why `value` does not fit a column of `max` characters, if it does not.
+pub(super) fn too_long(value: &str, max: usize) -> Option<String> {
     let len = value.chars().count();
-    if len > max { Err(invalid(field, tid, format!("{len} characters, at most {max} fit"))) } else { Ok(()) }
+    (len > max).then(|| format!("{len} characters, at most {max} fit"))
+}
+
+fn stamp(field: &str, tid: i64, t: DateTime<Utc>) -> Result<String, StoreError> {
+    fixed_stamp(t).map_err(|reason| invalid(field, tid, reason))
 }
 
 /// `t` as stored. Only years 0000 to 9999 keep the fixed width that makes text order
-/// time order.
-fn stamp(field: &str, tid: i64, t: DateTime<Utc>) -> Result<String, StoreError> {
+/// time order; the error says why `t` is outside them.
+pub(super) fn fixed_stamp(t: DateTime<Utc>) -> Result<String, String> {
     let text = timestamp_text(t);
     if text.len() == "2024-05-01T08:00:00.000Z".len() {
         Ok(text)
     } else {
-        Err(invalid(field, tid, format!("{text} is outside the years 0000 to 9999")))
+        Err(format!("{text} is outside the years 0000 to 9999"))
     }
 }
 
@@ -332,50 +342,24 @@ impl Store {
 
         let now = timestamp_text(Utc::now());
         let mut tx = self.begin_write().await?;
-        if let Some(lock) = dialect::lock_key(self.backend) {
-            // In one order, so that two batches spanning the same shops cannot each
-            // hold the lock the other waits for.
-            let mut keys: Vec<i64> = rows.iter().map(|row| shop_lock_key(row.key().0, row.key().1)).collect();
-            keys.sort_unstable();
-            keys.dedup();
-            for key in keys {
-                sqlx::query(&lock)
-                    .bind(key)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(StoreError::db("waiting for other writers of the same shop"))?;
-            }
-        }
+        lock_shops(&mut tx, self.backend, rows.iter().map(|row| (row.key().0, row.key().1))).await?;
         let max_rows = ORDERS_PER_STATEMENT.min(dialect::max_binds(self.backend) / ORDER_COLUMNS.len());
         for chunk in statement_chunks(&rows, max_rows) {
             self.save_chunk(&mut tx, &chunk, &now, &mut outcome).await?;
         }
-        let upsert = dialect::upsert(self.backend, "sync_cursors", &CURSOR_COLUMNS, &CURSOR_KEY, None);
-        for (cursor, value) in cursors.iter().zip(cursor_values) {
-            sqlx::query(&upsert)
-                .bind(&cursor.platform)
-                .bind(&cursor.shop)
-                .bind(&cursor.stream)
-                .bind(value)
-                .bind(&now)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::db(format!(
-                    "saving cursor {} of {}/{}",
-                    cursor.stream, cursor.platform, cursor.shop
-                )))?;
-        }
+        save_cursors(&mut tx, self.backend, cursors, cursor_values, &now).await?;
         tx.commit().await.map_err(StoreError::db(format!("committing {} orders", rows.len())))?;
         Ok(outcome)
     }
 
-    /// A transaction for [`Store::save_orders`] (see [`dialect::begin_write`]).
+    /// A transaction for [`Store::save_orders`] and [`Store::save_refunds`] (see
+    /// [`dialect::begin_write`]).
     pub(super) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
         let begun = match dialect::begin_write(self.backend) {
             Some(statement) => self.pool.begin_with(statement).await,
             None => self.pool.begin().await,
         };
-        begun.map_err(StoreError::db("starting to save orders"))
+        begun.map_err(StoreError::db("starting a write transaction"))
     }
 
     /// Writes one statement's worth of orders of one shop and their items.
@@ -737,8 +721,58 @@ fn shop_lock_key(platform: &str, shop: &str) -> i64 {
     i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
+/// Makes the transaction `conn` take turns with other writers of the same shops
+/// (see [`dialect::lock_key`]); a no-op where the backend needs none.
+pub(super) async fn lock_shops<'a>(
+    conn: &mut AnyConnection,
+    backend: super::Backend,
+    shops: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<(), StoreError> {
+    let Some(lock) = dialect::lock_key(backend) else { return Ok(()) };
+    // In one order, so that two batches spanning the same shops cannot each hold
+    // the lock the other waits for.
+    let mut keys: Vec<i64> = shops.map(|(platform, shop)| shop_lock_key(platform, shop)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for key in keys {
+        sqlx::query(&lock)
+            .bind(key)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::db("waiting for other writers of the same shop"))?;
+    }
+    Ok(())
+}
+
+/// Writes `cursors`, whose values [`cursor_text`] checked into `values`, inside
+/// the transaction `conn` that writes what they cover.
+pub(super) async fn save_cursors(
+    conn: &mut AnyConnection,
+    backend: super::Backend,
+    cursors: &[Cursor],
+    values: Vec<String>,
+    now: &str,
+) -> Result<(), StoreError> {
+    let upsert = dialect::upsert(backend, "sync_cursors", &CURSOR_COLUMNS, &CURSOR_KEY, None);
+    for (cursor, value) in cursors.iter().zip(values) {
+        sqlx::query(&upsert)
+            .bind(&cursor.platform)
+            .bind(&cursor.shop)
+            .bind(&cursor.stream)
+            .bind(value)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::db(format!(
+                "saving cursor {} of {}/{}",
+                cursor.stream, cursor.platform, cursor.shop
+            )))?;
+    }
+    Ok(())
+}
+
 /// Checks a cursor and returns its value as JSON text.
-fn cursor_text(cursor: &Cursor) -> Result<String, StoreError> {
+pub(super) fn cursor_text(cursor: &Cursor) -> Result<String, StoreError> {
     let check = |field: &str, value: &str, max: usize| {
         let len = value.chars().count();
         if len > max {

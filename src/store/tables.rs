@@ -25,6 +25,7 @@ const RESERVED_TABLES: &[&str] = &[
     "restock_suggestions",
     "stock_freezes",
     "stock_movements",
+    "refunds",
     "_sqlx_migrations",
 ];
 
