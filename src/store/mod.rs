@@ -1,6 +1,7 @@
 //! The SQL store: run records, dead letters, orders with their items and sync
 //! cursors, the resilience records (bans, re-authorisations, breakers, alerts,
-//! anomalies, reconciliations), and the user tables flows write into.
+//! anomalies, reconciliations), parcel checks and notification deliveries, and the
+//! user tables flows write into.
 //!
 //! One code path serves SQLite, PostgreSQL and MySQL/MariaDB through sqlx's `Any`
 //! driver. Queries are checked at run time, so building needs no database. Every
@@ -14,6 +15,7 @@ mod dead_letters;
 mod dialect;
 mod error;
 mod health;
+mod logistics;
 mod orders;
 mod runs;
 mod stock;
@@ -30,6 +32,7 @@ use sqlx::{AnyConnection, AnyPool, Connection};
 pub use dead_letters::DeadLetter;
 pub use error::{StoreError, redact_url};
 pub use health::{Alert, Anomaly, AppBan, BreakerRow, NewAlert, NewAnomaly, Reauth, Reconciliation};
+pub use logistics::{DELIVERY_KEY_LEN, OrderStatus, ParcelCheck};
 pub use orders::{Cursor, SaveOutcome, StoredOrder, StoredVersion};
 pub use runs::{NodeRunRecord, NodeStatus, RunFinish, RunRecord, RunStart, RunStatus};
 pub use stock::StockLevel;

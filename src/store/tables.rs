@@ -21,6 +21,8 @@ const RESERVED_TABLES: &[&str] = &[
     "alerts",
     "anomalies",
     "reconciliations",
+    "parcel_checks",
+    "deliveries",
     "stock",
     "_sqlx_migrations",
 ];
