@@ -33,12 +33,15 @@ pub mod fetch_full;
 pub mod fetch_increment;
 pub mod filter;
 pub mod log;
+pub mod logistics_alert;
+pub mod notify;
 pub mod read_jsonl;
 pub mod reconcile;
 pub mod reference;
 pub mod script;
 pub mod store;
 pub mod store_orders;
+pub mod stored_orders;
 pub mod sync;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -383,6 +386,9 @@ impl Registry {
         registry.add(NodeType::of::<dedupe::Dedupe>());
         registry.add(NodeType::of::<store_orders::StoreOrders>());
         registry.add(NodeType::of::<reconcile::Reconcile>());
+        registry.add(NodeType::of::<stored_orders::StoredOrders>());
+        registry.add(NodeType::of::<logistics_alert::LogisticsAlert>());
+        registry.add(NodeType::of::<notify::Notify>());
         registry
     }
 
