@@ -272,6 +272,8 @@ impl Transform for LogisticsAlertNode {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use crate::platforms::TraceStep;
 
     use super::*;
@@ -291,6 +293,42 @@ mod tests {
             })
             .collect();
         ParcelTrace { out_sid: "SF123".into(), company_name: Some("顺丰速运".into()), status: None, steps }
+    }
+
+    #[tokio::test]
+    async fn received_orders_resolve_their_alert_without_a_call_and_the_end_sweeps_the_rest() {
+        use crate::nodes::testing::{FakeShop, fake_order, run_transform_in};
+        use crate::store::Store;
+
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let now = chrono::Utc::now();
+        let alert = |tid| NewAlert {
+            kind: PARCEL_STALLED.into(),
+            platform: "taobao".into(),
+            shop: "s".into(),
+            tid: Some(tid),
+            detail: format!("parcel of {tid}"),
+        };
+        let first = store.raise_alert(&alert(1), now).await.unwrap().unwrap();
+        let second = store.raise_alert(&alert(2), now).await.unwrap().unwrap();
+        // Order 2 was received since: the database says so, no record comes.
+        let received = crate::platforms::Order { status: "TRADE_FINISHED".into(), ..fake_order(2, (now, now)) };
+        store.save_orders(&[received], &[]).await.unwrap();
+
+        let shop = FakeShop::new([], None);
+        let settings: LogisticsAlertSettings = serde_json::from_value(json!({"shop": "s"})).unwrap();
+        let Built::Transform(node) = LogisticsAlert::build(settings, &shop.context()).unwrap() else {
+            panic!("a transform")
+        };
+        // The fake shop fails every trace call: none is made.
+        let out = run_transform_in(&store, node, vec![json!({"tid": 1, "status": "TRADE_CLOSED"})]).await.unwrap();
+        let states: Vec<(i64, i64, &str)> = out
+            .iter()
+            .map(|r| (r["tid"].as_i64().unwrap(), r["alert_id"].as_i64().unwrap(), r["state"].as_str().unwrap()))
+            .collect();
+        assert_eq!(states, vec![(1, first, "resolved"), (2, second, "resolved")]);
+        assert_eq!(out[0]["detail"], "parcel of 1");
+        assert!(store.open_alerts().await.unwrap().is_empty());
     }
 
     #[test]

@@ -419,6 +419,66 @@ mod tests {
         assert!(node(json!({"url_env": "U", "secret_env": "S", "template": "`${record.detail}`"})).is_ok());
     }
 
+    /// A receiver answering every request with `status`; counts them.
+    async fn receiver(status: u16) -> (reqwest::Url, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let count = std::sync::Arc::new(AtomicU32::new(0));
+        let seen = count.clone();
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::post(move || {
+                seen.fetch_add(1, Ordering::SeqCst);
+                async move { axum::http::StatusCode::from_u16(status).unwrap() }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = reqwest::Url::parse(&format!("http://{}/?token=hidden", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, count)
+    }
+
+    fn ready_node(url: reqwest::Url, attempts: usize) -> NotifyNode {
+        NotifyNode {
+            url: UrlFrom::Literal(url.to_string()),
+            secret_env: "UNUSED".into(),
+            target: None,
+            ready: Some(Ready { url, secret: b"s".to_vec(), target: "hook".into() }),
+            delivery_key: default_delivery_key(),
+            template: None,
+            sandbox: Sandbox::default(),
+            settings: Json::Null,
+            client: reqwest::Client::new(),
+            attempts,
+            backoff: Duration::from_millis(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn refusals_fail_at_once_and_overload_is_retried_and_nothing_is_recorded() {
+        use std::sync::atomic::Ordering;
+        let store = crate::store::Store::connect("sqlite::memory:").await.unwrap();
+        let ctx = crate::nodes::testing::node_ctx(&store, crate::flow::OnError::Fail);
+        let batch = || vec![Record::from_value(json!({"alert_id": 1, "state": "raised"})).unwrap()];
+
+        let (url, count) = receiver(400).await;
+        let error = ready_node(url, 3).process(batch(), &ctx).await.unwrap_err();
+        assert_eq!(error.class, crate::nodes::ErrorClass::Permanent);
+        assert_eq!(count.load(Ordering::SeqCst), 1, "a 400 is not retried");
+        assert!(!error.message.contains("hidden"), "no URL in errors: {error}");
+
+        let (url, count) = receiver(429).await;
+        let error = ready_node(url, 3).process(batch(), &ctx).await.unwrap_err();
+        assert!(error.is_retryable());
+        assert_eq!(count.load(Ordering::SeqCst), 3, "a 429 is retried");
+        assert!(store.delivered_keys("hook", &["1/raised".into()]).await.unwrap().is_empty());
+
+        let (url, count) = receiver(204).await;
+        let mut node = ready_node(url, 3);
+        assert_eq!(node.process(batch(), &ctx).await.unwrap().len(), 1);
+        assert_eq!(node.process(batch(), &ctx).await.unwrap().len(), 1, "passed on, not sent");
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
     #[tokio::test]
     async fn keys_join_fields_and_templates_make_strings_or_json() {
         let Built::Transform(_) = node(json!({"url": "http://127.0.0.1:1/", "secret_env": "S"})).unwrap() else {
