@@ -35,6 +35,8 @@ pub mod fetch_increment;
 pub mod fetch_refunds;
 pub mod filter;
 pub mod log;
+pub mod logistics_alert;
+pub mod notify;
 pub mod read_jsonl;
 pub mod reconcile;
 pub mod reference;
@@ -44,6 +46,7 @@ pub mod stock_freeze;
 pub mod store;
 pub mod store_orders;
 pub mod store_refunds;
+pub mod stored_orders;
 pub mod sync;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -392,6 +395,9 @@ impl Registry {
         registry.add(NodeType::of::<stock_freeze::StockFreeze>());
         registry.add(NodeType::of::<fetch_refunds::FetchRefunds>());
         registry.add(NodeType::of::<store_refunds::StoreRefunds>());
+        registry.add(NodeType::of::<stored_orders::StoredOrders>());
+        registry.add(NodeType::of::<logistics_alert::LogisticsAlert>());
+        registry.add(NodeType::of::<notify::Notify>());
         registry
     }
 

@@ -320,6 +320,23 @@ impl Sandbox {
         ))
     }
 
+    /// Runs the script once for one record and returns what it ends with, as
+    /// JSON (for templates that build a message from a record). The scope is
+    /// [`Sandbox::run_record`]'s; changes to `record` and `tags` are dropped.
+    pub fn run_value(&self, script: &Script, record: &Record, settings: &Value) -> Result<Value, ScriptError> {
+        let mut scope = Scope::new();
+        scope.push_dynamic("tags", tags_to_dynamic(record));
+        scope.push_dynamic("record", Dynamic::from_map(fields_to_map(&record.fields)));
+        let settings = match settings {
+            Value::Null => Dynamic::from_map(rhai::Map::new()),
+            other => json_to_dynamic(other),
+        };
+        scope.push_constant_dynamic("settings", settings);
+        let result = self.eval(&mut scope, &script.ast)?.flatten();
+        self.check_sizes(&result)?;
+        convert::dynamic_to_json(&result)
+    }
+
     fn eval(&self, scope: &mut Scope, ast: &AST) -> Result<Dynamic, ScriptError> {
         let _deadline = DeadlineGuard::start(self.limits.max_duration);
         // A panic inside the engine is a bug in Rhai, not in the flow; it

@@ -259,8 +259,9 @@ impl SimHandle {
                 .collect();
             (trades, refunds, shop.catalog().to_vec())
         };
-        let orders = trades.iter().map(|t| TruthOrder::new(t, &catalog)).collect();
-        Truth { anchor: self.anchor, taken_at: clock(), orders, refunds }
+        let taken_at = clock();
+        let orders = trades.iter().map(|t| TruthOrder::new(t, &catalog, taken_at)).collect();
+        Truth { anchor: self.anchor, taken_at, orders, refunds }
     }
 
     /// How many calls the gateway has had, and how they ended.
@@ -276,6 +277,15 @@ impl SimHandle {
     /// Resumes the live changes.
     pub fn resume_mutations(&self) {
         self.paused.store(false, Ordering::Relaxed);
+    }
+
+    /// Adds an event dated now to the parcel of order `tid` (`快件已到达…`,
+    /// action `TRANSPORT`), so a stalled parcel moves again; its later
+    /// planned events, if any, stay as they were. The order itself does not
+    /// change (a parcel's movements are not order changes). Returns false
+    /// when the order does not exist or has not shipped.
+    pub fn move_parcel(&self, tid: i64) -> bool {
+        lock(&self.gateway.shop).move_parcel(tid, clock())
     }
 
     /// Applies `n` changes now, each to a different order (a change that
@@ -470,10 +480,43 @@ pub struct TruthOrder {
     pub items: Vec<TruthItem>,
     /// Every field, as `taobao.trade.fullinfo.get` writes the trade.
     pub json: Json,
+    /// Its parcel as a trace read at [`Truth::taken_at`] shows it, once shipped.
+    pub parcel: Option<TruthParcel>,
+}
+
+/// A shipped order's parcel, as far as its trace has happened.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TruthParcel {
+    /// The waybill number.
+    pub out_sid: String,
+    /// The carrier.
+    pub company: String,
+    /// When its newest event so far happened; `None` before the first.
+    pub last_event: Option<DateTime<Utc>>,
+    /// Whether it has been signed for (its newest event is `SIGN`).
+    pub signed: bool,
+}
+
+impl Truth {
+    /// The orders shipped and not yet confirmed (`WAIT_BUYER_CONFIRM_GOODS`)
+    /// whose parcel is not signed for and has not moved for longer than
+    /// `quiet`: what a stalled-parcel check should flag, by tid.
+    pub fn stalled_parcels(&self, quiet: chrono::Duration) -> Vec<i64> {
+        self.orders
+            .iter()
+            .filter(|o| o.status == "WAIT_BUYER_CONFIRM_GOODS")
+            .filter(|o| {
+                o.parcel
+                    .as_ref()
+                    .is_some_and(|p| !p.signed && p.last_event.is_some_and(|at| self.taken_at - at > quiet))
+            })
+            .map(|o| o.tid)
+            .collect()
+    }
 }
 
 impl TruthOrder {
-    fn new(trade: &Trade, catalog: &[model::Sku]) -> Self {
+    fn new(trade: &Trade, catalog: &[model::Sku], now: DateTime<Utc>) -> Self {
         let items = trade
             .items
             .iter()
@@ -493,7 +536,18 @@ impl TruthOrder {
             })
             .collect();
         let json = Json::Object(trade.to_json(catalog));
+        let parcel = trade.parcel.as_ref().map(|p| {
+            // What a trace read now shows: the events that have happened.
+            let last = p.steps.iter().rfind(|s| s.at <= now);
+            TruthParcel {
+                out_sid: p.out_sid.clone(),
+                company: p.company.to_owned(),
+                last_event: last.map(|s| s.at),
+                signed: last.is_some_and(|s| s.action == "SIGN"),
+            }
+        });
         Self {
+            parcel,
             tid: trade.tid,
             status: trade.status.as_str().to_owned(),
             order_type: trade.kind.as_str().to_owned(),

@@ -13,7 +13,7 @@ use serde_json::{Value as Json, json};
 
 use super::generate::{self, Generated};
 use super::index::{self, Key, PickSet, TimeIndex};
-use super::model::{BUCKETS, Refund, Sku, Status, Trade, TradeType, bucket, yuan};
+use super::model::{BUCKETS, Refund, Sku, Status, TraceStep, Trade, TradeType, bucket, yuan};
 use super::mutate::{Topics, topic};
 use super::tmc::Tmc;
 
@@ -192,6 +192,20 @@ impl Shop {
         self.publish_trade(topic::CREATE, &trade, now);
         self.trades.insert(tid, trade);
         tid
+    }
+
+    /// Adds a `TRANSPORT` event at `now` to trade `tid`'s parcel, in time
+    /// order among its planned events. No index changes: a parcel's events
+    /// are not trade changes. False when there is no such trade or parcel.
+    pub(crate) fn move_parcel(&mut self, tid: i64, now: DateTime<Utc>) -> bool {
+        let Some(parcel) = self.trades.get_mut(&tid).and_then(|t| t.parcel.as_mut()) else { return false };
+        let at = parcel.steps.partition_point(|s| s.at <= now);
+        let step =
+            TraceStep {
+                at: now, desc: "快件已到达【转运中心】，正在发往下一站".to_owned(), action: "TRANSPORT"
+            };
+        parcel.steps.insert(at, step);
+        true
     }
 
     /// Changes trade `tid` with `change`, which gets the trade, the refunds

@@ -790,6 +790,31 @@ async fn refunds_and_parcels_can_be_looked_up() {
     assert_eq!(error_code(&none), Some(15));
 }
 
+#[tokio::test]
+async fn truth_lists_stalled_parcels_and_a_moved_parcel_leaves_the_list() {
+    let sim = start(SimConfig { orders: 3000, ..SimConfig::default() }).await;
+    let quiet = chrono::Duration::hours(72);
+    let stalled = sim.truth().stalled_parcels(quiet);
+    let tid = *stalled.first().expect("some parcels stalled");
+    let before = sim.truth().order(tid).cloned().expect("the order");
+    assert!(sim.move_parcel(tid));
+    let truth = sim.truth();
+    assert!(!truth.stalled_parcels(quiet).contains(&tid));
+    assert_eq!(truth.stalled_parcels(quiet).len(), stalled.len() - 1);
+    let after = truth.order(tid).expect("the order");
+    assert_eq!(after.modified, before.modified, "a parcel moving is no order change");
+    assert!(after.parcel.as_ref().and_then(|p| p.last_event).is_some_and(|at| truth.taken_at - at < quiet));
+    let unshipped = truth.orders.iter().find(|o| o.parcel.is_none()).expect("an unshipped order");
+    assert!(!sim.move_parcel(unshipped.tid));
+
+    // The gateway's trace shows the new event last.
+    let client = Client::new(&sim);
+    let trace = client.call("taobao.logistics.trace.search", &[("tid", &tid.to_string())]).await;
+    let steps = trace["logistics_trace_search_response"]["trace_list"]["transit_step_info"].as_array().cloned();
+    let last = steps.and_then(|s| s.last().cloned()).expect("steps");
+    assert_eq!(last["action"], "TRANSPORT");
+}
+
 /// Run by hand in release (`cargo test --release --lib sim::tests::paging_a_large -- --ignored --nocapture`):
 /// pages stay fast on a large shop that changes 50 times a second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

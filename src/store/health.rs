@@ -612,6 +612,23 @@ impl Store {
         Ok(result.rows_affected())
     }
 
+    /// The open alert of that kind, platform, shop and tid, if one is open.
+    pub async fn open_alert(
+        &self,
+        kind: &str,
+        platform: &str,
+        shop: &str,
+        tid: Option<i64>,
+    ) -> Result<Option<Alert>, StoreError> {
+        let sql = dialect::sql(self.backend, &format!("{ALERT_SELECT} WHERE open_key = ?"));
+        let row = sqlx::query_as::<_, AlertRow>(&sql)
+            .bind(open_key(kind, platform, shop, tid))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::db(format!("reading the open alert {kind} for {platform}/{shop}")))?;
+        row.map(Alert::try_from).transpose()
+    }
+
     /// Every open alert, oldest first.
     pub async fn open_alerts(&self) -> Result<Vec<Alert>, StoreError> {
         let sql = format!("{ALERT_SELECT} WHERE open_key IS NOT NULL ORDER BY created_at, id");

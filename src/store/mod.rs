@@ -1,7 +1,7 @@
 //! The SQL store: run records, dead letters, orders with their items, refunds,
 //! sync cursors, the resilience records (bans, re-authorisations, breakers, alerts,
-//! anomalies, reconciliations), inventory and restock suggestions, and the user
-//! tables flows write into.
+//! anomalies, reconciliations), inventory, restock suggestions, parcel checks and
+//! notification deliveries, and the user tables flows write into.
 //!
 //! One code path serves SQLite, PostgreSQL and MySQL/MariaDB through sqlx's `Any`
 //! driver. Queries are checked at run time, so building needs no database. Every
@@ -15,6 +15,7 @@ mod dead_letters;
 mod dialect;
 mod error;
 mod health;
+mod logistics;
 mod orders;
 mod refunds;
 mod restock;
@@ -33,6 +34,7 @@ use sqlx::{AnyConnection, AnyPool, Connection};
 pub use dead_letters::DeadLetter;
 pub use error::{StoreError, redact_url};
 pub use health::{Alert, Anomaly, AppBan, BreakerRow, NewAlert, NewAnomaly, Reauth, Reconciliation};
+pub use logistics::{DELIVERY_KEY_LEN, OrderStatus, ParcelCheck};
 pub use orders::{Cursor, SaveOutcome, StoredOrder, StoredVersion};
 pub use restock::RestockSuggestion;
 pub use runs::{NodeRunRecord, NodeStatus, RunFinish, RunRecord, RunStart, RunStatus};

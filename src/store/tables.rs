@@ -21,6 +21,8 @@ const RESERVED_TABLES: &[&str] = &[
     "alerts",
     "anomalies",
     "reconciliations",
+    "parcel_checks",
+    "deliveries",
     "stock",
     "restock_suggestions",
     "stock_freezes",
