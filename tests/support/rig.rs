@@ -57,7 +57,15 @@ impl Rig {
         let mut build = BuildContext::new(env!("CARGO_MANIFEST_DIR"), Sandbox::new(Limits::default()));
         build.clock = clock;
         build.platforms = Platforms::from_config(&config).expect("platforms");
-        let registry = Registry::builtin();
+        // The example flows may use the custom nodes in nodes/, as
+        // `orderflow run` loads them.
+        let mut registry = Registry::builtin();
+        let errors = orderflow::nodes::custom::load_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("nodes"),
+            &build.sandbox,
+            &mut registry,
+        );
+        assert!(errors.is_empty(), "nodes/: {errors:?}");
         let engine = Engine::new(registry.clone(), build.clone(), store.clone(), EngineOptions::default());
         Self { sim: sim_handle, engine, config, registry, build, store }
     }
