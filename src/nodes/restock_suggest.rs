@@ -234,6 +234,7 @@ impl Source for RestockSource {
 /// The record sent on for one suggestion.
 fn record(s: &RestockSuggestion) -> Record {
     let fields = json!({
+        "run_id": s.run_id,
         "sku": s.sku,
         "model": s.model,
         "mape_model": s.mape_model,
