@@ -8,14 +8,32 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::sync::CallFailure;
-use super::{NodeContext, NodeError};
-use crate::platforms::{Order, Page, PageRequest, Refund, TimeWindow};
+use super::sync::{CallFailure, Span};
+use super::{BuildError, NodeContext, NodeError};
+use crate::platforms::{Order, Page, PageRequest, Platform, Refund, TimeWindow};
 
 /// The smallest window a crowded window is split down to.
 const MIN_WINDOW: Duration = Duration::from_secs(60);
 /// How often a window that keeps growing while read is read again.
 const MAX_RESCANS: usize = 3;
+/// How often one run waits out an overloaded platform before giving up.
+pub(crate) const MAX_OVERLOADS: u32 = 5;
+
+/// Refuses a `window` setting the platform would refuse.
+pub(crate) fn check_window(window: Span, platform: &dyn Platform) -> Result<(), BuildError> {
+    let max = platform.max_modified_window();
+    if window.0.is_zero() || window.chrono() > max {
+        return Err(BuildError::setting(
+            "window",
+            format!(
+                "must be more than 0 and at most {} on {}",
+                Span(max.to_std().unwrap_or_default()),
+                platform.name()
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// A record a platform lists by modification time: its id and its version.
 pub(crate) trait Versioned {

@@ -116,8 +116,6 @@ const BASELINE_WEIGHT: f64 = 0.2;
 /// A drop is only judged where the baseline expects at least this many
 /// orders: fewer is normal noise.
 const DROP_MIN_EXPECTED: f64 = 50.0;
-/// How often one run waits out an overloaded platform before giving up.
-const MAX_OVERLOADS: u32 = 5;
 
 /// The `fetch_increment` node type.
 pub struct FetchIncrement;
@@ -134,17 +132,7 @@ impl NodeKind for FetchIncrement {
     fn build(settings: FetchIncrementSettings, ctx: &BuildContext) -> Result<Built, BuildError> {
         let platform = ctx.platform(settings.shop.as_deref())?;
         check_page_size(settings.page_size)?;
-        let max = platform.max_modified_window();
-        if settings.window.0.is_zero() || settings.window.chrono() > max {
-            return Err(BuildError::setting(
-                "window",
-                format!(
-                    "must be more than 0 and at most {} on {}",
-                    Span(max.to_std().unwrap_or_default()),
-                    platform.name()
-                ),
-            ));
-        }
+        by_modified::check_window(settings.window, platform.as_ref())?;
         if !(0.0..=100.0).contains(&settings.breaker.failure_rate) {
             return Err(BuildError::setting("breaker.failure_rate", "must be a percentage, 0 to 100"));
         }
@@ -258,7 +246,7 @@ impl IncrementSource {
                     tracing::info!(node_id = %ctx.node_id, "Window too crowded; halving it.");
                     continue;
                 }
-                Err(CallFailure::Overloaded(error)) if overloads < MAX_OVERLOADS => {
+                Err(CallFailure::Overloaded(error)) if overloads < by_modified::MAX_OVERLOADS => {
                     overloads += 1;
                     windows.shrink(window);
                     sync::wait_out_overload(ctx, &error, self.settings.overload_wait.0).await?;

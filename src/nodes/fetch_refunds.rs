@@ -82,9 +82,6 @@ fn default_first_run() -> Span {
     Span(Duration::from_secs(24 * 3600))
 }
 
-/// How often one run waits out an overloaded platform before giving up.
-const MAX_OVERLOADS: u32 = 5;
-
 /// The `fetch_refunds` node type.
 pub struct FetchRefunds;
 
@@ -100,17 +97,7 @@ impl NodeKind for FetchRefunds {
     fn build(settings: FetchRefundsSettings, ctx: &BuildContext) -> Result<Built, BuildError> {
         let platform = ctx.platform(settings.shop.as_deref())?;
         check_page_size(settings.page_size)?;
-        let max = platform.max_modified_window();
-        if settings.window.0.is_zero() || settings.window.chrono() > max {
-            return Err(BuildError::setting(
-                "window",
-                format!(
-                    "must be more than 0 and at most {} on {}",
-                    Span(max.to_std().unwrap_or_default()),
-                    platform.name()
-                ),
-            ));
-        }
+        by_modified::check_window(settings.window, platform.as_ref())?;
         Ok(Built::Source(Box::new(RefundsSource { settings, platform })))
     }
 }
@@ -154,7 +141,7 @@ impl Source for RefundsSource {
                     tracing::info!(node_id = %ctx.node_id, "Window too crowded; halving it.");
                     continue;
                 }
-                Err(CallFailure::Overloaded(error)) if overloads < MAX_OVERLOADS => {
+                Err(CallFailure::Overloaded(error)) if overloads < by_modified::MAX_OVERLOADS => {
                     overloads += 1;
                     windows.shrink(window);
                     sync::wait_out_overload(ctx, &error, self.settings.overload_wait.0).await?;
