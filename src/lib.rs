@@ -13,5 +13,7 @@ pub mod nodes;
 pub mod platforms;
 pub mod record;
 pub mod script;
+pub mod server;
 pub mod sim;
 pub mod store;
+pub mod telemetry;

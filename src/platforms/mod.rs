@@ -98,6 +98,21 @@ impl ErrorKind {
     pub fn is_retryable(self) -> bool {
         matches!(self, Self::RateLimited { .. } | Self::Remote | Self::Overloaded | Self::Malformed(_))
     }
+
+    /// The short, fixed name of the class, for logs and metric labels.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Remote => "remote",
+            Self::Overloaded => "overloaded",
+            Self::SessionExpired => "session_expired",
+            Self::Signature => "signature",
+            Self::Permission => "permission",
+            Self::BadRequest => "bad_request",
+            Self::Malformed(_) => "malformed",
+            Self::Other => "other",
+        }
+    }
 }
 
 /// What was wrong with an answer of no known shape.

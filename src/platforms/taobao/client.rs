@@ -224,12 +224,13 @@ impl TaobaoClient {
         }
         let outcome = match &result {
             Ok(_) => "ok",
-            Err(CallError::Answer(AnswerError::Api(error))) => kind_label(error.kind()),
+            Err(CallError::Answer(AnswerError::Api(error))) => error.kind().label(),
             Err(CallError::Answer(AnswerError::Malformed(malformed))) => {
-                kind_label(ErrorKind::Malformed(malformed.anomaly))
+                ErrorKind::Malformed(malformed.anomaly).label()
             }
-            Err(CallError::Platform(error)) => kind_label(error.kind),
+            Err(CallError::Platform(error)) => error.kind.label(),
         };
+        crate::telemetry::record_api_call(PLATFORM, method, outcome, started.elapsed());
         tracing::debug!(
             shop = %self.shop,
             method,
@@ -571,21 +572,6 @@ fn describe(error: reqwest::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// The short, fixed name of an outcome for logs (a fixed set, fit for a tag).
-fn kind_label(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::RateLimited { .. } => "rate_limited",
-        ErrorKind::Remote => "remote",
-        ErrorKind::Overloaded => "overloaded",
-        ErrorKind::SessionExpired => "session_expired",
-        ErrorKind::Signature => "signature",
-        ErrorKind::Permission => "permission",
-        ErrorKind::BadRequest => "bad_request",
-        ErrorKind::Malformed(_) => "malformed",
-        ErrorKind::Other => "other",
-    }
 }
 
 /// `application/x-www-form-urlencoded` encoding of `pairs`, in UTF-8:

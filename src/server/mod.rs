@@ -1,0 +1,7 @@
+//! `orderflow serve`: the long-running process that schedules every flow,
+//! shows what it does on a web page and reports metrics.
+//!
+//! [`catalog::Catalog`] is the one shared picture of the loaded flows: the
+//! scheduler writes it, the page reads it.
+
+pub mod catalog;
