@@ -23,6 +23,12 @@ pub const DEFAULT_DATABASE: &str = "sqlite://orderflow.db";
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a value read from elsewhere (an environment variable such as
+    /// `ORDERFLOW_WEB_TOKEN`).
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
     /// The value, for the one place that needs it (signing a request).
     pub fn expose(&self) -> &str {
         &self.0

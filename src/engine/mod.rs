@@ -160,6 +160,7 @@ impl Engine {
             nodes: nodes.clone(),
         };
         self.store.finish_run(&finish).await?;
+        crate::telemetry::record_run(&flow.name, status.as_str(), started.elapsed());
         match (&finish.error, status) {
             (Some(error), RunStatus::Paused) => {
                 tracing::warn!(flow = %flow.name, run_id = %run_id, status = status.as_str(), %error, "Run finished.")

@@ -52,6 +52,7 @@ impl Transform for StoreOrdersTransform {
     ) -> Result<Batch, NodeError> {
         let orders = batch.iter().map(record_order).collect::<Result<Vec<_>, _>>().map_err(NodeError::permanent)?;
         let outcome = ctx.store.save_orders(&orders, cursors).await?;
+        crate::telemetry::record_orders_stored(&orders, outcome);
         tracing::debug!(node_id = %ctx.node_id, ?outcome, cursors = cursors.len(), "Orders stored.");
         Ok(batch)
     }

@@ -2,6 +2,8 @@
 //! shows what it does on a web page and reports metrics.
 //!
 //! [`catalog::Catalog`] is the one shared picture of the loaded flows: the
-//! scheduler writes it, the page reads it.
+//! scheduler writes it, the page reads it. [`web`] is the page and
+//! `/metrics` (`docs/observability.md`).
 
 pub mod catalog;
+pub mod web;

@@ -16,6 +16,7 @@ mod dialect;
 mod error;
 mod health;
 mod logistics;
+mod monitor;
 mod orders;
 mod refunds;
 mod restock;

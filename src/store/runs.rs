@@ -369,6 +369,17 @@ impl Store {
         rows.into_iter().map(RunRecord::try_from).collect()
     }
 
+    /// The run `id`, when recorded.
+    pub async fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let sql = dialect::sql(self.backend, &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"));
+        let row = sqlx::query_as::<_, RunRow>(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::db(format!("reading run {id}")))?;
+        row.map(RunRecord::try_from).transpose()
+    }
+
     /// The node records of a run, in the order [`Store::finish_run`] received them;
     /// empty for an unknown or unfinished run.
     pub async fn run_nodes(&self, run_id: &str) -> Result<Vec<NodeRunRecord>, StoreError> {
