@@ -24,7 +24,7 @@ use orderflow::script::{Limits, Sandbox};
 use orderflow::server::catalog::Catalog;
 use orderflow::server::web::{self, COOKIE, WebError, WebState};
 use orderflow::sim::SimConfig;
-use orderflow::store::{Cursor, RestockSuggestion, RunFinish, RunStart, RunStatus, Store};
+use orderflow::store::{AppBan, Cursor, NewAlert, RestockSuggestion, RunFinish, RunStart, RunStatus, Store};
 use serde_json::json;
 use support::rig::{Rig, SHOP};
 use tokio::net::TcpListener;
@@ -123,6 +123,26 @@ fn catalog_of(flows: &[(&Flow, Vec<String>)]) -> Arc<Catalog> {
     catalog
 }
 
+fn suggestion(run: &str, sku: &str, at: chrono::DateTime<Utc>) -> RestockSuggestion {
+    RestockSuggestion {
+        run_id: run.into(),
+        platform: "taobao".into(),
+        shop: "a-shop".into(),
+        sku: sku.into(),
+        model: "seasonal_naive".into(),
+        mape_model: Some(0.2),
+        mape_naive: None,
+        forecast_7d: vec![1.0; 7],
+        lead_time_days: 7,
+        demand_over_lead: 7.0,
+        safety_stock: 2,
+        available: 1,
+        on_order: 0,
+        suggested: 8,
+        created_at: at,
+    }
+}
+
 /// The text of the SVG group of node `id` in `dom`.
 fn node_group<'a>(dom: &'a str, id: &str) -> &'a str {
     let start = dom.find(&format!("data-node=\"{id}\"")).unwrap_or_else(|| panic!("no node {id} drawn"));
@@ -148,7 +168,30 @@ async fn chromium_draws_the_graph_and_lists_the_finished_run_and_no_page_shows_a
     let synced = rig.run(&incremental).await;
     let (orders_flow, imported) = run_example_orders(&store).await;
 
+    // What holds shops back, some of it written to look like markup.
+    let now = Utc::now();
+    let ban = AppBan {
+        platform: "taobao".into(),
+        app_key: "banned-key".into(),
+        until: now + chrono::Duration::hours(1),
+        reason: "over quota".into(),
+    };
+    store.save_ban(&ban, now).await.unwrap();
+    let alert = NewAlert {
+        kind: "stalled_parcel".into(),
+        platform: "taobao".into(),
+        shop: SHOP.into(),
+        tid: Some(42),
+        detail: "<script>alert(1)</script> no movement for 72 h".into(),
+    };
+    store.raise_alert(&alert, now).await.unwrap();
+    store.record_restock_suggestions(&[suggestion("restock-run", "SKU-<b>7</b>", now)]).await.unwrap();
+
     let catalog = catalog_of(&[(&orders_flow, Vec::new()), (&incremental, vec![SHOP.to_owned()])]);
+    // A file that never validated: its errors, and no graph.
+    catalog.update(Path::new("flows/broken.yaml"), |entry| {
+        entry.errors = vec!["flows/broken.yaml:4:10: unknown node type \"fetch_everything\"".to_owned()];
+    });
     let shutdown = CancellationToken::new();
     let addr = start(WebState { store: store.clone(), catalog, metrics: None, token: None }, &shutdown).await;
     let base = format!("http://{addr}");
@@ -175,6 +218,13 @@ async fn chromium_draws_the_graph_and_lists_the_finished_run_and_no_page_shows_a
     }
     let overview = &pages["/"];
     assert!(overview.contains(INCREMENT_STREAM) && overview.contains(SHOP), "the sync lag of the shop is listed");
+    assert!(overview.contains("banned-key") && overview.contains("over quota"), "the ban is listed");
+    assert!(overview.contains("&lt;script&gt;alert(1)&lt;/script&gt; no movement"), "the alert is listed, escaped");
+    assert!(!overview.contains("<script>") && !overview.contains("<b>7"), "nothing from the store is markup");
+    assert!(overview.contains("SKU-&lt;b&gt;7&lt;/b&gt;"), "the restock suggestion is listed");
+    assert!(overview.contains("unknown node type &quot;fetch_everything&quot;"), "the load error is listed");
+    let broken = http.get(format!("{base}/flows/broken")).send().await.unwrap().text().await.unwrap();
+    assert!(broken.contains("never validated") && !broken.contains("<svg"), "no graph for a broken file");
     let missing = |path: &str| {
         let response = http.get(format!("{base}{path}"));
         async move { response.send().await.expect("answers").status() }
@@ -343,25 +393,9 @@ async fn the_queries_of_the_page_on_every_backend() {
         assert_eq!(cursors[0].value, json!({"modified_until": "2026-11-01T07:30:00Z"}), "{label}");
 
         assert!(store.latest_restock_suggestions().await.unwrap().is_empty(), "{label}");
-        let suggestion = |run: &str, sku: &str, minutes: i64| RestockSuggestion {
-            run_id: run.into(),
-            platform: "taobao".into(),
-            shop: "a-shop".into(),
-            sku: sku.into(),
-            model: "seasonal_naive".into(),
-            mape_model: Some(0.2),
-            mape_naive: None,
-            forecast_7d: vec![1.0; 7],
-            lead_time_days: 7,
-            demand_over_lead: 7.0,
-            safety_stock: 2,
-            available: 1,
-            on_order: 0,
-            suggested: 8,
-            created_at: at + chrono::Duration::minutes(minutes),
-        };
-        store.record_restock_suggestions(&[suggestion("old", "A", 0), suggestion("old", "B", 0)]).await.unwrap();
-        store.record_restock_suggestions(&[suggestion("new", "C", 60)]).await.unwrap();
+        let made = |run: &str, sku: &str, minutes: i64| suggestion(run, sku, at + chrono::Duration::minutes(minutes));
+        store.record_restock_suggestions(&[made("old", "A", 0), made("old", "B", 0)]).await.unwrap();
+        store.record_restock_suggestions(&[made("new", "C", 60)]).await.unwrap();
         let latest = store.latest_restock_suggestions().await.unwrap();
         let skus: Vec<(&str, &str)> = latest.iter().map(|s| (s.run_id.as_str(), s.sku.as_str())).collect();
         assert_eq!(skus, [("new", "C")], "{label}");
