@@ -71,6 +71,8 @@ pub fn render(nodes: &[NodeSpec], last_run: &HashMap<&str, &NodeRunRecord>, clas
     for node in nodes {
         let Some(&(x, y)) = place.get(node.id.as_str()) else { continue };
         let run = last_run.get(node.id.as_str());
+        // The node's error, if its run recorded one, shows on hover.
+        let error = run.and_then(|run| run.error.as_deref()).map(|e| format!(": {}", escape(e))).unwrap_or_default();
         let (status, counts) = match run {
             Some(run) => (
                 run.status.as_str(),
@@ -81,7 +83,7 @@ pub fn render(nodes: &[NodeSpec], last_run: &HashMap<&str, &NodeRunRecord>, clas
         let _ = write!(
             svg,
             "<g class=\"node status-{status}\" data-node=\"{id}\" data-type=\"{kind}\" transform=\"translate({x} {y})\">\
-             <title>{id} ({kind}): {status}</title>\
+             <title>{id} ({kind}): {status}{error}</title>\
              <rect width=\"{BOX_WIDTH}\" height=\"{BOX_HEIGHT}\" rx=\"6\"/>\
              <text class=\"id\" x=\"10\" y=\"20\">{short_id}</text>\
              <text class=\"type\" x=\"10\" y=\"38\">{short_kind}</text>\
@@ -202,7 +204,7 @@ mod tests {
             errors: 1,
             started_at: None,
             finished_at: None,
-            error: None,
+            error: Some("bad <line> 3".into()),
         };
         let last = HashMap::from([("read", &record)]);
         let svg = render(&nodes, &last, "main");
@@ -210,6 +212,7 @@ mod tests {
         assert!(svg.contains("in 0 · out 42 · errors 1"), "{svg}");
         assert!(svg.contains("data-node=\"&lt;save&gt;\""), "{svg}");
         assert!(svg.contains("data-from=\"read\" data-to=\"&lt;save&gt;\""), "{svg}");
+        assert!(svg.contains("<title>read (filter): succeeded: bad &lt;line&gt; 3</title>"), "{svg}");
         assert!(svg.contains("not run yet"), "{svg}");
         assert!(!svg.contains("<save>"), "{svg}");
         assert!(!svg.contains("DO_NOT_SHOW"), "{svg}");

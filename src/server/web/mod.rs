@@ -12,7 +12,7 @@
 //! access token ([`auth`]).
 
 mod auth;
-pub mod graph_svg;
+mod graph_svg;
 mod health;
 mod html;
 mod pages;
