@@ -5,3 +5,4 @@
 //! scheduler writes it, the page reads it.
 
 pub mod catalog;
+pub mod scheduler;
