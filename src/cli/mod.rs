@@ -245,8 +245,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for run in runs {
                 let finished =
                     run.finished_at.map(|f| format!("{:.1}s", (f - run.started_at).num_milliseconds() as f64 / 1000.0));
+                // Shop and worker only for runs that have them (`serve` runs).
+                let shop = run.shop.as_deref().map(|shop| format!("  shop {shop}")).unwrap_or_default();
+                let worker = run.worker.as_deref().map(|worker| format!("  worker {worker}")).unwrap_or_default();
                 println!(
-                    "{}  {}  {:<10} {}  {}  {}",
+                    "{}  {}  {:<10} {}  {}  {}{shop}{worker}",
                     run.started_at.format("%Y-%m-%d %H:%M:%S"),
                     run.id,
                     run.status.as_str(),
