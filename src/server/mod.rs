@@ -6,3 +6,4 @@
 
 pub mod catalog;
 pub mod scheduler;
+pub mod serve;

@@ -195,6 +195,14 @@ impl Slot {
         slot
     }
 
+    /// Takes a changed trigger (a reloaded flow file): the next fire is
+    /// worked out again as at start, while a run going on or queued stays.
+    pub fn reschedule(&mut self, schedule: Schedule, last_fire: Option<DateTime<Utc>>, now: DateTime<Utc>) {
+        let (running, queued) = (self.running, self.queued);
+        *self = Slot::new(schedule, last_fire, now);
+        (self.running, self.queued) = (running, queued);
+    }
+
     /// When it fires next.
     pub fn next_fire(&self) -> Option<DateTime<Utc>> {
         self.next
