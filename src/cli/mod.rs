@@ -81,6 +81,9 @@ pub enum Command {
         /// How long running runs may finish after SIGTERM before they are cancelled.
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         grace: Duration,
+        /// Runs going on at once in this process; further due runs wait.
+        #[arg(long, default_value_t = 8)]
+        max_runs: usize,
     },
     /// List recent runs with their per-node counts.
     Runs {
@@ -255,17 +258,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let done = matches!(report.status, RunStatus::Succeeded | RunStatus::Paused);
             Ok(if done { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Serve { flows, worker_id, lease, grace } => {
+        Command::Serve { flows, worker_id, lease, grace, max_runs } => {
             print_errors(&node_errors);
             let store = connect(&config.database).await?;
+            let leases = connect(&config.database).await?;
             let build = build_context(&flows.join("flow.yaml"), &config, &sandbox);
             build.platforms.restore(&store).await?;
             let engine = Engine::new(registry.clone(), build.clone(), store, EngineOptions::default());
             let worker_id = worker_id.unwrap_or_else(default_worker_id);
-            let options =
-                ServeOptions { flows_dir: flows, worker_id, lease, grace, poll_every: Duration::from_secs(2) };
+            let options = ServeOptions {
+                flows_dir: flows,
+                worker_id,
+                lease,
+                grace,
+                poll_every: Duration::from_secs(2),
+                max_runs,
+            };
             let env = FlowEnv { registry, build, shops: config.shop_names() };
-            let server = Server::new(options, env, engine)?;
+            let server = Server::new(options, env, engine, leases)?;
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
             server.run(shutdown).await?;

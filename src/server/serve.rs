@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -43,6 +44,11 @@ pub struct ServeOptions {
     pub grace: Duration,
     /// How often the folder is checked for changed files.
     pub poll_every: Duration,
+    /// How many runs go on at once in this process; further fires wait (and
+    /// their slots count as running). Bounds the load after a start, when
+    /// every shop is due at once, and keeps database connections free for
+    /// renewing leases.
+    pub max_runs: usize,
 }
 
 /// Why `serve` could not start or go on.
@@ -79,6 +85,10 @@ pub struct Server {
     options: ServeOptions,
     env: FlowEnv,
     engine: Engine,
+    /// Leases go through a pool of their own, so that renewals never wait
+    /// behind busy runs for a connection (and lose the lease meanwhile).
+    leases: Store,
+    permits: Arc<Semaphore>,
     catalog: Arc<Catalog>,
 }
 
@@ -90,24 +100,31 @@ struct SlotState {
     flow: Arc<Flow>,
 }
 
-/// How a run task ended.
-enum Ended {
-    /// It ran (however the run itself went).
-    Ran,
-    /// No lease: another worker holds it (and runs this (flow, shop) now),
-    /// or the claim failed.
-    HeldElsewhere,
+/// What a run task needs besides its flow.
+#[derive(Clone)]
+struct RunContext {
+    engine: Engine,
+    leases: Store,
+    permits: Arc<Semaphore>,
+    worker: String,
+    ttl: Duration,
+    /// Cancelled at shutdown: a run not started yet is not started.
+    shutdown: CancellationToken,
+    /// Cancelled when the grace period is over: running runs stop.
+    cancel_runs: CancellationToken,
 }
 
 impl Server {
     /// A server for the flows in `options.flows_dir`, running them through
-    /// `engine` (whose store holds runs and leases).
-    pub fn new(options: ServeOptions, env: FlowEnv, engine: Engine) -> Result<Self, ServeError> {
+    /// `engine` (whose store holds the runs), with leases in `leases` (the
+    /// same database, another pool).
+    pub fn new(options: ServeOptions, env: FlowEnv, engine: Engine, leases: Store) -> Result<Self, ServeError> {
         if options.lease < Duration::from_secs(3) {
             return Err(ServeError::LeaseTooShort(options.lease));
         }
         let engine = engine.with_worker(options.worker_id.clone());
-        Ok(Self { options, env, engine, catalog: Arc::default() })
+        let permits = Arc::new(Semaphore::new(options.max_runs.max(1)));
+        Ok(Self { options, env, engine, leases, permits, catalog: Arc::default() })
     }
 
     /// The loaded flows, as the page shows them.
@@ -126,8 +143,16 @@ impl Server {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServeError> {
         let mut sources: BTreeMap<PathBuf, String> = BTreeMap::new();
         let mut slots: HashMap<SlotKey, SlotState> = HashMap::new();
-        let mut runs: JoinSet<(SlotKey, Ended)> = JoinSet::new();
-        let cancel_runs = CancellationToken::new();
+        let mut runs: JoinSet<SlotKey> = JoinSet::new();
+        let context = RunContext {
+            engine: self.engine.clone(),
+            leases: self.leases.clone(),
+            permits: self.permits.clone(),
+            worker: self.options.worker_id.clone(),
+            ttl: self.options.lease,
+            shutdown: shutdown.clone(),
+            cancel_runs: CancellationToken::new(),
+        };
         self.reload(&mut sources, &mut slots).await?;
         tracing::info!(worker = %self.options.worker_id, flows = sources.len(), dir = %self.options.flows_dir.display(),
             "Serving.");
@@ -139,8 +164,13 @@ impl Server {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 Some(ended) = runs.join_next() => {
-                    let Ok((key, ended)) = ended else { continue };
-                    self.finished(&key, ended, &mut slots, &mut runs, &cancel_runs);
+                    let Ok(key) = ended else { continue };
+                    // A slot whose file or shop went away meanwhile is simply gone.
+                    if let Some(state) = slots.get_mut(&key)
+                        && let Some(kind) = state.slot.finished()
+                    {
+                        runs.spawn(run_under_lease(context.clone(), state.flow.clone(), key, kind));
+                    }
                 }
                 _ = tick.tick() => {
                     if last_poll.elapsed() >= self.options.poll_every {
@@ -152,7 +182,7 @@ impl Server {
                     let now = Utc::now();
                     let keys: Vec<SlotKey> = slots.keys().cloned().collect();
                     for key in keys {
-                        self.poll(&key, now, &mut slots, &mut runs, &cancel_runs);
+                        self.poll(&key, now, &mut slots, &mut runs, &context);
                     }
                     self.publish(&slots);
                 }
@@ -165,7 +195,7 @@ impl Server {
             tokio::time::timeout(self.options.grace, async { while runs.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             tracing::warn!(running = runs.len(), "Grace period over: cancelling the runs still going.");
-            cancel_runs.cancel();
+            context.cancel_runs.cancel();
             while runs.join_next().await.is_some() {}
         }
         tracing::info!("Stopped.");
@@ -178,14 +208,16 @@ impl Server {
         key: &SlotKey,
         now: DateTime<Utc>,
         slots: &mut HashMap<SlotKey, SlotState>,
-        runs: &mut JoinSet<(SlotKey, Ended)>,
-        cancel_runs: &CancellationToken,
+        runs: &mut JoinSet<SlotKey>,
+        context: &RunContext,
     ) {
         let Some(state) = slots.get_mut(key) else { return };
         let shop = key.1.as_deref().unwrap_or_default();
         match state.slot.poll(now) {
             None => {}
-            Some(Decision::Start(kind)) => self.start(key.clone(), state.flow.clone(), kind, runs, cancel_runs),
+            Some(Decision::Start(kind)) => {
+                runs.spawn(run_under_lease(context.clone(), state.flow.clone(), key.clone(), kind));
+            }
             Some(Decision::Skipped(fire)) => {
                 tracing::info!(flow = %state.flow.name, shop, %fire, "Fire skipped: the last run is still going.")
             }
@@ -193,43 +225,6 @@ impl Server {
                 tracing::info!(flow = %state.flow.name, shop, %fire, "Fire queued: it runs when the last run ends.")
             }
         }
-    }
-
-    fn finished(
-        &self,
-        key: &SlotKey,
-        ended: Ended,
-        slots: &mut HashMap<SlotKey, SlotState>,
-        runs: &mut JoinSet<(SlotKey, Ended)>,
-        cancel_runs: &CancellationToken,
-    ) {
-        // A slot whose file or shop went away meanwhile is simply gone.
-        let Some(state) = slots.get_mut(key) else { return };
-        if let Ended::HeldElsewhere = ended {
-            tracing::debug!(flow = %state.flow.name, shop = key.1.as_deref().unwrap_or_default(),
-                "Fire left to the worker holding the lease.");
-        }
-        if let Some(kind) = state.slot.finished() {
-            self.start(key.clone(), state.flow.clone(), kind, runs, cancel_runs);
-        }
-    }
-
-    fn start(
-        &self,
-        key: SlotKey,
-        flow: Arc<Flow>,
-        kind: FireKind,
-        runs: &mut JoinSet<(SlotKey, Ended)>,
-        cancel_runs: &CancellationToken,
-    ) {
-        let engine = self.engine.clone();
-        let worker = self.options.worker_id.clone();
-        let lease = self.options.lease;
-        let cancel = cancel_runs.child_token();
-        runs.spawn(async move {
-            let ended = run_under_lease(&engine, &flow, key.1.clone(), kind, &worker, lease, cancel).await;
-            (key, ended)
-        });
     }
 
     /// Loads new and changed flow files, forgets deleted ones. A file that
@@ -366,40 +361,43 @@ fn flow_files(dir: &Path) -> Result<BTreeMap<PathBuf, String>, ServeError> {
     Ok(files)
 }
 
-/// Runs `flow` for `shop` if this worker can claim the lease, renewing it
-/// every third of its length; a lease lost to another worker cancels the
-/// run. The lease is released only after the run is recorded finished, so
-/// runs of one (flow, shop) never overlap in the runs table.
-async fn run_under_lease(
-    engine: &Engine,
-    flow: &Flow,
-    shop: Option<String>,
-    kind: FireKind,
-    worker: &str,
-    ttl: Duration,
-    cancel: CancellationToken,
-) -> Ended {
-    let store = engine.store();
-    let shop_key = shop.clone().unwrap_or_default();
-    let lease = match store.claim_lease(&flow.name, &shop_key, worker, ttl).await {
+/// Runs `flow` for the shop of `key` once a run permit is free and this
+/// worker can claim the lease, renewing it every third of its length; a lease
+/// lost to another worker cancels the run. The lease is released only after
+/// the run is recorded finished, so runs of one (flow, shop) never overlap in
+/// the runs table. Returns `key` for the loop to mark the slot finished.
+async fn run_under_lease(context: RunContext, flow: Arc<Flow>, key: SlotKey, kind: FireKind) -> SlotKey {
+    let shop = key.1.as_deref().unwrap_or_default();
+    let permit = tokio::select! {
+        () = context.shutdown.cancelled() => return key,
+        permit = context.permits.clone().acquire_owned() => permit,
+    };
+    let Ok(_permit) = permit else { return key };
+    if context.shutdown.is_cancelled() {
+        return key;
+    }
+    let lease = match context.leases.claim_lease(&flow.name, shop, &context.worker, context.ttl).await {
         Ok(Some(lease)) => lease,
-        Ok(None) => return Ended::HeldElsewhere,
+        Ok(None) => {
+            tracing::debug!(flow = %flow.name, shop, "Another worker holds the lease: the fire is left to it.");
+            return key;
+        }
         Err(error) => {
-            tracing::error!(flow = %flow.name, shop = %shop_key, %error, "Claiming the lease failed; the fire is skipped.");
-            return Ended::HeldElsewhere;
+            tracing::error!(flow = %flow.name, shop, %error, "Claiming the lease failed; the fire is skipped.");
+            return key;
         }
     };
-    let run_cancel = cancel.child_token();
-    let renewer = tokio::spawn(keep_renewed(store.clone(), lease.clone(), ttl, run_cancel.clone()));
-    let result = engine.run(&flow.for_shop(shop), kind.as_str(), run_cancel.clone()).await;
+    let run_cancel = context.cancel_runs.child_token();
+    let renewer = tokio::spawn(keep_renewed(context.leases.clone(), lease.clone(), context.ttl, run_cancel.clone()));
+    let result = context.engine.run(&flow.for_shop(key.1.clone()), kind.as_str(), run_cancel).await;
     renewer.abort();
     if let Err(error) = result {
-        tracing::error!(flow = %flow.name, shop = %shop_key, %error, "The run could not be recorded.");
+        tracing::error!(flow = %flow.name, shop, %error, "The run could not be recorded.");
     }
-    if let Err(error) = store.release_lease(&lease).await {
-        tracing::warn!(flow = %flow.name, shop = %shop_key, %error, "Releasing the lease failed; it expires by itself.");
+    if let Err(error) = context.leases.release_lease(&lease).await {
+        tracing::warn!(flow = %flow.name, shop, %error, "Releasing the lease failed; it expires by itself.");
     }
-    Ended::Ran
+    key
 }
 
 /// Renews `lease` every third of `ttl` until aborted. Cancels `run` when the
