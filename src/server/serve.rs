@@ -114,6 +114,37 @@ struct RunContext {
     cancel_runs: CancellationToken,
 }
 
+/// The run tasks going on, and the slot each is for.
+#[derive(Default)]
+struct Runs {
+    tasks: JoinSet<SlotKey>,
+    keys: HashMap<tokio::task::Id, SlotKey>,
+}
+
+impl Runs {
+    fn spawn(&mut self, context: &RunContext, flow: Arc<Flow>, key: SlotKey, kind: FireKind) {
+        let handle = self.tasks.spawn(run_under_lease(context.clone(), flow, key.clone(), kind));
+        self.keys.insert(handle.id(), key);
+    }
+
+    /// The slot of the next task to end; `None` when none runs. A task that
+    /// panicked still frees its slot (its run row stays `running`).
+    async fn join_next(&mut self) -> Option<SlotKey> {
+        match self.tasks.join_next_with_id().await? {
+            Ok((id, key)) => {
+                self.keys.remove(&id);
+                Some(key)
+            }
+            Err(error) => {
+                let key = self.keys.remove(&error.id()).unwrap_or_default();
+                tracing::error!(flow = %key.0.display(), shop = key.1.as_deref().unwrap_or_default(), %error,
+                    "A run task failed.");
+                Some(key)
+            }
+        }
+    }
+}
+
 impl Server {
     /// A server for the flows in `options.flows_dir`, running them through
     /// `engine` (whose store holds the runs), with leases in `leases` (the
@@ -143,7 +174,7 @@ impl Server {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServeError> {
         let mut sources: BTreeMap<PathBuf, String> = BTreeMap::new();
         let mut slots: HashMap<SlotKey, SlotState> = HashMap::new();
-        let mut runs: JoinSet<SlotKey> = JoinSet::new();
+        let mut runs = Runs::default();
         let context = RunContext {
             engine: self.engine.clone(),
             leases: self.leases.clone(),
@@ -163,13 +194,12 @@ impl Server {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                Some(ended) = runs.join_next() => {
-                    let Ok(key) = ended else { continue };
+                Some(key) = runs.join_next() => {
                     // A slot whose file or shop went away meanwhile is simply gone.
                     if let Some(state) = slots.get_mut(&key)
                         && let Some(kind) = state.slot.finished()
                     {
-                        runs.spawn(run_under_lease(context.clone(), state.flow.clone(), key, kind));
+                        runs.spawn(&context, state.flow.clone(), key, kind);
                     }
                 }
                 _ = tick.tick() => {
@@ -189,12 +219,12 @@ impl Server {
             }
         }
 
-        tracing::info!(running = runs.len(), grace = ?self.options.grace,
+        tracing::info!(running = runs.tasks.len(), grace = ?self.options.grace,
             "Shutting down: no new runs; the running ones may finish.");
         let drained =
             tokio::time::timeout(self.options.grace, async { while runs.join_next().await.is_some() {} }).await;
         if drained.is_err() {
-            tracing::warn!(running = runs.len(), "Grace period over: cancelling the runs still going.");
+            tracing::warn!(running = runs.tasks.len(), "Grace period over: cancelling the runs still going.");
             context.cancel_runs.cancel();
             while runs.join_next().await.is_some() {}
         }
@@ -208,16 +238,14 @@ impl Server {
         key: &SlotKey,
         now: DateTime<Utc>,
         slots: &mut HashMap<SlotKey, SlotState>,
-        runs: &mut JoinSet<SlotKey>,
+        runs: &mut Runs,
         context: &RunContext,
     ) {
         let Some(state) = slots.get_mut(key) else { return };
         let shop = key.1.as_deref().unwrap_or_default();
         match state.slot.poll(now) {
             None => {}
-            Some(Decision::Start(kind)) => {
-                runs.spawn(run_under_lease(context.clone(), state.flow.clone(), key.clone(), kind));
-            }
+            Some(Decision::Start(kind)) => runs.spawn(context, state.flow.clone(), key.clone(), kind),
             Some(Decision::Skipped(fire)) => {
                 tracing::info!(flow = %state.flow.name, shop, %fire, "Fire skipped: the last run is still going.")
             }
