@@ -147,3 +147,22 @@ async fn shutdown_cancels_a_run_past_the_grace_period() {
     assert_eq!(status, RunStatus::Cancelled);
     assert!(took < Duration::from_secs(10), "cancelled runs stop promptly: {took:?}");
 }
+
+#[tokio::test]
+async fn a_short_lease_and_a_missing_folder_are_refused_with_their_reason() {
+    let store = support::sqlite().await;
+    let rig = Rig::new(small_shop(), store.store.clone()).await;
+    let env = || FlowEnv { registry: rig.registry.clone(), build: rig.build.clone(), shops: rig.config.shop_names() };
+    let dir = tempfile::tempdir().unwrap();
+    let short = ServeOptions { lease: Duration::from_secs(1), ..options(dir.path(), Duration::from_secs(1)) };
+    let error = Server::new(short, env(), rig.engine.clone(), rig.store.clone()).err().expect("refused");
+    assert_eq!(error.to_string(), "the lease must be at least 3s, not 1s");
+
+    let missing = dir.path().join("no-such-folder");
+    let server = Server::new(options(&missing, Duration::from_secs(1)), env(), rig.engine.clone(), rig.store.clone())
+        .expect("server");
+    let error = server.run(CancellationToken::new()).await.expect_err("no folder");
+    let message = error.to_string();
+    assert!(message.starts_with(&format!("reading the flows folder {}: ", missing.display())), "{message}");
+    store.cleanup().await;
+}
