@@ -17,7 +17,14 @@ fn at(minute: u32) -> DateTime<Utc> {
 }
 
 fn run_start(id: &str, flow: &str, minute: u32) -> RunStart {
-    RunStart { id: id.into(), flow: flow.into(), trigger: "schedule".into(), started_at: at(minute) }
+    RunStart {
+        id: id.into(),
+        flow: flow.into(),
+        trigger: "schedule".into(),
+        started_at: at(minute),
+        shop: None,
+        worker: None,
+    }
 }
 
 #[tokio::test]

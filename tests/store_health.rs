@@ -301,7 +301,14 @@ async fn paused_runs_round_trip() {
     assert_eq!(RunStatus::Paused.as_str(), "paused");
     for ts in test_stores().await {
         let (label, store) = (ts.label, &ts.store);
-        let start = RunStart { id: "r1".into(), flow: "sync".into(), trigger: "schedule".into(), started_at: at(0) };
+        let start = RunStart {
+            id: "r1".into(),
+            flow: "sync".into(),
+            trigger: "schedule".into(),
+            started_at: at(0),
+            shop: None,
+            worker: None,
+        };
         ok(label, store.insert_run(&start).await);
         let finish = RunFinish {
             id: "r1".into(),

@@ -20,6 +20,7 @@ use crate::flow::{self, CompileEnv, ConfigError, Flow};
 use crate::nodes::{self, BuildContext, Registry};
 use crate::platforms::Platforms;
 use crate::script::{Limits, Sandbox};
+use crate::server::serve::{FlowEnv, ServeOptions, Server};
 use crate::sim::{FaultKind, SimConfig, Simulator};
 use crate::store::{NodeRunRecord, RunStatus, Store, redact_url};
 
@@ -62,6 +63,27 @@ pub enum Command {
     Run {
         /// The flow file.
         file: PathBuf,
+    },
+    /// Run every flow in a folder on its trigger until SIGTERM or Ctrl-C;
+    /// several processes on one PostgreSQL/MySQL database share the work.
+    Serve {
+        /// The folder of flow files (`*.yaml`); changed files are reloaded.
+        #[arg(long)]
+        flows: PathBuf,
+        /// This process's name in the runs table and the leases; unique among
+        /// the processes sharing a database. Default: `<host>-<pid>`.
+        #[arg(long)]
+        worker_id: Option<String>,
+        /// How long a (flow, shop) lease lasts unless renewed; another process
+        /// takes the shop over this long after this one dies.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        lease: Duration,
+        /// How long running runs may finish after SIGTERM before they are cancelled.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        grace: Duration,
+        /// Runs going on at once in this process; further due runs wait.
+        #[arg(long, default_value_t = 8)]
+        max_runs: usize,
     },
     /// List recent runs with their per-node counts.
     Runs {
@@ -236,6 +258,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let done = matches!(report.status, RunStatus::Succeeded | RunStatus::Paused);
             Ok(if done { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
+        Command::Serve { flows, worker_id, lease, grace, max_runs } => {
+            print_errors(&node_errors);
+            let store = connect(&config.database).await?;
+            let leases = connect(&config.database).await?;
+            let build = build_context(&flows.join("flow.yaml"), &config, &sandbox);
+            build.platforms.restore(&store).await?;
+            let engine = Engine::new(registry.clone(), build.clone(), store, EngineOptions::default());
+            let worker_id = worker_id.unwrap_or_else(default_worker_id);
+            let options = ServeOptions {
+                flows_dir: flows,
+                worker_id,
+                lease,
+                grace,
+                poll_every: Duration::from_secs(2),
+                max_runs,
+            };
+            let env = FlowEnv { registry, build, shops: config.shop_names() };
+            let server = Server::new(options, env, engine, leases)?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(cancel_on_signal(shutdown.clone()));
+            server.run(shutdown).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Runs { flow, limit } => {
             let store = connect(&config.database).await?;
             let runs = store.recent_runs(flow.as_deref(), limit).await?;
@@ -245,8 +290,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for run in runs {
                 let finished =
                     run.finished_at.map(|f| format!("{:.1}s", (f - run.started_at).num_milliseconds() as f64 / 1000.0));
+                // Shop and worker only for runs that have them (`serve` runs).
+                let shop = run.shop.as_deref().map(|shop| format!("  shop {shop}")).unwrap_or_default();
+                let worker = run.worker.as_deref().map(|worker| format!("  worker {worker}")).unwrap_or_default();
                 println!(
-                    "{}  {}  {:<10} {}  {}  {}",
+                    "{}  {}  {:<10} {}  {}  {}{shop}{worker}",
                     run.started_at.format("%Y-%m-%d %H:%M:%S"),
                     run.id,
                     run.status.as_str(),
@@ -329,6 +377,43 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `<host>-<pid>`: unique among processes on one database as long as host
+/// names are.
+fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|host| host.trim().to_owned())
+        .filter(|host| !host.is_empty())
+        .unwrap_or_else(|| "orderflow".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Cancels `shutdown` on Ctrl-C or (on Unix) SIGTERM, which is what service
+/// managers and container runtimes send.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Cannot listen for SIGTERM; Ctrl-C still stops serve.");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("Shutdown requested.");
+    shutdown.cancel();
 }
 
 async fn run_sim(args: &SimArgs) -> anyhow::Result<ExitCode> {

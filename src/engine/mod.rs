@@ -80,6 +80,8 @@ pub struct Engine {
     build: BuildContext,
     store: Store,
     options: EngineOptions,
+    /// The `serve` worker id recorded on every run, when a worker runs it.
+    worker: Option<String>,
 }
 
 struct GraphOutcome {
@@ -93,7 +95,14 @@ struct GraphOutcome {
 impl Engine {
     /// An engine that builds nodes from `registry` and records runs in `store`.
     pub fn new(registry: Registry, build: BuildContext, store: Store, options: EngineOptions) -> Self {
-        Self { registry: Arc::new(registry), build, store, options }
+        Self { registry: Arc::new(registry), build, store, options, worker: None }
+    }
+
+    /// This engine, recording `worker` as the runner of every run (a `serve`
+    /// process's worker id).
+    pub fn with_worker(mut self, worker: impl Into<String>) -> Self {
+        self.worker = Some(worker.into());
+        self
     }
 
     /// The store runs are recorded in.
@@ -112,9 +121,12 @@ impl Engine {
                 flow: flow.name.clone(),
                 trigger: trigger.to_owned(),
                 started_at: Utc::now(),
+                shop: flow.shop.clone(),
+                worker: self.worker.clone(),
             })
             .await?;
-        tracing::info!(flow = %flow.name, run_id = %run_id, trigger, "Run started.");
+        tracing::info!(flow = %flow.name, shop = flow.shop.as_deref().unwrap_or_default(), run_id = %run_id, trigger,
+            "Run started.");
 
         let run_cancel = cancel.child_token();
         let mut main = self.run_graph(flow, &flow.nodes, &run_id, None, run_cancel.clone()).await;
@@ -161,14 +173,17 @@ impl Engine {
         };
         self.store.finish_run(&finish).await?;
         crate::telemetry::record_run(&flow.name, status.as_str(), started.elapsed());
+        let shop = flow.shop.as_deref().unwrap_or_default();
         match (&finish.error, status) {
             (Some(error), RunStatus::Paused) => {
-                tracing::warn!(flow = %flow.name, run_id = %run_id, status = status.as_str(), %error, "Run finished.")
+                tracing::warn!(flow = %flow.name, shop, run_id = %run_id, status = status.as_str(), %error, "Run finished.")
             }
             (Some(error), _) => {
-                tracing::error!(flow = %flow.name, run_id = %run_id, status = status.as_str(), %error, "Run finished.")
+                tracing::error!(flow = %flow.name, shop, run_id = %run_id, status = status.as_str(), %error, "Run finished.")
             }
-            (None, _) => tracing::info!(flow = %flow.name, run_id = %run_id, status = status.as_str(), "Run finished."),
+            (None, _) => {
+                tracing::info!(flow = %flow.name, shop, run_id = %run_id, status = status.as_str(), "Run finished.")
+            }
         }
         Ok(RunReport {
             run_id,

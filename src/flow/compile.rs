@@ -16,7 +16,7 @@ use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::error::{ConfigError, ConfigErrors, one_of};
-use super::model::{Flow, NodeSpec, OnError, Retry, Trigger, When};
+use super::model::{Flow, NodeSpec, OnError, Overlap, Retry, Trigger, When};
 use super::settings;
 use super::yaml::{self, Key, Node, Pos, Value};
 use crate::nodes::{BuildContext, BuildError, Registry, Role};
@@ -24,9 +24,9 @@ use crate::nodes::{BuildContext, BuildError, Registry, Role};
 /// The default time zone of cron triggers: the platforms' (GMT+8).
 pub const DEFAULT_TIMEZONE: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
 
-const FLOW_KEYS: [&str; 6] = ["flow", "description", "trigger", "shop", "nodes", "errors"];
+const FLOW_KEYS: [&str; 7] = ["flow", "description", "trigger", "shop", "shops", "nodes", "errors"];
 const NODE_KEYS: [&str; 7] = ["use", "with", "input", "when", "retry", "timeout", "on_error"];
-const TRIGGER_KEYS: [&str; 3] = ["every", "cron", "timezone"];
+const TRIGGER_KEYS: [&str; 5] = ["every", "cron", "timezone", "overlap", "catch_up"];
 const RETRY_KEYS: [&str; 3] = ["attempts", "backoff", "max_backoff"];
 
 /// What a flow is checked against.
@@ -157,22 +157,20 @@ impl Compiler<'_> {
             None => String::new(),
         };
         let trigger = tree.get("trigger").and_then(|node| self.trigger(node));
+        let (overlap, catch_up) = tree.get("trigger").map(|node| self.trigger_policy(node)).unwrap_or_default();
         let shop = tree.get("shop").and_then(|node| {
             let name = self.string(node, "\"shop\"")?.to_owned();
-            if !self.env.shops.contains(&name) {
-                let shops = self.env.shops;
-                let message = format!("unknown shop \"{name}\"");
-                let error = self.error(node.pos, message);
-                let expected = if shops.is_empty() {
-                    "a shop declared under `shops:` in orderflow.yaml (none are declared)".to_owned()
-                } else {
-                    one_of(shops.iter().map(String::as_str))
-                };
-                *error = error.clone().suggest(&name, shops.iter().map(String::as_str)).expected(expected);
-            }
+            self.known_shop(&name, node.pos);
             Some(name)
         });
-        self.build.shop = shop.clone();
+        let shops = tree.get("shops").map(|node| self.shops(node)).unwrap_or_default();
+        if let (Some(_), Some(node)) = (&shop, tree.get("shops")) {
+            self.error(node.pos, "a flow has both \"shop\" and \"shops\"").expected =
+                Some("one of them: `shop: a` for one shop, `shops: [a, b]` or `shops: all` for several".into());
+        }
+        // A flow for several shops is checked by building its nodes against
+        // the first; each run builds them again against its own shop.
+        self.build.shop = shop.clone().or_else(|| shops.first().cloned());
 
         let nodes = match tree.get("nodes") {
             Some(node) => self.graph(node, "nodes", false),
@@ -199,9 +197,93 @@ impl Compiler<'_> {
             file: self.file.to_path_buf(),
             trigger,
             shop,
+            shops,
+            overlap,
+            catch_up,
             nodes: nodes?,
             error_nodes: error_nodes?,
         })
+    }
+
+    /// Reports `name` unless the config declares it.
+    fn known_shop(&mut self, name: &str, pos: Pos) {
+        if self.env.shops.contains(name) {
+            return;
+        }
+        let shops = self.env.shops;
+        let error = self.error(pos, format!("unknown shop \"{name}\""));
+        let expected = if shops.is_empty() {
+            "a shop declared under `shops:` in orderflow.yaml (none are declared)".to_owned()
+        } else {
+            one_of(shops.iter().map(String::as_str))
+        };
+        *error = error.clone().suggest(name, shops.iter().map(String::as_str)).expected(expected);
+    }
+
+    /// `shops: [a, b]` or `shops: all`, resolved to shop names.
+    fn shops(&mut self, node: &Node) -> Vec<String> {
+        const EXPECTED: &str =
+            "`all`, or a list of shops declared in orderflow.yaml such as `[tmall-main, tmall-outlet]`";
+        match &node.value {
+            Value::String(all) if all == "all" => {
+                if self.env.shops.is_empty() {
+                    self.error(node.pos, "`shops: all`, but orderflow.yaml declares no shops").expected =
+                        Some("shops declared under `shops:` in orderflow.yaml".into());
+                }
+                self.env.shops.iter().cloned().collect()
+            }
+            Value::Seq(items) if !items.is_empty() => {
+                let mut names: Vec<String> = Vec::new();
+                for item in items {
+                    let Some(name) = self.string(item, "a shop under \"shops\"") else { continue };
+                    if names.iter().any(|seen| seen == name) {
+                        self.error(item.pos, format!("shop \"{name}\" is listed twice")).expected =
+                            Some("each shop once".into());
+                        continue;
+                    }
+                    self.known_shop(name, item.pos);
+                    names.push(name.to_owned());
+                }
+                names
+            }
+            Value::Seq(_) => {
+                self.error(node.pos, "\"shops\" is an empty list").expected = Some(EXPECTED.into());
+                Vec::new()
+            }
+            other => {
+                let kind = match other {
+                    Value::String(text) => format!("\"{text}\""),
+                    other => other.kind().to_owned(),
+                };
+                self.error(node.pos, format!("\"shops\" is {kind}")).expected = Some(EXPECTED.into());
+                Vec::new()
+            }
+        }
+    }
+
+    /// `overlap:` and `catch_up:` of a trigger (defaults: skip, none).
+    fn trigger_policy(&mut self, node: &Node) -> (Overlap, Option<Duration>) {
+        let overlap = match node.get("overlap") {
+            None => Overlap::default(),
+            Some(value) => match value.as_str() {
+                Some("skip") => Overlap::Skip,
+                Some("queue") => Overlap::Queue,
+                _ => {
+                    let shown = match &value.value {
+                        Value::String(text) => format!("\"{text}\""),
+                        other => other.kind().to_owned(),
+                    };
+                    let error = self.error(value.pos, format!("\"overlap\" is {shown}"));
+                    *error = error
+                        .clone()
+                        .suggest(value.as_str().unwrap_or_default(), Overlap::NAMES)
+                        .expected(one_of(Overlap::NAMES));
+                    Overlap::default()
+                }
+            },
+        };
+        let catch_up = node.get("catch_up").and_then(|value| self.duration(value, "\"catch_up\""));
+        (overlap, catch_up)
     }
 
     fn trigger(&mut self, node: &Node) -> Option<Trigger> {
@@ -613,12 +695,54 @@ mod tests {
     }
 
     #[test]
+    fn shops_all_lists_every_configured_shop_and_the_trigger_keeps_its_policy() {
+        let registry = Registry::builtin();
+        let build = BuildContext::new(".", Sandbox::new(Limits::default()));
+        let shops = BTreeSet::from(["b".to_owned(), "a".to_owned()]);
+        let env = CompileEnv { registry: &registry, build: &build, shops: &shops };
+        let yaml = format!(
+            "flow: f\nshops: all\ntrigger: {{every: 2m, overlap: queue, catch_up: 1h}}\nnodes:\n{SOURCE}  b: {{use: log, input: a}}\n"
+        );
+        let flow = compile(Path::new("f.yaml"), &yaml, &env).unwrap();
+        assert_eq!(flow.shops, ["a", "b"]);
+        assert_eq!(flow.run_shops(), [Some("a".to_owned()), Some("b".to_owned())]);
+        assert_eq!(flow.overlap, Overlap::Queue);
+        assert_eq!(flow.catch_up, Some(Duration::from_secs(3600)));
+
+        let listed = compile(Path::new("f.yaml"), &yaml.replace("shops: all", "shops: [b]"), &env).unwrap();
+        assert_eq!(listed.shops, ["b"]);
+        assert_eq!(listed.overlap, Overlap::Queue);
+        let single = compile(Path::new("f.yaml"), &yaml.replace("shops: all", "shop: a"), &env).unwrap();
+        assert_eq!(single.run_shops(), [Some("a".to_owned())]);
+    }
+
+    #[test]
+    fn bad_shops_and_trigger_policies_are_positioned() {
+        let found = errors(&format!(
+            "flow: f\nshop: tmall\nshops: [tmall, tmal, tmall]\ntrigger: {{every: 1m, overlap: queu, catch_up: 0s}}\nnodes:\n{SOURCE}"
+        ));
+        assert_eq!(
+            found,
+            [
+                "f.yaml:3:8: a flow has both \"shop\" and \"shops\"; expected one of them: `shop: a` for one shop, `shops: [a, b]` or `shops: all` for several",
+                "f.yaml:3:16: unknown shop \"tmal\" (did you mean \"tmall\"?); expected \"tmall\"",
+                "f.yaml:3:22: shop \"tmall\" is listed twice; expected each shop once",
+                "f.yaml:4:31: \"overlap\" is \"queu\" (did you mean \"queue\"?); expected one of \"skip\" or \"queue\"",
+                "f.yaml:4:47: \"catch_up\" is zero; expected a positive duration",
+            ]
+        );
+        let found = errors(&format!("flow: f\nshops: some\nnodes:\n{SOURCE}"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("f.yaml:2:8: \"shops\" is \"some\"; expected `all`"), "{}", found[0]);
+    }
+
+    #[test]
     fn misspelt_flow_and_node_keys_get_suggestions() {
         let found = errors(&format!("flow: f\nnodez: {{}}\nnodes:\n{SOURCE}  b: {{use: log, inptu: a}}\n"));
         assert_eq!(
             found,
             [
-                "f.yaml:2:1: unknown key \"nodez\" in the flow (did you mean \"nodes\"?); expected one of \"flow\", \"description\", \"trigger\", \"shop\", \"nodes\" or \"errors\"",
+                "f.yaml:2:1: unknown key \"nodez\" in the flow (did you mean \"nodes\"?); expected one of \"flow\", \"description\", \"trigger\", \"shop\", \"shops\", \"nodes\" or \"errors\"",
                 "f.yaml:5:3: node \"b\": a log node needs an input; expected `input:` naming one or more upstream nodes",
                 "f.yaml:5:17: unknown key \"inptu\" in node \"b\" (did you mean \"input\"?); expected one of \"use\", \"with\", \"input\", \"when\", \"retry\", \"timeout\" or \"on_error\"",
             ]

@@ -10,4 +10,4 @@ pub mod yaml;
 
 pub use compile::{CompileEnv, compile, compile_file};
 pub use error::{ConfigError, ConfigErrors};
-pub use model::{Flow, NodeSpec, OnError, Retry, Trigger, When};
+pub use model::{Flow, NodeSpec, OnError, Overlap, Retry, Trigger, When};

@@ -22,6 +22,16 @@ pub struct Flow {
     pub trigger: Option<Trigger>,
     /// `shop:`, the shop (from the config) it runs against.
     pub shop: Option<String>,
+    /// `shops:`, the shops a scheduled flow runs for, one run per shop
+    /// (`all` resolved to every shop of the config); empty when the flow
+    /// names one `shop:` or none.
+    pub shops: Vec<String>,
+    /// `trigger: overlap:`, what a fire does while the last run of the same
+    /// flow and shop is still going.
+    pub overlap: Overlap,
+    /// `trigger: catch_up:`, how far back a fire missed while no process
+    /// ran still gets its one catch-up run; `None` skips missed fires.
+    pub catch_up: Option<Duration>,
     /// `nodes:`, in an order where every node comes after its inputs.
     pub nodes: Vec<NodeSpec>,
     /// `errors:`, run when the flow fails; in the same order.
@@ -40,6 +50,45 @@ pub enum Trigger {
         /// The time zone it is read in.
         timezone: chrono_tz::Tz,
     },
+}
+
+/// `overlap:` of a trigger: a fire that comes while the same flow is still
+/// running for the same shop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overlap {
+    /// The fire is skipped (and logged); the next one runs as usual.
+    #[default]
+    Skip,
+    /// The fire waits and runs once right after the current run; fires
+    /// while one already waits are skipped.
+    Queue,
+}
+
+impl Overlap {
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Overlap::Skip => "skip",
+            Overlap::Queue => "queue",
+        }
+    }
+
+    /// Every spelling, for messages and the schema.
+    pub const NAMES: [&'static str; 2] = ["skip", "queue"];
+}
+
+impl Flow {
+    /// The shops a scheduled run is made for: each of `shops:`, or else the
+    /// one `shop:` (or none).
+    pub fn run_shops(&self) -> Vec<Option<String>> {
+        if self.shops.is_empty() { vec![self.shop.clone()] } else { self.shops.iter().cloned().map(Some).collect() }
+    }
+
+    /// This flow as run for `shop`: nodes without a `shop` setting are
+    /// built against it, and the run is recorded under it.
+    pub fn for_shop(&self, shop: Option<String>) -> Flow {
+        Flow { shop, ..self.clone() }
+    }
 }
 
 /// One node of a checked flow.

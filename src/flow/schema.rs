@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value as Json, json};
 
-use super::model::OnError;
+use super::model::{OnError, Overlap};
 use crate::nodes::Registry;
 
 /// A JSON Schema (draft 2020-12) for flow files using `registry`'s node types.
@@ -71,9 +71,15 @@ pub fn flow_schema(registry: &Registry) -> Json {
                     "every": duration,
                     "cron": {"type": "string", "description": "Five fields: minute hour day-of-month month day-of-week."},
                     "timezone": {"type": "string", "default": "Asia/Shanghai"},
+                    "overlap": {"enum": Overlap::NAMES, "default": "skip", "description": "A fire while the same flow runs for the same shop: skipped, or queued to run once right after."},
+                    "catch_up": duration,
                 },
             },
             "shop": {"type": "string", "description": "A shop declared in orderflow.yaml."},
+            "shops": {
+                "description": "The shops a scheduled run covers, one run per shop: a list, or `all` for every shop in orderflow.yaml. Not with `shop`.",
+                "oneOf": [{"const": "all"}, {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": true}],
+            },
             "nodes": nodes,
             "errors": nodes,
         },

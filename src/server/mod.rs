@@ -6,4 +6,6 @@
 //! `/metrics` (`docs/observability.md`).
 
 pub mod catalog;
+pub mod scheduler;
+pub mod serve;
 pub mod web;

@@ -35,6 +35,44 @@ pub(crate) fn sql(backend: Backend, portable: &str) -> String {
     }
 }
 
+/// The database's clock, in whole milliseconds since 1970, as an SQL expression.
+/// Leases are timed by it so that workers on hosts whose clocks disagree still
+/// agree on when a lease expires. Constant within one statement on every backend.
+pub(crate) fn now_millis(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
+        Backend::Postgres => "CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT)",
+        Backend::MySql => "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)",
+    }
+}
+
+/// Claims the lease row of a (flow, shop) when it is free or expired, in one
+/// statement: arguments `flow, shop, holder, token, ttl_ms`. Whether this claim won
+/// is read back afterwards (the row carries the winner's token): MySQL reports the
+/// same affected-row count for "inserted" and "left alone" under the
+/// `CLIENT_FOUND_ROWS` flag sqlx sets.
+pub(crate) fn claim_lease(backend: Backend) -> String {
+    let now = now_millis(backend);
+    let insert =
+        format!("INSERT INTO leases (flow, shop, holder, token, epoch, expires_at) VALUES (?, ?, ?, ?, 1, {now} + ?)");
+    let sql = match backend {
+        Backend::Sqlite | Backend::Postgres => format!(
+            "{insert} ON CONFLICT (flow, shop) DO UPDATE SET holder = excluded.holder, token = excluded.token, \
+             epoch = leases.epoch + 1, expires_at = excluded.expires_at WHERE leases.expires_at <= {now}"
+        ),
+        // Assignments see the values assigned before them, so `expires_at`, which
+        // every condition reads, is assigned last.
+        Backend::MySql => format!(
+            "{insert} ON DUPLICATE KEY UPDATE \
+             holder = IF(expires_at <= {now}, VALUES(holder), holder), \
+             token = IF(expires_at <= {now}, VALUES(token), token), \
+             epoch = IF(expires_at <= {now}, epoch + 1, epoch), \
+             expires_at = IF(expires_at <= {now}, VALUES(expires_at), expires_at)"
+        ),
+    };
+    self::sql(backend, &sql)
+}
+
 /// `count` portable placeholders separated by commas.
 fn placeholders(count: usize) -> String {
     vec!["?"; count].join(", ")

@@ -21,6 +21,10 @@ pub struct RunStart {
     pub trigger: String,
     /// When it started. Stored with millisecond precision.
     pub started_at: DateTime<Utc>,
+    /// The shop the run is for, when the flow has one.
+    pub shop: Option<String>,
+    /// The `serve` process (worker id) that runs it; `None` for `orderflow run`.
+    pub worker: Option<String>,
 }
 
 /// The state of a run.
@@ -191,6 +195,10 @@ pub struct RunRecord {
     pub finished_at: Option<DateTime<Utc>>,
     /// Why it failed.
     pub error: Option<String>,
+    /// The shop it ran for, when recorded.
+    pub shop: Option<String>,
+    /// The `serve` worker that ran it, when one did.
+    pub worker: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -202,6 +210,8 @@ struct RunRow {
     started_at: DbText,
     finished_at: Option<DbText>,
     error: Option<DbText>,
+    shop: Option<DbText>,
+    worker: Option<DbText>,
 }
 
 impl TryFrom<RunRow> for RunRecord {
@@ -216,8 +226,16 @@ impl TryFrom<RunRow> for RunRecord {
             flow: row.flow.into(),
             trigger: row.trigger_kind.into(),
             error: row.error.map(Into::into),
+            shop: row.shop.map(Into::into),
+            worker: row.worker.map(Into::into),
         })
     }
+}
+
+#[derive(sqlx::FromRow)]
+struct LastStartRow {
+    shop: Option<DbText>,
+    started_at: DbText,
 }
 
 #[derive(sqlx::FromRow)]
@@ -264,7 +282,7 @@ pub(super) fn from_count(field: &str, n: i64) -> Result<u64, StoreError> {
         .map_err(|_| StoreError::InvalidValue { field: field.to_owned(), reason: format!("negative count {n}") })
 }
 
-const RUN_COLUMNS: &str = "id, flow, trigger_kind, status, started_at, finished_at, error";
+const RUN_COLUMNS: &str = "id, flow, trigger_kind, status, started_at, finished_at, error, shop, worker";
 
 const NODE_COLUMNS: [&str; 11] = [
     "run_id",
@@ -285,7 +303,7 @@ impl Store {
     pub async fn insert_run(&self, run: &RunStart) -> Result<(), StoreError> {
         let sql = dialect::sql(
             self.backend,
-            "INSERT INTO runs (id, flow, trigger_kind, status, started_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO runs (id, flow, trigger_kind, status, started_at, shop, worker) VALUES (?, ?, ?, ?, ?, ?, ?)",
         );
         sqlx::query(&sql)
             .bind(&run.id)
@@ -293,6 +311,8 @@ impl Store {
             .bind(&run.trigger)
             .bind(RunStatus::Running.as_str())
             .bind(timestamp_text(run.started_at))
+            .bind(run.shop.clone())
+            .bind(run.worker.clone())
             .execute(&self.pool)
             .await
             .map_err(StoreError::db(format!("inserting run {}", run.id)))?;
@@ -378,6 +398,38 @@ impl Store {
             .await
             .map_err(StoreError::db(format!("reading run {id}")))?;
         row.map(RunRecord::try_from).transpose()
+    }
+
+    /// When `flow` last started, per shop (`None`: runs without a shop): the
+    /// last fire the scheduler counts on after a restart.
+    pub async fn last_run_starts(&self, flow: &str) -> Result<Vec<(Option<String>, DateTime<Utc>)>, StoreError> {
+        let sql = dialect::sql(
+            self.backend,
+            "SELECT shop, MAX(started_at) AS started_at FROM runs WHERE flow = ? GROUP BY shop",
+        );
+        let rows = sqlx::query_as::<_, LastStartRow>(&sql)
+            .bind(flow)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db(format!("reading the last runs of flow {flow}")))?;
+        rows.into_iter()
+            .map(|row| Ok((row.shop.map(Into::into), parse_timestamp("runs.started_at", &row.started_at.0)?)))
+            .collect()
+    }
+
+    /// Every run of `flow`, oldest first: what the shared-worker tests check
+    /// for overlaps.
+    pub async fn runs_of(&self, flow: &str) -> Result<Vec<RunRecord>, StoreError> {
+        let sql = dialect::sql(
+            self.backend,
+            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE flow = ? ORDER BY started_at, id"),
+        );
+        let rows = sqlx::query_as::<_, RunRow>(&sql)
+            .bind(flow)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db(format!("reading the runs of flow {flow}")))?;
+        rows.into_iter().map(RunRecord::try_from).collect()
     }
 
     /// The node records of a run, in the order [`Store::finish_run`] received them;

@@ -28,6 +28,7 @@ const RESERVED_TABLES: &[&str] = &[
     "stock_freezes",
     "stock_movements",
     "refunds",
+    "leases",
     "_sqlx_migrations",
 ];
 

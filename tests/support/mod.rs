@@ -120,7 +120,8 @@ pub async fn sqlite() -> TestStore {
     TestStore { label: "sqlite", store, url, owner: Owner::TempDir(dir) }
 }
 
-async fn postgres(server_url: &str) -> TestStore {
+/// A fresh database on the PostgreSQL server at `server_url`.
+pub async fn postgres(server_url: &str) -> TestStore {
     let database = database_name();
     let mut conn = PgConnection::connect(server_url).await.unwrap_or_else(|e| {
         panic!("{POSTGRES_URL_VAR} is set but PostgreSQL at {} is unreachable: {e}", redact_url(server_url))
@@ -135,7 +136,8 @@ async fn postgres(server_url: &str) -> TestStore {
     TestStore { label: "postgres", store, url, owner: Owner::Postgres { server_url: server_url.to_owned(), database } }
 }
 
-async fn mysql(server_url: &str) -> TestStore {
+/// A fresh database on the MySQL server at `server_url`.
+pub async fn mysql(server_url: &str) -> TestStore {
     let database = database_name();
     let mut conn = MySqlConnection::connect(server_url).await.unwrap_or_else(|e| {
         panic!("{MYSQL_URL_VAR} is set but MySQL at {} is unreachable: {e}", redact_url(server_url))
