@@ -247,14 +247,6 @@ impl std::fmt::Debug for Platforms {
     }
 }
 
-/// The name a configured platform is stored under (`taobao`, `douyin`).
-pub fn platform_name(platform: config::Platform) -> &'static str {
-    match platform {
-        config::Platform::Taobao => taobao::PLATFORM,
-        config::Platform::Douyin => douyin::PLATFORM,
-    }
-}
-
 /// Why a shop's connector could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -273,7 +265,7 @@ impl Platforms {
         let mut keys: BTreeMap<(&'static str, String), std::num::NonZeroU32> = BTreeMap::new();
         for shop in config.shops.values() {
             if let Some(per_minute) = std::num::NonZeroU32::new(shop.rate_limit_per_min) {
-                let key = keys.entry((platform_name(shop.platform), shop.app_key.clone())).or_insert(per_minute);
+                let key = keys.entry((shop.platform.as_str(), shop.app_key.clone())).or_insert(per_minute);
                 *key = (*key).min(per_minute);
             }
         }

@@ -21,6 +21,7 @@
 //! past), `mutate.rs` (how orders change), `shop.rs` (storage and indexes),
 //! `index.rs`, `tmc.rs`, `faults.rs`, `gateway.rs` (HTTP and request checks).
 
+mod douyin;
 mod faults;
 mod gateway;
 mod generate;
@@ -45,6 +46,7 @@ use serde_json::Value as Json;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use douyin::{DOUYIN_PATH, douyin_order_status};
 pub use faults::{FaultKind, UnknownFaultKind};
 pub use gateway::{DEFAULT_REFUND_TYPES, DEFAULT_TRADE_TYPES, MAX_INCREMENT_SPAN, TIMESTAMP_TOLERANCE};
 pub use model::{DETAIL_ONLY_FIELDS, SELLER_NICK, SELLER_USER_ID};
@@ -233,6 +235,12 @@ impl SimHandle {
     /// The URL to configure as the shop's gateway.
     pub fn gateway_url(&self) -> String {
         format!("http://{}/router/rest", self.addr)
+    }
+
+    /// The URL to configure as a Douyin shop's gateway: the same shop served
+    /// through Douyin's endpoints and shapes.
+    pub fn douyin_gateway_url(&self) -> String {
+        format!("http://{}{DOUYIN_PATH}", self.addr)
     }
 
     /// Where the generated history ends (the start time in whole seconds,

@@ -1,0 +1,229 @@
+//! The platform conformance suite: the correctness scenarios written once,
+//! as functions of the platform, and run for every platform orderflow
+//! connects to. Each scenario drives the real client of its platform against
+//! the simulator's face for that platform (the same shop, faults and bans
+//! behind both) and ends with the database equal to the simulator's truth:
+//! no order missing, none stale, none doubled.
+//!
+//! A new platform joins by adding its name to the `conformance!` list at
+//! the bottom (see docs/platforms.md).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use orderflow::config::Platform;
+use orderflow::nodes::sync::FULL_STREAM;
+use orderflow::sim::{FaultKind, SimConfig};
+use orderflow::store::Store;
+use support::rig::Rig;
+
+async fn sqlite(dir: &tempfile::TempDir) -> Store {
+    Store::connect(&format!("sqlite://{}", dir.path().join("conformance.db").display())).await.expect("sqlite store")
+}
+
+fn sim_config(seed: u64, orders: usize, mutations_per_sec: f64) -> SimConfig {
+    // 80 days: the whole shop inside both platforms' 90-day horizon.
+    SimConfig { seed, orders, days: 80, mutations_per_sec, ..SimConfig::default() }
+}
+
+/// A backfill of the rig's shop; `with` adds settings to `fetch_full`.
+fn backfill(rig: &Rig, with: &str) -> orderflow::flow::Flow {
+    let source = format!(
+        "flow: backfill\nshop: {}\nnodes:\n  all: {{use: fetch_full, with: {{days: 85{with}}}}}\n  save: {{use: store_orders, input: all}}\n",
+        rig.shop
+    );
+    rig.flow("backfill.yaml", &source)
+}
+
+/// An incremental sync of the rig's shop with detail fetches for orders to
+/// ship; `with` adds settings to `fetch_increment`.
+fn incremental(rig: &Rig, with: &str) -> orderflow::flow::Flow {
+    let source = format!(
+        "flow: incremental\nshop: {}\nnodes:\n  changed: {{use: fetch_increment, with: {{lookback: 1s{with}}}}}\n  fresh: {{use: dedupe, input: changed}}\n  detail: {{use: fetch_detail, input: fresh, when: 'record.status == \"WAIT_SELLER_SEND_GOODS\"', with: {{needs: [receiver_address]}}}}\n  others: {{use: filter, input: fresh, with: {{condition: 'record.status != \"WAIT_SELLER_SEND_GOODS\"'}}}}\n  save: {{use: store_orders, input: [detail, others]}}\n",
+        rig.shop
+    );
+    rig.flow("incremental.yaml", &source)
+}
+
+/// Stops the shop's changes and lets the last one settle (windows end a
+/// second in the past).
+async fn settle(rig: &Rig) {
+    rig.sim.pause_mutations();
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+}
+
+/// A backfill and incremental runs while the shop changes end equal to it.
+async fn sync_under_mutations(platform: Platform) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(&dir).await;
+    let rig = Rig::on(platform, sim_config(21, 2_000, 40.0), store.clone()).await;
+    rig.run(&backfill(&rig, "")).await;
+    let incremental = incremental(&rig, "");
+    rig.run(&incremental).await;
+    let truth = rig.sim.truth();
+    let changed = truth.orders.iter().filter(|o| o.modified > truth.anchor).count();
+    assert!(changed > 20, "the shop should have changed during the sync, {changed} orders changed");
+    settle(&rig).await;
+    rig.run(&incremental).await;
+    rig.assert_matches_truth(&store, platform.as_str()).await;
+}
+
+/// Every fault kind but a missing list, see below.
+const SURVIVABLE_FAULTS: [FaultKind; 8] = [
+    FaultKind::RemoteTimeout,
+    FaultKind::TradeServiceRejection,
+    FaultKind::ServiceUnavailable,
+    FaultKind::BadGateway,
+    FaultKind::EmptyBody,
+    FaultKind::Truncated,
+    FaultKind::Slow,
+    FaultKind::WrongType,
+];
+
+/// Faults of every kind that a client can tell from an answer, and the shop
+/// changing, still end equal to it; every broken answer is caught and
+/// stored as its anomaly.
+///
+/// A missing list is left out: on a last page read without the total
+/// (Taobao's `use_has_next`, which the sync nodes use past the first page)
+/// the answer then says "no records, none after": indistinguishable from an
+/// empty page, so the page's orders are lost until they change. Run with it
+/// at this rate, the Taobao instance loses a dozen orders; Douyin always
+/// answers with `total` and catches it. See docs/platforms.md.
+async fn faults_of_every_kind(platform: Platform) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(&dir).await;
+    let sim = SimConfig {
+        fault_rate: 0.3,
+        fault_kinds: SURVIVABLE_FAULTS.to_vec(),
+        slow_answer: Duration::from_millis(200),
+        ..sim_config(22, 1_000, 20.0)
+    };
+    let rig = Rig::on(platform, sim, store.clone()).await;
+    rig.run(&backfill(&rig, ", page_size: 10, overload_wait: 1s")).await;
+    let incremental = incremental(&rig, ", overload_wait: 1s, breaker: {enabled: false}");
+    rig.run(&incremental).await;
+    settle(&rig).await;
+    rig.run(&incremental).await;
+
+    let calls = rig.sim.calls();
+    for kind in SURVIVABLE_FAULTS {
+        assert!(calls.fault(kind) > 0, "{platform:?}: no {} fault served: {calls:?}", kind.name());
+    }
+    let anomalies = store.anomaly_counts().await.unwrap();
+    let stored = |kind: &str| anomalies.iter().filter(|(_, _, k, _)| k == kind).map(|(_, _, _, n)| *n).sum::<u64>();
+    assert_eq!(stored("html"), calls.fault(FaultKind::BadGateway), "{anomalies:?} {calls:?}");
+    assert_eq!(stored("empty"), calls.fault(FaultKind::EmptyBody), "{anomalies:?} {calls:?}");
+    assert_eq!(stored("truncated"), calls.fault(FaultKind::Truncated), "{anomalies:?} {calls:?}");
+    assert!(stored("wrong_type") > 0, "{anomalies:?} {calls:?}");
+    assert!(stored("wrong_type") <= calls.fault(FaultKind::WrongType), "{anomalies:?} {calls:?}");
+    rig.assert_matches_truth(&store, platform.as_str()).await;
+}
+
+/// A ban midway is waited out with no call into it, and stored.
+async fn a_ban_midway(platform: Platform) {
+    const BAN: Duration = Duration::from_secs(4);
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(&dir).await;
+    let sim = SimConfig { latency: Duration::from_millis(10), ..sim_config(23, 2_000, 0.0) };
+    let rig = Rig::on(platform, sim, store.clone()).await;
+    let backfill = backfill(&rig, ", page_size: 50");
+    let banned_at = {
+        let run = rig.run(&backfill);
+        tokio::pin!(run);
+        let banned_at = loop {
+            tokio::select! {
+                _ = &mut run => panic!("{platform:?}: the backfill ended before the ban"),
+                () = tokio::time::sleep(Duration::from_millis(10)) => {}
+            }
+            if rig.sim.calls().total >= 10 {
+                rig.sim.ban_for(BAN);
+                break Instant::now();
+            }
+        };
+        run.await;
+        banned_at
+    };
+    assert!(banned_at.elapsed() >= BAN, "{platform:?}: the sync finished during the ban");
+    let calls = rig.sim.calls();
+    assert_eq!(calls.during_ban, 1, "{platform:?}: only the call that met the ban reached the gateway: {calls:?}");
+    let bans = store.active_bans(Utc::now() - chrono::Duration::seconds(30)).await.unwrap();
+    assert_eq!(bans.len(), 1, "{platform:?}: the ban was stored");
+    assert_eq!(bans[0].platform, platform.as_str());
+    rig.assert_matches_truth(&store, platform.as_str()).await;
+}
+
+/// A process killed mid-backfill (its run dropped at whatever await it had
+/// reached) and started again resumes from its committed cursor and ends
+/// equal to the shop, with no order doubled.
+async fn a_kill_mid_run_and_a_restart(platform: Platform) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(&dir).await;
+    let sim = SimConfig { latency: Duration::from_millis(5), ..sim_config(24, 2_000, 10.0) };
+    let mut rig = Rig::on(platform, sim, store.clone()).await;
+    let backfill = backfill(&rig, ", page_size: 20");
+    {
+        let run = rig.run_any(&backfill);
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                _ = &mut run => panic!("{platform:?}: the backfill ended before the kill"),
+                () = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+            if rig.sim.calls().total >= 40 {
+                break;
+            }
+        }
+        // The run future is dropped here: no cleanup runs, as after a kill.
+    }
+    let cursor = store.load_cursor(platform.as_str(), rig.shop, FULL_STREAM).await.unwrap();
+    assert!(cursor.is_some(), "{platform:?}: the killed backfill had committed progress");
+    let stored_before = store.stored_orders(platform.as_str(), rig.shop).await.unwrap().len();
+    assert!(stored_before > 0, "{platform:?}: orders stored before the kill");
+
+    rig.restart().await;
+    rig.run(&backfill).await;
+    let incremental = incremental(&rig, "");
+    rig.run(&incremental).await;
+    settle(&rig).await;
+    rig.run(&incremental).await;
+    rig.assert_matches_truth(&store, platform.as_str()).await;
+}
+
+/// One `#[tokio::test]` per platform and scenario.
+macro_rules! conformance {
+    ($($platform:ident => $variant:expr),+ $(,)?) => {
+        $(
+            mod $platform {
+                use super::*;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sync_under_mutations_ends_equal_to_the_shop() {
+                    super::sync_under_mutations($variant).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn faults_of_every_kind_are_survived_and_counted() {
+                    super::faults_of_every_kind($variant).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn a_ban_midway_is_waited_out_without_calling() {
+                    super::a_ban_midway($variant).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn a_kill_mid_run_resumes_without_doubling() {
+                    super::a_kill_mid_run_and_a_restart($variant).await;
+                }
+            }
+        )+
+    };
+}
+
+conformance! {
+    taobao => Platform::Taobao,
+    douyin => Platform::Douyin,
+}
