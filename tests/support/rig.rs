@@ -58,17 +58,43 @@ impl Rig {
         Self::build(platform, sim, store, Clock::system(), &secret).await
     }
 
+    /// A rig with a shop on every platform, all on the one simulated shop:
+    /// [`SHOP`] on Taobao (the rig's `platform` and `shop`) and
+    /// [`DOUYIN_SHOP`] on Douyin.
+    pub async fn on_every_platform(sim: SimConfig, store: Store) -> Self {
+        let secret = sim.app_secret.clone();
+        Self::build_shops(&[Platform::Taobao, Platform::Douyin], sim, store, Clock::system(), &secret).await
+    }
+
     async fn build(platform: Platform, sim: SimConfig, store: Store, clock: Clock, app_secret: &str) -> Self {
+        Self::build_shops(&[platform], sim, store, clock, app_secret).await
+    }
+
+    /// The rig's shop on `platform`.
+    pub fn shop_on(platform: Platform) -> &'static str {
+        match platform {
+            Platform::Taobao => SHOP,
+            Platform::Douyin => DOUYIN_SHOP,
+        }
+    }
+
+    async fn build_shops(platforms: &[Platform], sim: SimConfig, store: Store, clock: Clock, app_secret: &str) -> Self {
         let sim_handle = Simulator::start(sim.clone(), ([127, 0, 0, 1], 0).into()).await.expect("simulator starts");
-        let (shop, gateway) = match platform {
-            Platform::Taobao => (SHOP, sim_handle.gateway_url()),
-            Platform::Douyin => (DOUYIN_SHOP, sim_handle.douyin_gateway_url()),
-        };
-        let source = format!(
-            "shops:\n  {shop}:\n    platform: {}\n    gateway: {gateway}\n    app_key: {}\n    app_secret: ${{SECRET}}\n    session: ${{SESSION}}\n    rate_limit_per_min: 1000000\n",
-            platform.as_str(),
-            sim.app_key
-        );
+        let mut source = "shops:\n".to_owned();
+        for platform in platforms {
+            let gateway = match platform {
+                Platform::Taobao => sim_handle.gateway_url(),
+                Platform::Douyin => sim_handle.douyin_gateway_url(),
+            };
+            source.push_str(&format!(
+                "  {}:\n    platform: {}\n    gateway: {gateway}\n    app_key: {}\n    app_secret: ${{SECRET}}\n    session: ${{SESSION}}\n    rate_limit_per_min: 1000000\n",
+                Self::shop_on(*platform),
+                platform.as_str(),
+                sim.app_key
+            ));
+        }
+        let platform = platforms[0];
+        let shop = Self::shop_on(platform);
         let env =
             HashMap::from([("SECRET".to_owned(), app_secret.to_owned()), ("SESSION".to_owned(), sim.session.clone())]);
         let config = Config::parse(Path::new("test.yaml"), &source, &env).expect("config");
@@ -131,8 +157,8 @@ impl Rig {
 
     /// The status the rig's platform shows for a truth order: TOP's own on
     /// Taobao; on Douyin, what its numeric status normalises back to.
-    pub fn expected_status(&self, order: &TruthOrder) -> String {
-        match self.platform {
+    pub fn expected_status(platform: Platform, order: &TruthOrder) -> String {
+        match platform {
             Platform::Taobao => order.status.clone(),
             Platform::Douyin => {
                 let code = douyin_order_status(&order.status).expect("every simulated status has a Douyin code");
@@ -144,17 +170,28 @@ impl Rig {
     /// Asserts the store holds exactly the simulator's orders, each at its
     /// current status and version.
     pub async fn assert_matches_truth(&self, store: &Store, label: &str) {
+        self.assert_shop_matches_truth(self.platform, store, label).await;
+    }
+
+    /// Asserts the store holds exactly the simulator's orders for the rig's
+    /// shop on `platform`.
+    pub async fn assert_shop_matches_truth(&self, platform: Platform, store: &Store, label: &str) {
         let truth = self.sim.truth().orders;
-        let stored = store.stored_orders(self.platform.as_str(), self.shop).await.expect("stored orders");
+        let stored = store.stored_orders(platform.as_str(), Self::shop_on(platform)).await.expect("stored orders");
         let stored: BTreeMap<i64, _> = stored.into_iter().map(|o| (o.tid, o)).collect();
         let mut missing = Vec::new();
         let mut stale = Vec::new();
         for order in &truth {
             match stored.get(&order.tid) {
                 None => missing.push(order.tid),
-                Some(s) if s.status != self.expected_status(order) || s.modified != order.modified => {
-                    stale.push((order.tid, s.status.clone(), self.expected_status(order), s.modified, order.modified))
-                }
+                Some(s) if s.status != Self::expected_status(platform, order) || s.modified != order.modified => stale
+                    .push((
+                        order.tid,
+                        s.status.clone(),
+                        Self::expected_status(platform, order),
+                        s.modified,
+                        order.modified,
+                    )),
                 Some(s) => assert_eq!(s.items, order.items.len(), "{label}: items of {}", order.tid),
             }
         }
