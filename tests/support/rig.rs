@@ -11,7 +11,7 @@ use orderflow::flow::{CompileEnv, Flow, compile};
 use orderflow::nodes::{BuildContext, Registry};
 use orderflow::platforms::Platforms;
 use orderflow::script::{Limits, Sandbox};
-use orderflow::sim::{SimConfig, SimHandle, Simulator, TruthOrder, douyin_order_status};
+use orderflow::sim::{SimConfig, SimHandle, Simulator};
 use orderflow::store::{RunStatus, Store};
 use tokio_util::sync::CancellationToken;
 
@@ -155,18 +155,6 @@ impl Rig {
             .sum()
     }
 
-    /// The status the rig's platform shows for a truth order: TOP's own on
-    /// Taobao; on Douyin, what its numeric status normalises back to.
-    pub fn expected_status(platform: Platform, order: &TruthOrder) -> String {
-        match platform {
-            Platform::Taobao => order.status.clone(),
-            Platform::Douyin => {
-                let code = douyin_order_status(&order.status).expect("every simulated status has a Douyin code");
-                orderflow::platforms::douyin::mapping::status_name(code, order.pay_time.is_some())
-            }
-        }
-    }
-
     /// Asserts the store holds exactly the simulator's orders, each at its
     /// current status and version.
     pub async fn assert_matches_truth(&self, store: &Store, label: &str) {
@@ -184,14 +172,9 @@ impl Rig {
         for order in &truth {
             match stored.get(&order.tid) {
                 None => missing.push(order.tid),
-                Some(s) if s.status != Self::expected_status(platform, order) || s.modified != order.modified => stale
-                    .push((
-                        order.tid,
-                        s.status.clone(),
-                        Self::expected_status(platform, order),
-                        s.modified,
-                        order.modified,
-                    )),
+                Some(s) if s.status != order.status_on(platform) || s.modified != order.modified => {
+                    stale.push((order.tid, s.status.clone(), order.status_on(platform), s.modified, order.modified))
+                }
                 Some(s) => assert_eq!(s.items, order.items.len(), "{label}: items of {}", order.tid),
             }
         }
