@@ -365,8 +365,11 @@ impl SimHandle {
              shops:\n  sim:\n    platform: taobao\n    gateway: {url}\n    app_key: {key}\n    \
              app_secret: ${{SIM_APP_SECRET}}\n    session: ${{SIM_SESSION}}\n\
              \n\
+             The same shop as a Douyin shop: platform: douyin, gateway: {douyin_url}\n\
+             \n\
              {orders} orders over {days} days (seed {seed}), {rate} changes/s. Ctrl-C stops it.",
             url = self.gateway_url(),
+            douyin_url = self.douyin_gateway_url(),
             key = config.app_key,
             secret = config.app_secret,
             session = config.session,

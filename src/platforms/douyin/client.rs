@@ -489,3 +489,6 @@ fn clamp_page(page: PageRequest) -> PageRequest {
 fn empty_page<T>() -> Page<T> {
     Page { items: Vec::new(), total: Some(0), has_next: false }
 }
+
+#[cfg(test)]
+mod tests;

@@ -20,6 +20,8 @@ pub mod client;
 pub mod envelope;
 pub mod error;
 pub mod mapping;
+#[cfg(test)]
+mod parser_props;
 pub mod sign;
 
 pub use client::DouyinClient;
