@@ -10,6 +10,7 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -192,6 +193,42 @@ async fn a_kill_mid_run_and_a_restart(platform: Platform) {
     rig.assert_matches_truth(&store, platform.as_str()).await;
 }
 
+/// Refunds opening, succeeding and closing while they are synced end equal
+/// to the shop's: every refund at its status, amount and version.
+async fn refunds_under_mutations(platform: Platform) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(&dir).await;
+    let rig = Rig::on(platform, sim_config(26, 1_500, 150.0), store.clone()).await;
+    let source = format!(
+        "flow: refunds\nshop: {}\nnodes:\n  refunds: {{use: fetch_refunds, with: {{first_run: 85d, window: 1d, lookback: 1s}}}}\n  save: {{use: store_refunds, input: refunds}}\n",
+        rig.shop
+    );
+    let flow = rig.flow("refunds.yaml", &source);
+    rig.run(&flow).await;
+    settle(&rig).await;
+    rig.run(&flow).await;
+
+    let truth = rig.sim.truth();
+    let text = |refund: &serde_json::Value, key: &str| refund.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    let expected: BTreeMap<i64, (String, String)> = truth
+        .refunds
+        .iter()
+        .filter_map(|refund| {
+            let id = text(refund, "refund_id")?.parse().ok()?;
+            Some((id, (text(refund, "status")?, text(refund, "refund_fee")?)))
+        })
+        .collect();
+    assert!(expected.len() > 20, "{platform:?}: the shop has refunds to sync: {}", expected.len());
+    let stored: BTreeMap<i64, (String, String)> = store
+        .stored_refunds(platform.as_str(), rig.shop)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|refund| (refund.refund_id, (refund.status, refund.refund_fee.to_string())))
+        .collect();
+    assert_eq!(stored, expected, "{platform:?}: stored refunds differ from the shop's");
+}
+
 /// The example flow syncing a Taobao shop and a Douyin shop in one graph
 /// fills one orders table in which the two shops' rows compare: the same
 /// simulated orders, stored once per shop, at the same payment, version and
@@ -275,6 +312,11 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn a_ban_midway_is_waited_out_without_calling() {
                     super::a_ban_midway($variant).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn refunds_under_mutations_end_equal_to_the_shop() {
+                    super::refunds_under_mutations($variant).await;
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
