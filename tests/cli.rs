@@ -92,6 +92,9 @@ fn every_example_flow_validates() {
         .env("TOP_APP_KEY", "12345678")
         .env("TOP_APP_SECRET", "not-a-real-secret")
         .env("TOP_SESSION", "not-a-real-session")
+        .env("DOUYIN_APP_KEY", "87654321")
+        .env("DOUYIN_APP_SECRET", "not-a-real-secret")
+        .env("DOUYIN_ACCESS_TOKEN", "not-a-real-token")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));

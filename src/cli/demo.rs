@@ -1,5 +1,6 @@
-//! `orderflow demo`: a simulated Tmall shop synced into SQLite, start to
-//! finish, with the same flows, nodes and client a real shop uses.
+//! `orderflow demo`: a simulated shop served as a Tmall shop and as a Douyin
+//! shop, both synced into one SQLite orders table, start to finish, with the
+//! same flows, nodes and clients real shops use.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -9,7 +10,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, Platform};
 use crate::engine::{Engine, EngineOptions, RunReport};
 use crate::flow::{self, CompileEnv, Flow};
 use crate::nodes::fetch_full::Backfill;
@@ -21,7 +22,9 @@ use crate::sim::{SimConfig, Simulator};
 use crate::store::{RunStatus, Store};
 
 const FULL_FLOW: &str = include_str!("../../flows/taobao-initial-full.yaml");
-const INCREMENTAL_FLOW: &str = include_str!("../../flows/taobao-incremental.yaml");
+const DOUYIN_FULL_FLOW: &str = include_str!("../../flows/douyin-initial-full.yaml");
+/// Catches up both shops in one graph.
+const INCREMENTAL_FLOW: &str = include_str!("../../flows/multi-platform-incremental.yaml");
 
 /// What the demo is asked to do.
 #[derive(Debug, Clone)]
@@ -51,24 +54,39 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     };
     let sim =
         Simulator::start(sim_config.clone(), ([127, 0, 0, 1], 0).into()).await.context("starting the simulator")?;
-    println!("simulated Tmall shop: {} orders over 85 days at {}", options.orders, sim.gateway_url());
+    println!(
+        "simulated shop: {} orders over 85 days, as Tmall at {} and as Douyin at {}",
+        options.orders,
+        sim.gateway_url(),
+        sim.douyin_gateway_url()
+    );
 
-    let config = demo_config(&sim.gateway_url(), &sim_config, &options.database)?;
+    let config = demo_config(&sim.gateway_url(), &sim.douyin_gateway_url(), &sim_config, &options.database)?;
     let platforms = Platforms::from_config(&config).context("connecting to the simulator")?;
     let store = Store::connect(&config.database).await.context("opening the demo database")?;
     let sandbox = Sandbox::new(Limits::default());
     let registry = Registry::builtin();
     let mut build = BuildContext::new(".", sandbox);
     build.platforms = platforms.clone();
-    let full = compile("flows/taobao-initial-full.yaml", FULL_FLOW, &config, &registry, &build)?;
-    let incremental = compile("flows/taobao-incremental.yaml", INCREMENTAL_FLOW, &config, &registry, &build)?;
+    let backfills = [
+        (SHOPS[0], compile("flows/taobao-initial-full.yaml", FULL_FLOW, &config, &registry, &build)?),
+        (SHOPS[1], compile("flows/douyin-initial-full.yaml", DOUYIN_FULL_FLOW, &config, &registry, &build)?),
+    ];
+    let incremental = compile("flows/multi-platform-incremental.yaml", INCREMENTAL_FLOW, &config, &registry, &build)?;
     let engine = Engine::new(registry, build, store.clone(), EngineOptions::default());
 
-    let progress = backfill_progress(store.clone());
-    let report = engine.run(&full, "demo", CancellationToken::new()).await?;
-    progress.cancel();
-    check(&report)?;
-    println!("backfill: {} orders stored in {:.1}s", stored_count(&report), report.elapsed.as_secs_f64());
+    for ((platform, shop), full) in &backfills {
+        let progress = backfill_progress(store.clone(), *platform, shop);
+        let report = engine.run(full, "demo", CancellationToken::new()).await?;
+        progress.cancel();
+        check(&report)?;
+        println!(
+            "backfill of {shop} ({}): {} orders stored in {:.1}s",
+            platform.as_str(),
+            stored_count(&report),
+            report.elapsed.as_secs_f64()
+        );
+    }
 
     // The shop kept changing during the backfill: catch up, then stop the
     // changes and catch up once more, so the comparison has a fixed truth.
@@ -79,42 +97,59 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     let report = engine.run(&incremental, "demo", CancellationToken::new()).await?;
     check(&report)?;
-    println!("incremental: {} changed orders stored in {:.1}s", stored_count(&report), report.elapsed.as_secs_f64());
+    println!(
+        "incremental (both shops, one graph): {} changed orders stored in {:.1}s",
+        stored_count(&report),
+        report.elapsed.as_secs_f64()
+    );
 
-    let summary = store.orders_summary("taobao", SHOP).await?;
-    println!("\norders by status:");
-    for (status, count) in &summary {
-        println!("  {status:<28} {count:>7}");
-    }
-    let calls = sim.calls();
-    println!("\nAPI calls used:");
-    for (method, count) in &calls.by_method {
-        println!("  {method:<36} {count:>5}");
-    }
     let truth = sim.truth().orders;
-    let stored = store.stored_orders("taobao", SHOP).await?;
-    let stored: HashMap<i64, _> = stored.into_iter().map(|o| (o.tid, o)).collect();
-    let differing = truth
-        .iter()
-        .filter(|t| stored.get(&t.tid).is_none_or(|s| s.status != t.status || s.modified != t.modified))
-        .count();
-    println!("\ntime taken: {:.1}s; database: {}", started.elapsed().as_secs_f64(), config.database);
-    if differing > 0 || stored.len() != truth.len() {
-        bail!("the database differs from the shop: {differing} of {} orders, {} stored", truth.len(), stored.len());
+    let mut differences = Vec::new();
+    for (platform, shop) in SHOPS {
+        let summary = store.orders_summary(platform.as_str(), shop).await?;
+        println!("\n{shop} ({}) orders by status:", platform.as_str());
+        for (status, count) in &summary {
+            println!("  {status:<28} {count:>7}");
+        }
+        if let Some(connector) = platforms.get(shop) {
+            println!("{shop} API calls used:");
+            for (method, count) in connector.calls() {
+                println!("  {method:<36} {count:>5}");
+            }
+        }
+        let stored = store.stored_orders(platform.as_str(), shop).await?;
+        let stored: HashMap<i64, _> = stored.into_iter().map(|o| (o.tid, o)).collect();
+        let differing = truth
+            .iter()
+            .filter(|t| {
+                stored.get(&t.tid).is_none_or(|s| s.status != t.status_on(platform) || s.modified != t.modified)
+            })
+            .count();
+        if differing > 0 || stored.len() != truth.len() {
+            differences.push(format!("{shop}: {differing} of {} orders differ, {} stored", truth.len(), stored.len()));
+        }
     }
-    println!("the database matches the shop: {} orders, none missing, none stale", truth.len());
+    println!("\ntime taken: {:.1}s; database: {}", started.elapsed().as_secs_f64(), config.database);
+    if !differences.is_empty() {
+        bail!("the database differs from the shop: {}", differences.join("; "));
+    }
+    println!("the database matches the shop on both platforms: {} orders each, none missing, none stale", truth.len());
     sim.shutdown().await;
     Ok(())
 }
 
-/// The demo's one shop, as the example flows name it.
-const SHOP: &str = "tmall-main";
+/// The demo's shops, as the example flows name them.
+const SHOPS: [(Platform, &str); 2] = [(Platform::Taobao, "tmall-main"), (Platform::Douyin, "douyin-main")];
 
-fn demo_config(gateway: &str, sim: &SimConfig, database: &str) -> anyhow::Result<Config> {
-    let source = format!(
-        "database: {database}\nshops:\n  {SHOP}:\n    platform: taobao\n    gateway: {gateway}\n    app_key: {}\n    app_secret: ${{DEMO_APP_SECRET}}\n    session: ${{DEMO_SESSION}}\n    rate_limit_per_min: 100000\n",
-        sim.app_key
-    );
+fn demo_config(gateway: &str, douyin_gateway: &str, sim: &SimConfig, database: &str) -> anyhow::Result<Config> {
+    let mut source = format!("database: {database}\nshops:\n");
+    for ((platform, shop), url) in SHOPS.iter().zip([gateway, douyin_gateway]) {
+        source.push_str(&format!(
+            "  {shop}:\n    platform: {}\n    gateway: {url}\n    app_key: {}\n    app_secret: ${{DEMO_APP_SECRET}}\n    session: ${{DEMO_SESSION}}\n    rate_limit_per_min: 100000\n",
+            platform.as_str(),
+            sim.app_key
+        ));
+    }
     let env = HashMap::from([
         ("DEMO_APP_SECRET".to_owned(), sim.app_secret.clone()),
         ("DEMO_SESSION".to_owned(), sim.session.clone()),
@@ -145,8 +180,8 @@ fn stored_count(report: &RunReport) -> u64 {
     report.nodes.iter().find(|n| n.node_type == "store_orders").map_or(0, |n| n.records_in)
 }
 
-/// Draws the backfill's progress from its committed cursor until cancelled.
-fn backfill_progress(store: Store) -> CancellationToken {
+/// Draws a shop's backfill progress from its committed cursor until cancelled.
+fn backfill_progress(store: Store, platform: Platform, shop: &'static str) -> CancellationToken {
     let done = CancellationToken::new();
     let stop = done.clone();
     tokio::spawn(async move {
@@ -156,7 +191,7 @@ fn backfill_progress(store: Store) -> CancellationToken {
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         loop {
-            if let Ok(Some(value)) = store.load_cursor("taobao", SHOP, FULL_STREAM).await {
+            if let Ok(Some(value)) = store.load_cursor(platform.as_str(), shop, FULL_STREAM).await {
                 if let Ok(backfill) = serde_json::from_value::<Backfill>(value) {
                     bar.set_position((backfill.progress() * 1000.0) as u64);
                     bar.set_message(format!("orders created before {}", backfill.next_end.format("%Y-%m-%d")));

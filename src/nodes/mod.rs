@@ -222,9 +222,6 @@ impl BuildContext {
         let Some(name) = shop.or(self.shop.as_deref()) else {
             return Err(BuildError::setting("shop", "no shop: set `shop:` on the flow or `shop` on the node"));
         };
-        if let Some(reason) = self.platforms.unsupported(name) {
-            return Err(BuildError::setting("shop", format!("shop \"{name}\": {reason}")));
-        }
         self.platforms.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.platforms.names().collect();
             BuildError::setting("shop", format!("shop \"{name}\" is not configured (configured: {})", known.join(", ")))

@@ -6,6 +6,7 @@
 //! a parcel's trace or for pushed messages, and get typed answers or a
 //! [`PlatformError`] whose [`ErrorKind`] says what to do about it.
 
+pub mod douyin;
 pub mod guard;
 pub mod taobao;
 
@@ -238,8 +239,6 @@ pub trait Platform: Send + Sync {
 #[derive(Clone, Default)]
 pub struct Platforms {
     shops: BTreeMap<String, Arc<dyn Platform>>,
-    /// Shops on platforms orderflow has no connector for yet, with why.
-    unsupported: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Platforms {
@@ -248,28 +247,36 @@ impl std::fmt::Debug for Platforms {
     }
 }
 
+/// Why a shop's connector could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// A Taobao shop's configuration.
+    #[error(transparent)]
+    Taobao(#[from] taobao::ClientError),
+    /// A Douyin shop's configuration.
+    #[error(transparent)]
+    Douyin(#[from] douyin::client::ClientError),
+}
+
 impl Platforms {
-    /// A connector for every shop of `config`. A shop on a platform without
-    /// a connector yet is named in the error of any node that uses it.
-    pub fn from_config(config: &Config) -> Result<Self, taobao::ClientError> {
+    /// A connector for every shop of `config`, each on the rate gate of its
+    /// (platform, app key), shared by every shop on that key.
+    pub fn from_config(config: &Config) -> Result<Self, ConnectError> {
         let mut keys: BTreeMap<(&'static str, String), std::num::NonZeroU32> = BTreeMap::new();
-        for shop in config.shops.values().filter(|shop| shop.platform == config::Platform::Taobao) {
+        for shop in config.shops.values() {
             if let Some(per_minute) = std::num::NonZeroU32::new(shop.rate_limit_per_min) {
-                let key = keys.entry((taobao::PLATFORM, shop.app_key.clone())).or_insert(per_minute);
+                let key = keys.entry((shop.platform.as_str(), shop.app_key.clone())).or_insert(per_minute);
                 *key = (*key).min(per_minute);
             }
         }
         let gates = Gates::new(keys);
         let mut platforms = Self::default();
         for (name, shop) in &config.shops {
-            match shop.platform {
-                config::Platform::Taobao => {
-                    platforms.insert(name, Arc::new(taobao::TaobaoClient::with_gates(name, shop, &gates)?))
-                }
-                config::Platform::Douyin => {
-                    platforms.unsupported.insert(name.clone(), "Douyin shops are not supported yet".into());
-                }
-            }
+            let connector: Arc<dyn Platform> = match shop.platform {
+                config::Platform::Taobao => Arc::new(taobao::TaobaoClient::with_gates(name, shop, &gates)?),
+                config::Platform::Douyin => Arc::new(douyin::DouyinClient::new(name, shop, Some(&gates))?),
+            };
+            platforms.insert(name, connector);
         }
         Ok(platforms)
     }
@@ -290,12 +297,6 @@ impl Platforms {
             }
         }
         Ok(())
-    }
-
-    /// Why `shop` has no connector, when it is configured on a platform
-    /// orderflow cannot reach yet.
-    pub fn unsupported(&self, shop: &str) -> Option<&str> {
-        self.unsupported.get(shop).map(String::as_str)
     }
 
     /// Adds or replaces a shop's connector.

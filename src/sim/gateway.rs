@@ -17,7 +17,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde_json::{Map, Value as Json, json};
 
@@ -221,7 +221,10 @@ impl Gateway {
 
     /// The router serving `/router/rest`.
     pub(crate) fn router(self: Arc<Self>) -> Router {
-        Router::new().route("/router/rest", get(rest).post(rest)).with_state(self)
+        Router::new()
+            .route("/router/rest", get(rest).post(rest))
+            .route(&format!("{}/{{*method}}", super::douyin::DOUYIN_PATH), post(super::douyin::serve))
+            .with_state(self)
     }
 
     fn shop(&self) -> MutexGuard<'_, Shop> {

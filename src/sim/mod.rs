@@ -21,6 +21,7 @@
 //! past), `mutate.rs` (how orders change), `shop.rs` (storage and indexes),
 //! `index.rs`, `tmc.rs`, `faults.rs`, `gateway.rs` (HTTP and request checks).
 
+mod douyin;
 mod faults;
 mod gateway;
 mod generate;
@@ -45,6 +46,7 @@ use serde_json::Value as Json;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use douyin::{DOUYIN_PATH, douyin_order_status};
 pub use faults::{FaultKind, UnknownFaultKind};
 pub use gateway::{DEFAULT_REFUND_TYPES, DEFAULT_TRADE_TYPES, MAX_INCREMENT_SPAN, TIMESTAMP_TOLERANCE};
 pub use model::{DETAIL_ONLY_FIELDS, SELLER_NICK, SELLER_USER_ID};
@@ -235,6 +237,12 @@ impl SimHandle {
         format!("http://{}/router/rest", self.addr)
     }
 
+    /// The URL to configure as a Douyin shop's gateway: the same shop served
+    /// through Douyin's endpoints and shapes.
+    pub fn douyin_gateway_url(&self) -> String {
+        format!("http://{}{DOUYIN_PATH}", self.addr)
+    }
+
     /// Where the generated history ends (the start time in whole seconds,
     /// unless the config pinned it).
     pub fn anchor(&self) -> DateTime<Utc> {
@@ -357,8 +365,11 @@ impl SimHandle {
              shops:\n  sim:\n    platform: taobao\n    gateway: {url}\n    app_key: {key}\n    \
              app_secret: ${{SIM_APP_SECRET}}\n    session: ${{SIM_SESSION}}\n\
              \n\
+             The same shop as a Douyin shop: platform: douyin, gateway: {douyin_url}\n\
+             \n\
              {orders} orders over {days} days (seed {seed}), {rate} changes/s. Ctrl-C stops it.",
             url = self.gateway_url(),
+            douyin_url = self.douyin_gateway_url(),
             key = config.app_key,
             secret = config.app_secret,
             session = config.session,
@@ -516,6 +527,18 @@ impl Truth {
 }
 
 impl TruthOrder {
+    /// The status a connector of `platform` stores for this order: TOP's
+    /// own on Taobao; on Douyin, what the order's numeric `order_status`
+    /// normalises back to (Douyin's codes are coarser than TOP's statuses).
+    pub fn status_on(&self, platform: crate::config::Platform) -> String {
+        match (platform, douyin_order_status(&self.status)) {
+            (crate::config::Platform::Douyin, Some(code)) => {
+                crate::platforms::douyin::mapping::status_name(code, self.pay_time.is_some())
+            }
+            _ => self.status.clone(),
+        }
+    }
+
     fn new(trade: &Trade, catalog: &[model::Sku], now: DateTime<Utc>) -> Self {
         let items = trade
             .items

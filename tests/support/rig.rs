@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use orderflow::clock::Clock;
-use orderflow::config::Config;
+use orderflow::config::{Config, Platform};
 use orderflow::engine::{Engine, EngineOptions, RunReport};
 use orderflow::flow::{CompileEnv, Flow, compile};
 use orderflow::nodes::{BuildContext, Registry};
@@ -17,6 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 pub const SHOP: &str = "tmall-main";
 
+/// The shop of a rig on Douyin ([`Rig::on`]).
+pub const DOUYIN_SHOP: &str = "douyin-main";
+
 /// A simulator, and an engine whose `tmall-main` shop is that simulator.
 pub struct Rig {
     pub sim: SimHandle,
@@ -25,6 +28,10 @@ pub struct Rig {
     pub registry: Registry,
     pub build: BuildContext,
     pub store: Store,
+    /// The platform the rig's shop is on.
+    pub platform: Platform,
+    /// The rig's shop: [`SHOP`] on Taobao, [`DOUYIN_SHOP`] on Douyin.
+    pub shop: &'static str,
 }
 
 impl Rig {
@@ -36,21 +43,58 @@ impl Rig {
     /// A rig whose engine decides schedules (breakers) by `clock`.
     pub async fn with_clock(sim: SimConfig, store: Store, clock: Clock) -> Self {
         let secret = sim.app_secret.clone();
-        Self::build(sim, store, clock, &secret).await
+        Self::build(Platform::Taobao, sim, store, clock, &secret).await
     }
 
     /// A rig whose shop signs with `app_secret`, whatever the simulator expects.
     pub async fn with_app_secret(sim: SimConfig, store: Store, app_secret: &str) -> Self {
-        Self::build(sim, store, Clock::system(), app_secret).await
+        Self::build(Platform::Taobao, sim, store, Clock::system(), app_secret).await
     }
 
-    async fn build(sim: SimConfig, store: Store, clock: Clock, app_secret: &str) -> Self {
+    /// A rig whose shop is on `platform`: the simulator's TOP gateway for
+    /// Taobao, its Douyin face for Douyin.
+    pub async fn on(platform: Platform, sim: SimConfig, store: Store) -> Self {
+        let secret = sim.app_secret.clone();
+        Self::build(platform, sim, store, Clock::system(), &secret).await
+    }
+
+    /// A rig with a shop on every platform, all on the one simulated shop:
+    /// [`SHOP`] on Taobao (the rig's `platform` and `shop`) and
+    /// [`DOUYIN_SHOP`] on Douyin.
+    pub async fn on_every_platform(sim: SimConfig, store: Store) -> Self {
+        let secret = sim.app_secret.clone();
+        Self::build_shops(&[Platform::Taobao, Platform::Douyin], sim, store, Clock::system(), &secret).await
+    }
+
+    async fn build(platform: Platform, sim: SimConfig, store: Store, clock: Clock, app_secret: &str) -> Self {
+        Self::build_shops(&[platform], sim, store, clock, app_secret).await
+    }
+
+    /// The rig's shop on `platform`.
+    pub fn shop_on(platform: Platform) -> &'static str {
+        match platform {
+            Platform::Taobao => SHOP,
+            Platform::Douyin => DOUYIN_SHOP,
+        }
+    }
+
+    async fn build_shops(platforms: &[Platform], sim: SimConfig, store: Store, clock: Clock, app_secret: &str) -> Self {
         let sim_handle = Simulator::start(sim.clone(), ([127, 0, 0, 1], 0).into()).await.expect("simulator starts");
-        let source = format!(
-            "shops:\n  {SHOP}:\n    platform: taobao\n    gateway: {}\n    app_key: {}\n    app_secret: ${{SECRET}}\n    session: ${{SESSION}}\n    rate_limit_per_min: 1000000\n",
-            sim_handle.gateway_url(),
-            sim.app_key
-        );
+        let mut source = "shops:\n".to_owned();
+        for platform in platforms {
+            let gateway = match platform {
+                Platform::Taobao => sim_handle.gateway_url(),
+                Platform::Douyin => sim_handle.douyin_gateway_url(),
+            };
+            source.push_str(&format!(
+                "  {}:\n    platform: {}\n    gateway: {gateway}\n    app_key: {}\n    app_secret: ${{SECRET}}\n    session: ${{SESSION}}\n    rate_limit_per_min: 1000000\n",
+                Self::shop_on(*platform),
+                platform.as_str(),
+                sim.app_key
+            ));
+        }
+        let platform = platforms[0];
+        let shop = Self::shop_on(platform);
         let env =
             HashMap::from([("SECRET".to_owned(), app_secret.to_owned()), ("SESSION".to_owned(), sim.session.clone())]);
         let config = Config::parse(Path::new("test.yaml"), &source, &env).expect("config");
@@ -67,7 +111,7 @@ impl Rig {
         );
         assert!(errors.is_empty(), "nodes/: {errors:?}");
         let engine = Engine::new(registry.clone(), build.clone(), store.clone(), EngineOptions::default());
-        Self { sim: sim_handle, engine, config, registry, build, store }
+        Self { sim: sim_handle, engine, config, registry, build, store, platform, shop }
     }
 
     /// As a new process would start: new connectors, taking over the bans
@@ -114,16 +158,22 @@ impl Rig {
     /// Asserts the store holds exactly the simulator's orders, each at its
     /// current status and version.
     pub async fn assert_matches_truth(&self, store: &Store, label: &str) {
+        self.assert_shop_matches_truth(self.platform, store, label).await;
+    }
+
+    /// Asserts the store holds exactly the simulator's orders for the rig's
+    /// shop on `platform`.
+    pub async fn assert_shop_matches_truth(&self, platform: Platform, store: &Store, label: &str) {
         let truth = self.sim.truth().orders;
-        let stored = store.stored_orders("taobao", SHOP).await.expect("stored orders");
+        let stored = store.stored_orders(platform.as_str(), Self::shop_on(platform)).await.expect("stored orders");
         let stored: BTreeMap<i64, _> = stored.into_iter().map(|o| (o.tid, o)).collect();
         let mut missing = Vec::new();
         let mut stale = Vec::new();
         for order in &truth {
             match stored.get(&order.tid) {
                 None => missing.push(order.tid),
-                Some(s) if s.status != order.status || s.modified != order.modified => {
-                    stale.push((order.tid, s.status.clone(), order.status.clone(), s.modified, order.modified))
+                Some(s) if s.status != order.status_on(platform) || s.modified != order.modified => {
+                    stale.push((order.tid, s.status.clone(), order.status_on(platform), s.modified, order.modified))
                 }
                 Some(s) => assert_eq!(s.items, order.items.len(), "{label}: items of {}", order.tid),
             }

@@ -555,7 +555,7 @@ fn fields_param(fields: &[String], default: &[&str]) -> String {
 
 /// A transport failure in words, without the URL (whose query holds the
 /// session and the signature), with its causes.
-fn describe(error: reqwest::Error) -> String {
+pub(crate) fn describe(error: reqwest::Error) -> String {
     let headline = if error.is_timeout() {
         "timed out".to_owned()
     } else if error.is_connect() {
@@ -577,7 +577,7 @@ fn describe(error: reqwest::Error) -> String {
 /// `application/x-www-form-urlencoded` encoding of `pairs`, in UTF-8:
 /// ASCII letters, digits and `*-._` as they are, space as `+`, every other
 /// byte as `%XX`.
-fn form_encode<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+pub(crate) fn form_encode<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     fn push(out: &mut String, text: &str) {
         for byte in text.bytes() {
             match byte {

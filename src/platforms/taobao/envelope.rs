@@ -55,7 +55,7 @@ pub fn parse(method: &str, body: &[u8]) -> Result<Json, AnswerError> {
 
 /// Why `text` did not parse, told apart the way an operator would: a web
 /// page, JSON cut short, or something else.
-fn not_json(text: &str, error: &serde_json::Error) -> Malformed {
+pub fn not_json(text: &str, error: &serde_json::Error) -> Malformed {
     let start = text.trim_start();
     let anomaly = if start.starts_with('<') {
         Anomaly::Html

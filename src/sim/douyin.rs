@@ -1,0 +1,430 @@
+//! Douyin's face of the simulator: the same shop, faults, bans, session
+//! expiry and mutation stream, served through Douyin's endpoints and shapes
+//! under `/douyin/<method path>`.
+//!
+//! A Douyin request is checked the way Douyin does (its signature pattern,
+//! `v=2`, a Unix-seconds timestamp within ten minutes), then translated into
+//! the TOP call that asks the same question and answered by the TOP gateway
+//! itself, so that every TOP check, quota, ban, expiry and fault applies
+//! unchanged; the answer is translated back: `{code: 10000, data}` with ids
+//! as strings, times in Unix seconds, money in fen and numeric statuses, or
+//! an error envelope with the codes the Douyin client classifies. Broken
+//! answers (HTML, empty, cut short) pass through as they are, and records
+//! with a mistyped field keep the mistyped value, so a Douyin client meets
+//! the same anomalies. Calls count in [`super::CallStats`] under the TOP
+//! method that served them.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde_json::{Map, Value as Json, json};
+
+use super::gateway::{Gateway, Params, clock, lock, parse_urlencoded};
+use crate::platforms::Money;
+use crate::platforms::douyin::error::{
+    CODE_BAD_PARAMETER, CODE_BUSINESS, CODE_PERMISSION, CODE_RATE_LIMITED, CODE_SERVICE_UNAVAILABLE, CODE_SIGNATURE,
+    CODE_SUCCESS, CODE_TOKEN_INVALID, SUB_NOT_FOUND, SUB_OVERLOADED,
+};
+use crate::platforms::douyin::methods::{AFTER_SALE_DETAIL, AFTER_SALE_LIST, ORDER_DETAIL, ORDER_SEARCH_LIST, path};
+use crate::platforms::douyin::{VERSION, sign as douyin_sign};
+use crate::platforms::taobao::fields::{DEFAULT_TRADE_FIELDS, DETAIL_EXTRA_FIELDS, REFUND_FIELDS, TRADE_TYPES};
+use crate::platforms::taobao::{sign as top_sign, time};
+
+/// Where Douyin's endpoints are served: a Douyin shop's gateway is
+/// `http://<addr>` + this.
+pub const DOUYIN_PATH: &str = "/douyin";
+
+/// How far a request's timestamp may be from the gateway's clock (assumed
+/// like TOP's).
+const TIMESTAMP_TOLERANCE_SECS: i64 = 600;
+
+/// The Douyin `order_status` of a TOP trade status (1 awaiting payment,
+/// 105 paid, 2 to ship, 101 partly shipped, 3 shipped, 4 cancelled,
+/// 5 completed); `None` for a status Douyin has no counterpart of.
+pub fn douyin_order_status(top_status: &str) -> Option<i64> {
+    Some(match top_status {
+        "WAIT_BUYER_PAY" | "TRADE_NO_CREATE_PAY" | "PAY_PENDING" | "WAIT_PRE_AUTH_CONFIRM" => 1,
+        "PAID_FORBID_CONSIGN" => 105,
+        "WAIT_SELLER_SEND_GOODS" => 2,
+        "SELLER_CONSIGNED_PART" => 101,
+        "WAIT_BUYER_CONFIRM_GOODS" | "TRADE_BUYER_SIGNED" => 3,
+        "TRADE_CLOSED" | "TRADE_CLOSED_BY_TAOBAO" => 4,
+        "TRADE_FINISHED" => 5,
+        _ => return None,
+    })
+}
+
+/// The Douyin `after_sale_status` of a TOP refund status (assumed codes, as
+/// the client reads them).
+fn after_sale_status(top_status: &str) -> Option<i64> {
+    Some(match top_status {
+        "WAIT_SELLER_AGREE" => 6,
+        "WAIT_BUYER_RETURN_GOODS" => 7,
+        "WAIT_SELLER_CONFIRM_GOODS" => 11,
+        "SUCCESS" => 12,
+        "SELLER_REFUSE_BUYER" => 27,
+        "CLOSED" => 28,
+        _ => return None,
+    })
+}
+
+/// A Douyin error answer.
+struct Refusal {
+    code: i64,
+    msg: &'static str,
+    sub_code: String,
+    sub_msg: String,
+}
+
+impl Refusal {
+    fn new(code: i64, msg: &'static str, sub_code: impl Into<String>, sub_msg: impl Into<String>) -> Self {
+        Self { code, msg, sub_code: sub_code.into(), sub_msg: sub_msg.into() }
+    }
+
+    fn bad_parameter(name: &str, why: &str) -> Self {
+        Self::new(CODE_BAD_PARAMETER, "参数错误", format!("isv.parameter-invalid:{name}"), format!("{name}: {why}"))
+    }
+
+    fn envelope(&self, log_id: &str) -> Json {
+        json!({"code": self.code, "msg": self.msg, "sub_code": self.sub_code, "sub_msg": self.sub_msg,
+               "data": null, "log_id": log_id})
+    }
+}
+
+/// Serves one Douyin call.
+pub(crate) async fn serve(State(gateway): State<Arc<Gateway>>, uri: Uri, body: Bytes) -> Response {
+    if !gateway.config.latency.is_zero() {
+        tokio::time::sleep(gateway.config.latency).await;
+    }
+    let query: Params = parse_urlencoded(uri.query().unwrap_or_default().as_bytes()).into_iter().rev().collect();
+    let log_id = format!("sim{}", Utc::now().timestamp_nanos_opt().unwrap_or_default());
+    let (method, top_params) = match translate_request(&gateway, uri.path(), &query, &body) {
+        Ok(translated) => translated,
+        Err(refusal) => {
+            let mut stats = lock(&gateway.stats);
+            stats.total += 1;
+            stats.rejected += 1;
+            return json_response(StatusCode::OK, &refusal.envelope(&log_id));
+        }
+    };
+    let (response, delay) = gateway.answer(&top_params);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let status = response.status();
+    let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap_or_default();
+    let parsed = serde_json::from_slice::<Json>(&bytes).ok().filter(|_| status.is_success());
+    let Some(Json::Object(top)) = parsed else {
+        // HTML, empty, cut short or an HTTP error: a broken answer is broken
+        // the same way on either platform.
+        let mut passed = (status, bytes).into_response();
+        if let Some(content_type) = content_type {
+            passed.headers_mut().insert(header::CONTENT_TYPE, content_type);
+        }
+        return passed;
+    };
+    json_response(StatusCode::OK, &translate_answer(method, &top, &log_id))
+}
+
+/// Checks a Douyin request and builds the TOP call asking the same.
+fn translate_request(
+    gateway: &Gateway,
+    url_path: &str,
+    query: &Params,
+    body: &[u8],
+) -> Result<(&'static str, Params), Refusal> {
+    let param = |name: &str| query.get(name).map(String::as_str).filter(|v| !v.is_empty());
+    let method = param("method").ok_or_else(|| Refusal::bad_parameter("method", "missing"))?;
+    if url_path.strip_prefix(DOUYIN_PATH) != Some(path(method).as_str()) {
+        return Err(Refusal::bad_parameter("method", "does not match the URL path"));
+    }
+    let app_key = param("app_key").ok_or_else(|| Refusal::bad_parameter("app_key", "missing"))?;
+    if param("v") != Some(VERSION) {
+        return Err(Refusal::bad_parameter("v", "must be 2"));
+    }
+    let timestamp = param("timestamp").ok_or_else(|| Refusal::bad_parameter("timestamp", "missing"))?;
+    let seconds: i64 = timestamp.parse().map_err(|_| Refusal::bad_parameter("timestamp", "Unix seconds expected"))?;
+    if (seconds - clock().timestamp()).abs() > TIMESTAMP_TOLERANCE_SECS {
+        return Err(Refusal::bad_parameter("timestamp", "more than 10 minutes from the server's time"));
+    }
+    let param_json = std::str::from_utf8(body).map_err(|_| Refusal::bad_parameter("param_json", "not UTF-8"))?;
+    let sign_method = douyin_sign::parse_method(param("sign_method").unwrap_or_default())
+        .ok_or_else(|| Refusal::bad_parameter("sign_method", "md5 or hmac-sha256"))?;
+    let signed = douyin_sign::SignedParams { app_key, method, param_json, timestamp, v: VERSION };
+    let expected = douyin_sign::sign(signed, &gateway.config.app_secret, sign_method).unwrap_or_default();
+    if param("sign") != Some(expected.as_str()) {
+        return Err(Refusal::new(CODE_SIGNATURE, "签名错误", "isv.sign-invalid", "the signature does not match"));
+    }
+    let business: Map<String, Json> = match serde_json::from_str(if param_json.is_empty() { "{}" } else { param_json })
+    {
+        Ok(Json::Object(map)) => map,
+        _ => return Err(Refusal::bad_parameter("param_json", "not a JSON object")),
+    };
+    let call = business_params(method, &business)?;
+    let mut params: Params = call.params.into_iter().collect();
+    params.insert("method".into(), call.top_method.into());
+    params.insert("app_key".into(), app_key.into());
+    params.insert("timestamp".into(), time::format(clock()));
+    params.insert("v".into(), "2.0".into());
+    params.insert("format".into(), "json".into());
+    params.insert("sign_method".into(), "md5".into());
+    if let Some(token) = param("access_token") {
+        params.insert("session".into(), token.into());
+    }
+    let sign = top_sign::sign(
+        params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &gateway.config.app_secret,
+        crate::config::SignMethod::Md5,
+    );
+    params.insert("sign".into(), sign);
+    Ok((call.douyin_method, params))
+}
+
+/// The TOP call answering a Douyin call.
+struct TopCall {
+    top_method: &'static str,
+    /// The Douyin method, as a `'static` name.
+    douyin_method: &'static str,
+    /// The TOP business parameters.
+    params: Vec<(String, String)>,
+}
+
+/// The TOP method and business parameters answering a Douyin method's.
+fn business_params(method: &str, business: &Map<String, Json>) -> Result<TopCall, Refusal> {
+    let text = |name: &str| match business.get(name) {
+        Some(Json::String(text)) => Some(text.clone()),
+        Some(Json::Number(number)) => Some(number.to_string()),
+        _ => None,
+    };
+    let seconds = |name: &str| -> Result<Option<String>, Refusal> {
+        text(name)
+            .map(|value| {
+                value
+                    .parse::<i64>()
+                    .ok()
+                    .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+                    .map(time::format)
+                    .ok_or_else(|| Refusal::bad_parameter(name, "Unix seconds expected"))
+            })
+            .transpose()
+    };
+    let page = |page_key: &str, size_key: &str| -> Result<Vec<(String, String)>, Refusal> {
+        let page: i64 = text(page_key)
+            .unwrap_or_else(|| "0".into())
+            .parse()
+            .map_err(|_| Refusal::bad_parameter(page_key, "a number"))?;
+        if page < 0 {
+            return Err(Refusal::bad_parameter(page_key, "pages start at 0"));
+        }
+        Ok(vec![
+            ("page_no".into(), (page + 1).to_string()),
+            ("page_size".into(), text(size_key).unwrap_or_else(|| "20".into())),
+            ("use_has_next".into(), "false".into()),
+        ])
+    };
+    let trade_fields = || [DEFAULT_TRADE_FIELDS, DETAIL_EXTRA_FIELDS].concat().join(",");
+    let mut out: Vec<(String, String)> = Vec::new();
+    let top_method = match method {
+        ORDER_SEARCH_LIST => {
+            let (top, start_key, end_key) = if business.contains_key("update_time_start") {
+                ("taobao.trades.sold.increment.get", "start_modified", "end_modified")
+            } else {
+                ("taobao.trades.sold.get", "start_created", "end_created")
+            };
+            let prefix = if top == "taobao.trades.sold.get" { "create_time" } else { "update_time" };
+            for (douyin_key, top_key) in [(format!("{prefix}_start"), start_key), (format!("{prefix}_end"), end_key)] {
+                if let Some(value) = seconds(&douyin_key)? {
+                    out.push((top_key.into(), value));
+                }
+            }
+            out.extend(page("page", "size")?);
+            out.push(("fields".into(), trade_fields()));
+            out.push(("type".into(), TRADE_TYPES.join(",")));
+            (top, ORDER_SEARCH_LIST)
+        }
+        ORDER_DETAIL => {
+            let tid = text("shop_order_id").ok_or_else(|| Refusal::bad_parameter("shop_order_id", "missing"))?;
+            out.push(("tid".into(), tid));
+            out.push(("fields".into(), trade_fields()));
+            ("taobao.trade.fullinfo.get", ORDER_DETAIL)
+        }
+        AFTER_SALE_LIST => {
+            for (douyin_key, top_key) in [("update_start_time", "start_modified"), ("update_end_time", "end_modified")]
+            {
+                if let Some(value) = seconds(douyin_key)? {
+                    out.push((top_key.into(), value));
+                }
+            }
+            out.extend(page("page", "size")?);
+            out.push(("fields".into(), REFUND_FIELDS.join(",")));
+            out.push(("type".into(), TRADE_TYPES.join(",")));
+            ("taobao.refunds.receive.get", AFTER_SALE_LIST)
+        }
+        AFTER_SALE_DETAIL => {
+            let id = text("after_sale_id").ok_or_else(|| Refusal::bad_parameter("after_sale_id", "missing"))?;
+            out.push(("refund_id".into(), id));
+            out.push(("fields".into(), REFUND_FIELDS.join(",")));
+            ("taobao.refund.get", AFTER_SALE_DETAIL)
+        }
+        other => {
+            let why = format!("the simulator has no Douyin method {other}");
+            return Err(Refusal::new(CODE_BAD_PARAMETER, "参数错误", "isv.method-not-exist", why));
+        }
+    };
+    Ok(TopCall { top_method: top_method.0, douyin_method: top_method.1, params: out })
+}
+
+/// A TOP answer (success or `error_response`) as Douyin's envelope.
+fn translate_answer(method: &str, top: &Map<String, Json>, log_id: &str) -> Json {
+    if let Some(error) = top.get("error_response") {
+        return refusal_of(error).envelope(log_id);
+    }
+    let Some(Json::Object(body)) = top.values().next() else {
+        return json!({"code": CODE_SUCCESS, "msg": "success", "log_id": log_id});
+    };
+    let mut data = Map::new();
+    let page_of = |data: &mut Map<String, Json>| {
+        if let Some(total) = body.get("total_results") {
+            data.insert("total".into(), total.clone());
+        }
+    };
+    match method {
+        ORDER_SEARCH_LIST => {
+            page_of(&mut data);
+            if let Some(trades) = body.get("trades") {
+                data.insert("shop_order_list".into(), records(trades, "trade", shop_order));
+            }
+        }
+        ORDER_DETAIL => {
+            if let Some(trade) = body.get("trade") {
+                data.insert("shop_order_detail".into(), shop_order(trade));
+            }
+        }
+        AFTER_SALE_LIST => {
+            page_of(&mut data);
+            if let Some(refunds) = body.get("refunds") {
+                data.insert("items".into(), records(refunds, "refund", after_sale));
+            }
+        }
+        _ => {
+            if let Some(refund) = body.get("refund") {
+                data.insert("after_sale_info".into(), after_sale(refund));
+            }
+        }
+    }
+    json!({"code": CODE_SUCCESS, "msg": "success", "data": data, "log_id": log_id})
+}
+
+/// The records of a TOP list container (`{"trade": [...]}`) translated; a
+/// container of another shape is passed on as it is (a mistyped field).
+fn records(container: &Json, item: &str, translate: fn(&Json) -> Json) -> Json {
+    match container.get(item).and_then(Json::as_array) {
+        Some(items) => Json::Array(items.iter().map(translate).collect()),
+        None => container.clone(),
+    }
+}
+
+/// A TOP `error_response` as the Douyin refusal of the same class.
+fn refusal_of(error: &Json) -> Refusal {
+    let code = error.get("code").and_then(Json::as_i64).unwrap_or_default();
+    let sub_code = error.get("sub_code").and_then(Json::as_str).unwrap_or_default();
+    let sub_msg = error.get("sub_msg").and_then(Json::as_str).unwrap_or_default().to_owned();
+    match code {
+        7 => Refusal::new(CODE_RATE_LIMITED, "调用频率超限", "isv.app-call-limited", sub_msg),
+        _ if sub_code == "isv.trade-service-rejection" => {
+            Refusal::new(CODE_SERVICE_UNAVAILABLE, "服务繁忙", SUB_OVERLOADED, sub_msg)
+        }
+        _ if sub_code.starts_with("isp.") => Refusal::new(CODE_SERVICE_UNAVAILABLE, "服务不可用", sub_code, sub_msg),
+        26 | 27 => Refusal::new(CODE_TOKEN_INVALID, "access_token已过期", "isv.access-token-expired", sub_msg),
+        24 | 25 => Refusal::new(CODE_SIGNATURE, "签名错误", "isv.sign-invalid", sub_msg),
+        11 | 28 | 29 => Refusal::new(CODE_PERMISSION, "无权限", "isv.permission-denied", sub_msg),
+        _ if sub_code.contains("not-exist") => Refusal::new(CODE_BUSINESS, "业务处理失败", SUB_NOT_FOUND, sub_msg),
+        _ => Refusal::new(CODE_BAD_PARAMETER, "参数错误", sub_code, sub_msg),
+    }
+}
+
+/// A TOP trade as a Douyin shop order.
+fn shop_order(trade: &Json) -> Json {
+    let status = trade.get("status").cloned().unwrap_or(Json::Null);
+    let pay_time = trade.get("pay_time").map_or(json!(0), seconds);
+    let mut order = json!({
+        "order_id": id_text(trade.get("tid")),
+        "order_status": status.as_str().and_then(douyin_order_status).map_or(status.clone(), Json::from),
+        "create_time": trade.get("created").map_or(Json::Null, seconds),
+        "update_time": trade.get("modified").map_or(Json::Null, seconds),
+        "pay_time": pay_time,
+        "pay_amount": trade.get("payment").map_or(json!(0), fen),
+        "presell_type": i64::from(trade.get("type").and_then(Json::as_str) == Some("step")),
+        "user_nick": trade.get("buyer_nick").cloned().unwrap_or(Json::Null),
+    });
+    if let Some(lines) = trade.get("orders") {
+        order["sku_order_list"] = records(lines, "order", sku_order);
+    }
+    order
+}
+
+/// A TOP sub-order as a Douyin SKU order.
+fn sku_order(line: &Json) -> Json {
+    let field = |key: &str| line.get(key).cloned().unwrap_or(Json::Null);
+    let refund_status = line.get("refund_status").and_then(Json::as_str).and_then(after_sale_status).unwrap_or(0);
+    json!({
+        "order_id": id_text(line.get("oid")),
+        "product_id": field("num_iid"),
+        "sku_id": field("sku_id"),
+        "out_sku_id": field("outer_sku_id"),
+        "product_name": field("title"),
+        "item_num": field("num"),
+        "goods_price": line.get("price").map_or(json!(0), fen),
+        "pay_amount": line.get("payment").map_or(json!(0), fen),
+        "after_sale_info": {"after_sale_status": refund_status, "after_sale_id": field("refund_id")},
+    })
+}
+
+/// A TOP refund as a Douyin after-sale.
+fn after_sale(refund: &Json) -> Json {
+    let status = refund.get("status").cloned().unwrap_or(Json::Null);
+    json!({
+        "aftersale_id": id_text(refund.get("refund_id")),
+        "shop_order_id": id_text(refund.get("tid")),
+        "sku_order_id": id_text(refund.get("oid")),
+        "aftersale_status": status.as_str().and_then(after_sale_status).map_or(status.clone(), Json::from),
+        "refund_amount": refund.get("refund_fee").map_or(json!(0), fen),
+        "create_time": refund.get("created").map_or(Json::Null, seconds),
+        "update_time": refund.get("modified").map_or(Json::Null, seconds),
+    })
+}
+
+/// An id as Douyin writes order ids: a string of digits; anything else
+/// (a mistyped field) as it came.
+fn id_text(value: Option<&Json>) -> Json {
+    match value {
+        Some(Json::Number(number)) => json!(number.to_string()),
+        Some(other) => other.clone(),
+        None => Json::Null,
+    }
+}
+
+/// A TOP time as Unix seconds; anything else as it came.
+fn seconds(value: &Json) -> Json {
+    match value.as_str().and_then(time::parse) {
+        Some(at) => json!(at.timestamp()),
+        None => value.clone(),
+    }
+}
+
+/// A yuan amount as integer fen; anything else as it came.
+fn fen(value: &Json) -> Json {
+    match value.as_str().and_then(|text| text.parse::<Money>().ok()) {
+        Some(Money(fen)) => json!(fen),
+        None => value.clone(),
+    }
+}
+
+fn json_response(status: StatusCode, body: &Json) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json;charset=UTF-8")], body.to_string()).into_response()
+}
