@@ -120,12 +120,40 @@ mod three_workers {
         format!("shop-{i:03}")
     }
 
-    fn spawn_serve(dir: &Path, worker: &str, database: &str, sim: &SimConfig) -> Child {
+    /// A port nobody listens on now (the OS picks it; the process binds it
+    /// a moment later).
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    /// The process serves its page (the flow listed) and `/metrics` (its
+    /// runs and API calls counted).
+    async fn assert_serves_page_and_metrics(port: u16, label: &str) {
+        let get = |path: &str| {
+            let url = format!("http://127.0.0.1:{port}{path}");
+            async move { reqwest::get(&url).await.unwrap().error_for_status().unwrap().text().await.unwrap() }
+        };
+        let page = get("/").await;
+        assert!(page.contains(FLOW), "{label}: the page lists the flow");
+        let metrics = get("/metrics").await;
+        let count = |prefix: &str| -> f64 {
+            metrics
+                .lines()
+                .filter(|line| line.starts_with(prefix))
+                .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        let runs = count(&format!("{}{{", orderflow::telemetry::RUNS));
+        assert!(runs > 0.0, "{label}: /metrics counts the process's runs:\n{metrics}");
+        assert!(count(&format!("{}{{", orderflow::telemetry::API_CALLS)) >= runs, "{label}: each run called the API");
+    }
+
+    fn spawn_serve(dir: &Path, worker: &str, port: u16, database: &str, sim: &SimConfig) -> Child {
         let log = std::fs::File::create(dir.join(format!("{worker}.log"))).unwrap();
         Command::new(env!("CARGO_BIN_EXE_orderflow"))
             .args(["--config", &dir.join("orderflow.yaml").display().to_string(), "serve"])
             .args(["--flows", &dir.join("flows").display().to_string(), "--worker-id", worker])
-            .args(["--lease", "10s", "--grace", "15s"])
+            .args(["--lease", "10s", "--grace", "15s", "--listen", &format!("127.0.0.1:{port}")])
             .env("ORDERFLOW_DATABASE_URL", database)
             .env("SIM_SECRET", &sim.app_secret)
             .env("SIM_SESSION", &sim.session)
@@ -170,8 +198,12 @@ mod three_workers {
 
         let started = Instant::now();
         let workers = ["w0", "w1", "w2"];
-        let mut children: Vec<Child> =
-            workers.iter().map(|w| spawn_serve(dir.path(), w, &test.url, &sim_config)).collect();
+        let ports: Vec<u16> = workers.iter().map(|_| free_port()).collect();
+        let mut children: Vec<Child> = workers
+            .iter()
+            .zip(&ports)
+            .map(|(w, port)| spawn_serve(dir.path(), w, *port, &test.url, &sim_config))
+            .collect();
         tokio::time::sleep(Duration::from_secs(20)).await;
         // Kill w0 in the middle of a run: when it holds a lease.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -191,6 +223,7 @@ mod three_workers {
             .collect();
 
         tokio::time::sleep(Duration::from_secs(60).saturating_sub(started.elapsed())).await;
+        assert_serves_page_and_metrics(ports[1], label).await;
         for child in &children[1..] {
             let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
             assert!(status.success());

@@ -14,13 +14,14 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, Secret};
 use crate::engine::{Engine, EngineOptions, RunReport};
 use crate::flow::{self, CompileEnv, ConfigError, Flow};
 use crate::nodes::{self, BuildContext, Registry};
 use crate::platforms::Platforms;
 use crate::script::{Limits, Sandbox};
 use crate::server::serve::{FlowEnv, ServeOptions, Server};
+use crate::server::web::{self, WebState};
 use crate::sim::{FaultKind, SimConfig, Simulator};
 use crate::store::{NodeRunRecord, RunStatus, Store, redact_url};
 
@@ -84,6 +85,10 @@ pub enum Command {
         /// Runs going on at once in this process; further due runs wait.
         #[arg(long, default_value_t = 8)]
         max_runs: usize,
+        /// Where the web page and `/metrics` listen. Any address but a
+        /// loopback one needs an access token in ORDERFLOW_WEB_TOKEN.
+        #[arg(long, default_value = crate::server::web::DEFAULT_LISTEN)]
+        listen: SocketAddr,
     },
     /// List recent runs with their per-node counts.
     Runs {
@@ -258,7 +263,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let done = matches!(report.status, RunStatus::Succeeded | RunStatus::Paused);
             Ok(if done { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Serve { flows, worker_id, lease, grace, max_runs } => {
+        Command::Serve { flows, worker_id, lease, grace, max_runs, listen } => {
             print_errors(&node_errors);
             let store = connect(&config.database).await?;
             let leases = connect(&config.database).await?;
@@ -276,9 +281,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let env = FlowEnv { registry, build, shops: config.shop_names() };
             let server = Server::new(options, env, engine, leases)?;
+            let page = WebState {
+                store: server.store().clone(),
+                catalog: server.catalog(),
+                metrics: Some(crate::telemetry::install().context("installing the metrics recorder")?),
+                token: std::env::var(web::TOKEN_VAR).ok().map(Secret::new),
+            };
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
-            server.run(shutdown).await?;
+            // The page is part of the service: one that cannot serve (a port
+            // taken, no token on a public address) stops the whole process.
+            let page_stopped = shutdown.clone();
+            let page = tokio::spawn(async move {
+                let served = web::serve_on(listen, page, page_stopped.clone()).await;
+                page_stopped.cancel();
+                served
+            });
+            server.run(shutdown.clone()).await?;
+            shutdown.cancel();
+            page.await.context("the web page task")??;
             Ok(ExitCode::SUCCESS)
         }
         Command::Runs { flow, limit } => {
