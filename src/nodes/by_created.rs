@@ -66,8 +66,17 @@ impl CreatedReader<'_> {
         Ok(page.total.unwrap_or(page.items.len() as u64))
     }
 
+    /// Page `page_no`, without the total, which is cheaper. An empty one is
+    /// read again with the total: a page that lost its list on the way says
+    /// "no records, none after" just like an empty page, and only against
+    /// the total can the connector tell them apart.
     async fn page(&self, ctx: &NodeContext, window: TimeWindow, page_no: u32) -> Result<Page<Order>, NodeError> {
-        self.call(ctx, window, PageRequest { page_no, page_size: self.page_size, with_total: false }).await
+        let request = |with_total| PageRequest { page_no, page_size: self.page_size, with_total };
+        let page = self.call(ctx, window, request(false)).await?;
+        if !page.items.is_empty() {
+            return Ok(page);
+        }
+        self.call(ctx, window, request(true)).await
     }
 
     async fn call(&self, ctx: &NodeContext, window: TimeWindow, page: PageRequest) -> Result<Page<Order>, NodeError> {

@@ -201,7 +201,14 @@ where
         }
         let pages = total.div_ceil(u64::from(page_size)).max(2) as u32;
         for page_no in (2..=pages).rev() {
-            records.extend(page(request(page_no, false)).await?.items);
+            let mut read = page(request(page_no, false)).await?;
+            if read.items.is_empty() {
+                // Without the total, a page that lost its list on the way
+                // says "no records, none after", just like an empty one; with
+                // it, the connector tells the two apart.
+                read = page(request(page_no, true)).await?;
+            }
+            records.extend(read.items);
         }
         let first = page(request(1, true)).await?;
         let grew = first.total.is_some_and(|now| now > total);
