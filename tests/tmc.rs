@@ -25,7 +25,7 @@ const HELD_FLOW: &str = "flow: held\nshop: tmall-main\nnodes:\n  pushed: {use: t
 async fn with_the_incremental_channel_broken_the_backup_brings_every_changed_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::connect(&format!("sqlite://{}", dir.path().join("tmc.db").display())).await.unwrap();
-    let sim = SimConfig { seed: 23, orders: 2_000, days: 30, mutations_per_sec: 40.0, ..SimConfig::default() };
+    let sim = SimConfig { seed: 23, orders: 2_000, days: 30, mutations_per_sec: 30.0, ..SimConfig::default() };
     let rig = Rig::new(sim, store.clone()).await;
     rig.sim.set_method_fault_rate(INCREMENT_METHOD, Some(1.0));
     rig.sim.pause_mutations();
@@ -62,7 +62,7 @@ async fn with_the_incremental_channel_broken_the_backup_brings_every_changed_ord
 
     // The backup runs while the shop keeps changing …
     let mut runs = 0;
-    while started.elapsed() < Duration::from_secs(8) {
+    while started.elapsed() < Duration::from_secs(6) {
         rig.run(&backup).await;
         runs += 1;
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -80,7 +80,7 @@ async fn with_the_incremental_channel_broken_the_backup_brings_every_changed_ord
     let truth = rig.sim.truth();
     let changed: Vec<_> =
         truth.orders.iter().filter(|o| before.get(&o.tid) != Some(&(o.modified, o.status.clone()))).collect();
-    assert!(changed.len() > 150, "the shop changed enough to tell: {}", changed.len());
+    assert!(changed.len() > 100, "the shop changed enough to tell: {}", changed.len());
     let stored: BTreeMap<i64, _> =
         store.stored_orders("taobao", SHOP).await.unwrap().into_iter().map(|o| (o.tid, o)).collect();
     let mut missing = Vec::new();

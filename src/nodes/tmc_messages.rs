@@ -2,11 +2,13 @@
 //! messages (TOP's TMC), confirmed once the database holds them.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt, stream};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -54,6 +56,10 @@ pub struct TmcMessagesSettings {
     /// order model needs.
     #[serde(default)]
     pub fields: Vec<String>,
+    /// How many detail calls are under way at once (the app key's rate
+    /// limit still holds them all).
+    #[serde(default = "default_parallel_details")]
+    pub parallel_details: NonZeroUsize,
     /// How long to wait for the orders of one consume to be stored before
     /// the run ends, leaving the rest unconfirmed for a later run.
     #[serde(default = "default_store_wait")]
@@ -66,6 +72,10 @@ fn default_quantity() -> u32 {
 
 fn default_max_messages() -> usize {
     2_000
+}
+
+fn default_parallel_details() -> NonZeroUsize {
+    NonZeroUsize::new(4).unwrap_or(NonZeroUsize::MIN)
 }
 
 fn default_store_wait() -> Span {
@@ -145,15 +155,22 @@ impl TmcSource {
         Ok(())
     }
 
-    /// Fetches the detail of every order `sorted` names: the orders to emit
-    /// and what waits for them; messages of orders gone are added to
-    /// `confirm_now`.
+    /// Fetches the detail of every order `sorted` names, `parallel_details`
+    /// at a time: the orders to emit and what waits for them; messages of
+    /// orders gone are added to `confirm_now`.
     async fn fetch(&self, ctx: &NodeContext, sorted: &mut Sorted) -> Result<(Vec<Order>, Vec<Awaited>), NodeError> {
         let (platform, fields) = (&self.platform, &self.settings.fields);
-        let mut orders = Vec::with_capacity(sorted.by_tid.len());
-        let mut awaited = Vec::with_capacity(sorted.by_tid.len());
-        for (tid, message_ids) in std::mem::take(&mut sorted.by_tid) {
-            let detail = sync::call_platform(ctx, platform.as_ref(), || platform.order_detail(tid, fields)).await?;
+        let details: Vec<(Option<Order>, i64, Vec<i64>)> = stream::iter(std::mem::take(&mut sorted.by_tid))
+            .map(|(tid, message_ids)| async move {
+                let detail = sync::call_platform(ctx, platform.as_ref(), || platform.order_detail(tid, fields)).await?;
+                Ok::<_, NodeError>((detail, tid, message_ids))
+            })
+            .buffered(self.settings.parallel_details.get())
+            .try_collect()
+            .await?;
+        let mut orders = Vec::with_capacity(details.len());
+        let mut awaited = Vec::with_capacity(details.len());
+        for (detail, tid, message_ids) in details {
             match detail {
                 Some(order) => {
                     awaited.push(Awaited { tid, modified: order.modified, status: order.status.clone(), message_ids });
