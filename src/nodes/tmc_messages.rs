@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::sync::{self, Span, order_record};
 use super::{BuildContext, BuildError, Built, Emitter, NodeContext, NodeError, NodeKind, Role, Source};
+use crate::platforms::detail_cache::DetailCache;
 use crate::platforms::{Order, Platform, PlatformMessage};
 use crate::record::Batch;
 
@@ -108,13 +109,15 @@ impl NodeKind for TmcMessages {
             return Err(BuildError::setting("max_messages", "must be at least 1"));
         }
         let platform = ctx.platform(settings.shop.as_deref())?;
-        Ok(Built::Source(Box::new(TmcSource { settings, platform })))
+        let cache = ctx.platforms.detail_cache();
+        Ok(Built::Source(Box::new(TmcSource { settings, platform, cache })))
     }
 }
 
 struct TmcSource {
     settings: TmcMessagesSettings,
     platform: Arc<dyn Platform>,
+    cache: Arc<DetailCache>,
 }
 
 /// An order emitted for messages that wait for it to be stored.
@@ -125,11 +128,21 @@ struct Awaited {
     message_ids: Vec<i64>,
 }
 
-/// What one consume asks of the platform: the orders its trade messages
-/// name (message ids by tid), and the messages to confirm as they are.
+/// The messages that name one order, and the latest change among them (its
+/// time, and the status a trade message states): the order's detail must be
+/// at least that new (the platform publishes a change at the order's new
+/// `modified`).
+#[derive(Default)]
+struct Named {
+    message_ids: Vec<i64>,
+    changed: Option<(DateTime<Utc>, Option<String>)>,
+}
+
+/// What one consume asks of the platform: the orders its messages name, by
+/// tid, and the messages to confirm as they are.
 #[derive(Default)]
 struct Sorted {
-    by_tid: BTreeMap<i64, Vec<i64>>,
+    by_tid: BTreeMap<i64, Named>,
     confirm_now: Vec<i64>,
 }
 
@@ -138,7 +151,14 @@ fn sort(messages: &[PlatformMessage]) -> Sorted {
     for message in messages {
         let names_order = ORDER_TOPIC_PREFIXES.iter().any(|prefix| message.topic.starts_with(prefix));
         match message.tid.filter(|_| names_order) {
-            Some(tid) => sorted.by_tid.entry(tid).or_default().push(message.id),
+            Some(tid) => {
+                let named = sorted.by_tid.entry(tid).or_default();
+                named.message_ids.push(message.id);
+                let status = message.content.get("status").and_then(|s| s.as_str()).map(str::to_owned);
+                if named.changed.as_ref().is_none_or(|(latest, _)| message.pub_time > *latest) {
+                    named.changed = Some((message.pub_time, status));
+                }
+            }
             None => sorted.confirm_now.push(message.id),
         }
     }
@@ -155,15 +175,36 @@ impl TmcSource {
         Ok(())
     }
 
+    /// The detail of `tid`: from the cache when one is cached at least as
+    /// new as the change the messages report, else from the platform (and
+    /// cached).
+    async fn detail(
+        &self,
+        ctx: &NodeContext,
+        tid: i64,
+        changed: Option<(DateTime<Utc>, Option<String>)>,
+    ) -> Result<Option<Order>, NodeError> {
+        let (platform, fields) = (&self.platform, &self.settings.fields);
+        if let Some((at, status)) = changed {
+            if let Some(cached) = self.cache.get(platform.name(), platform.shop(), tid, at, status.as_deref()).await {
+                return Ok(Some(cached));
+            }
+        }
+        let detail = sync::call_platform(ctx, platform.as_ref(), || platform.order_detail(tid, fields)).await?;
+        if let Some(order) = &detail {
+            self.cache.put(order).await;
+        }
+        Ok(detail)
+    }
+
     /// Fetches the detail of every order `sorted` names, `parallel_details`
     /// at a time: the orders to emit and what waits for them; messages of
     /// orders gone are added to `confirm_now`.
     async fn fetch(&self, ctx: &NodeContext, sorted: &mut Sorted) -> Result<(Vec<Order>, Vec<Awaited>), NodeError> {
-        let (platform, fields) = (&self.platform, &self.settings.fields);
         let details: Vec<(Option<Order>, i64, Vec<i64>)> = stream::iter(std::mem::take(&mut sorted.by_tid))
-            .map(|(tid, message_ids)| async move {
-                let detail = sync::call_platform(ctx, platform.as_ref(), || platform.order_detail(tid, fields)).await?;
-                Ok::<_, NodeError>((detail, tid, message_ids))
+            .map(|(tid, named)| async move {
+                let detail = self.detail(ctx, tid, named.changed).await?;
+                Ok::<_, NodeError>((detail, tid, named.message_ids))
             })
             .buffered(self.settings.parallel_details.get())
             .try_collect()

@@ -36,18 +36,24 @@ impl Rig {
     /// A rig whose engine decides schedules (breakers) by `clock`.
     pub async fn with_clock(sim: SimConfig, store: Store, clock: Clock) -> Self {
         let secret = sim.app_secret.clone();
-        Self::build(sim, store, clock, &secret).await
+        Self::build(sim, store, clock, &secret, "").await
+    }
+
+    /// A rig whose `orderflow.yaml` also holds the lines `extra` (e.g. `redis:`).
+    pub async fn with_config_lines(sim: SimConfig, store: Store, extra: &str) -> Self {
+        let secret = sim.app_secret.clone();
+        Self::build(sim, store, Clock::system(), &secret, extra).await
     }
 
     /// A rig whose shop signs with `app_secret`, whatever the simulator expects.
     pub async fn with_app_secret(sim: SimConfig, store: Store, app_secret: &str) -> Self {
-        Self::build(sim, store, Clock::system(), app_secret).await
+        Self::build(sim, store, Clock::system(), app_secret, "").await
     }
 
-    async fn build(sim: SimConfig, store: Store, clock: Clock, app_secret: &str) -> Self {
+    async fn build(sim: SimConfig, store: Store, clock: Clock, app_secret: &str, extra: &str) -> Self {
         let sim_handle = Simulator::start(sim.clone(), ([127, 0, 0, 1], 0).into()).await.expect("simulator starts");
         let source = format!(
-            "shops:\n  {SHOP}:\n    platform: taobao\n    gateway: {}\n    app_key: {}\n    app_secret: ${{SECRET}}\n    session: ${{SESSION}}\n    rate_limit_per_min: 1000000\n",
+            "{extra}shops:\n  {SHOP}:\n    platform: taobao\n    gateway: {}\n    app_key: {}\n    app_secret: ${{SECRET}}\n    session: ${{SESSION}}\n    rate_limit_per_min: 1000000\n",
             sim_handle.gateway_url(),
             sim.app_key
         );
