@@ -33,8 +33,9 @@ use crate::record::Batch;
 /// (items, logistics, …), and about orders the platform no longer has, are
 /// confirmed without a store.
 ///
-/// Every emitted order must reach `store_orders` (a `dedupe` in between is
-/// fine: it drops only orders already stored). After each consume the node
+/// Every emitted order must reach `store_orders` (put no `dedupe` between:
+/// its in-run memory compares `modified` alone, so an order changed twice in
+/// one second would wait for the next run). After each consume the node
 /// waits up to `store_wait` for the database to hold them; what is not
 /// stored by then stays unconfirmed and the run ends. A run also ends when a
 /// consume comes back empty or after `max_messages`.
@@ -128,14 +129,12 @@ struct Awaited {
     message_ids: Vec<i64>,
 }
 
-/// The messages that name one order, and the latest change among them (its
-/// time, and the status a trade message states): the order's detail must be
-/// at least that new (the platform publishes a change at the order's new
-/// `modified`).
+/// The messages that name one order, and the latest time among them: the
+/// order's detail must be newer than that to come from the cache.
 #[derive(Default)]
 struct Named {
     message_ids: Vec<i64>,
-    changed: Option<(DateTime<Utc>, Option<String>)>,
+    changed: Option<DateTime<Utc>>,
 }
 
 /// What one consume asks of the platform: the orders its messages name, by
@@ -154,10 +153,7 @@ fn sort(messages: &[PlatformMessage]) -> Sorted {
             Some(tid) => {
                 let named = sorted.by_tid.entry(tid).or_default();
                 named.message_ids.push(message.id);
-                let status = message.content.get("status").and_then(|s| s.as_str()).map(str::to_owned);
-                if named.changed.as_ref().is_none_or(|(latest, _)| message.pub_time > *latest) {
-                    named.changed = Some((message.pub_time, status));
-                }
+                named.changed = named.changed.max(Some(message.pub_time));
             }
             None => sorted.confirm_now.push(message.id),
         }
@@ -175,18 +171,19 @@ impl TmcSource {
         Ok(())
     }
 
-    /// The detail of `tid`: from the cache when one is cached at least as
-    /// new as the change the messages report, else from the platform (and
-    /// cached).
+    /// The detail of `tid`: from the cache when one is cached that is newer
+    /// than the change the messages report, else from the platform (and
+    /// cached). A message states no version, and platform times have whole
+    /// seconds: an entry of the change's own second may predate it.
     async fn detail(
         &self,
         ctx: &NodeContext,
         tid: i64,
-        changed: Option<(DateTime<Utc>, Option<String>)>,
+        changed: Option<DateTime<Utc>>,
     ) -> Result<Option<Order>, NodeError> {
         let (platform, fields) = (&self.platform, &self.settings.fields);
-        if let Some((at, status)) = changed {
-            if let Some(cached) = self.cache.get(platform.name(), platform.shop(), tid, at, status.as_deref()).await {
+        if let Some(changed) = changed {
+            if let Some(cached) = self.cache.get(platform.name(), platform.shop(), tid, changed, None).await {
                 return Ok(Some(cached));
             }
         }

@@ -120,12 +120,15 @@ impl SharedLimit {
     /// The limit of `platform`'s `app_key`: `per_minute` calls a minute, in
     /// bursts of up to `per_minute`.
     pub(crate) fn new(redis: std::sync::Arc<Redis>, platform: &str, app_key: &str, per_minute: u32) -> Self {
-        let interval_ms = 60_000 / u64::from(per_minute.max(1));
+        let per_minute = u64::from(per_minute.max(1));
+        // Whole milliseconds: above 60,000 calls a minute this allows one a
+        // millisecond.
+        let interval_ms = (60_000 / per_minute).max(1);
         Self {
             rate_key: redis.key(&format!("rate:{platform}:{app_key}")),
             ban_key: redis.key(&format!("ban:{platform}:{app_key}")),
-            tolerance_ms: interval_ms * u64::from(per_minute.max(1) - 1),
-            interval_ms: interval_ms.max(1),
+            tolerance_ms: interval_ms * (per_minute - 1),
+            interval_ms,
             redis,
         }
     }
