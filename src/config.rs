@@ -65,6 +65,21 @@ pub struct Config {
     /// The shops flows run against, by name.
     #[serde(default)]
     pub shops: BTreeMap<String, Shop>,
+    /// Optional: a Redis server (`redis://[:password@]host:port/db`) through
+    /// which several processes share each app key's rate limit and bans and
+    /// the detail cache; the `REDIS_URL` environment variable when left out.
+    /// Without one, each process keeps them in memory. The URL may hold a
+    /// password: it is never printed (only its host).
+    #[serde(default)]
+    pub redis: Option<Secret>,
+    /// What every key orderflow writes in Redis starts with, so deployments
+    /// can share a server.
+    #[serde(default = "default_redis_key_prefix")]
+    pub redis_key_prefix: String,
+}
+
+fn default_redis_key_prefix() -> String {
+    "orderflow:".to_owned()
 }
 
 fn default_database() -> String {
@@ -143,6 +158,8 @@ impl Default for Config {
             nodes_dir: default_nodes_dir(),
             secrets_file: None,
             shops: BTreeMap::new(),
+            redis: None,
+            redis_key_prefix: default_redis_key_prefix(),
         }
     }
 }
@@ -156,7 +173,9 @@ impl Config {
     pub fn load(path: &Path, required: bool) -> Result<Config, ConfigErrors> {
         let source = match std::fs::read_to_string(path) {
             Ok(source) => source,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound && !required => return Ok(Config::default()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Config { redis: std::env::var("REDIS_URL").ok().map(Secret), ..Config::default() });
+            }
             Err(error) => {
                 return Err(one(ConfigError::new(path, None, format!("cannot read the config file: {error}"))));
             }
@@ -195,6 +214,14 @@ impl Config {
             return Err(ConfigErrors::sorted(errors));
         }
         let mut config: Config = settings::deserialize(path, "config", &tree).map_err(one)?;
+        config.redis = config.redis.or_else(|| env.get("REDIS_URL").map(|url| Secret(url.clone())));
+        if let Some(url) = &config.redis {
+            if !["redis://", "rediss://"].iter().any(|scheme| url.expose().starts_with(scheme)) {
+                let at = tree.get("redis").map(|n| n.pos);
+                return Err(one(ConfigError::new(path, at, "\"redis\" (or REDIS_URL) is not a Redis URL")
+                    .expected("redis://host:6379 or rediss://:password@host:6380/0")));
+            }
+        }
         config.nodes_dir = base.join(&config.nodes_dir);
         if let Some(rest) = config.database.strip_prefix("sqlite://") {
             let file = Path::new(rest.split('?').next().unwrap_or(rest));
@@ -354,5 +381,17 @@ mod tests {
         let config = Config::load(Path::new("/nonexistent/orderflow.yaml"), false).unwrap();
         assert_eq!(config.database, DEFAULT_DATABASE);
         assert!(Config::load(Path::new("/nonexistent/orderflow.yaml"), true).is_err());
+    }
+
+    #[test]
+    fn redis_comes_from_the_file_or_redis_url_is_never_printed_and_must_be_a_redis_url() {
+        let env = HashMap::from([("REDIS_URL".to_owned(), "redis://:hunter2@cache:6379/0".to_owned())]);
+        let from_env = Config::parse(Path::new("c.yaml"), "shops: {}\n", &env).unwrap();
+        assert_eq!(from_env.redis.as_ref().map(Secret::expose), Some("redis://:hunter2@cache:6379/0"));
+        assert!(!format!("{from_env:?}").contains("hunter2"), "the password is never printed");
+        let from_file = Config::parse(Path::new("c.yaml"), "redis: redis://file:6379\n", &env).unwrap();
+        assert_eq!(from_file.redis.as_ref().map(Secret::expose), Some("redis://file:6379"), "the file wins");
+        let error = Config::parse(Path::new("c.yaml"), "redis: http://cache\n", &HashMap::new()).unwrap_err();
+        assert!(error.to_string().contains("c.yaml:1:") && error.to_string().contains("not a Redis URL"), "{error}");
     }
 }

@@ -354,7 +354,14 @@ async fn the_queries_of_the_page_on_every_backend() {
         let at = Utc.with_ymd_and_hms(2026, 11, 1, 8, 0, 0).unwrap();
 
         store
-            .insert_run(&RunStart { id: "run-a".into(), flow: "f".into(), trigger: "test".into(), started_at: at })
+            .insert_run(&RunStart {
+                id: "run-a".into(),
+                flow: "f".into(),
+                trigger: "test".into(),
+                started_at: at,
+                shop: None,
+                worker: None,
+            })
             .await
             .unwrap();
         assert_eq!(store.run("run-a").await.unwrap().map(|r| r.status), Some(RunStatus::Running), "{label}");

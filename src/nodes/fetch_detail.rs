@@ -1,7 +1,5 @@
 //! `fetch_detail`: completes orders the listing returned only in part.
 
-use std::collections::HashMap;
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -11,13 +9,16 @@ use serde_json::Value as Json;
 
 use super::sync::{self, order_record, record_order};
 use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
+use crate::platforms::detail_cache::DetailCache;
 use crate::platforms::{Order, Platform};
 use crate::record::{Batch, Record};
 
 /// Replaces an order by its full detail (TOP `trade.fullinfo.get`) when the
 /// flow `needs` a field its listing did not return — and only then: an order
 /// whose listing has every needed field, or whose version the database
-/// already holds, costs no call. Details are cached by order and version.
+/// already holds, costs no call. Details are cached by order and version, in
+/// the process (or in Redis, shared by every process, when configured); a
+/// cached detail older than the listing is never used.
 ///
 /// Put it after `dedupe`, so that orders already stored at this version are
 /// gone before it. Fields added to a record upstream are kept.
@@ -33,13 +34,6 @@ pub struct FetchDetailSettings {
     /// order model needs plus `needs`.
     #[serde(default)]
     pub fields: Vec<String>,
-    /// How many details the cache holds.
-    #[serde(default = "default_cache_size")]
-    pub cache_size: NonZeroUsize,
-}
-
-fn default_cache_size() -> NonZeroUsize {
-    NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN)
 }
 
 /// The `fetch_detail` node type.
@@ -58,7 +52,8 @@ impl NodeKind for FetchDetail {
         let platform = ctx.platform(settings.shop.as_deref())?;
         let fields =
             if settings.fields.is_empty() { Vec::new() } else { with_needs(&settings.fields, &settings.needs) };
-        Ok(Built::Transform(Box::new(DetailTransform { platform, fields, settings, cache: HashMap::new() })))
+        let cache = ctx.platforms.detail_cache();
+        Ok(Built::Transform(Box::new(DetailTransform { platform, fields, settings, cache })))
     }
 }
 
@@ -72,7 +67,7 @@ struct DetailTransform {
     settings: FetchDetailSettings,
     platform: Arc<dyn Platform>,
     fields: Vec<String>,
-    cache: HashMap<i64, Order>,
+    cache: Arc<DetailCache>,
 }
 
 impl DetailTransform {
@@ -81,8 +76,9 @@ impl DetailTransform {
     }
 
     async fn detail(&mut self, ctx: &NodeContext, listed: &Order) -> Result<Option<Order>, NodeError> {
-        if let Some(cached) = self.cache.get(&listed.tid).filter(|c| c.modified >= listed.modified) {
-            return Ok(Some(cached.clone()));
+        let (name, shop) = (self.platform.name(), self.platform.shop());
+        if let Some(cached) = self.cache.get(name, shop, listed.tid, listed.modified, Some(&listed.status)).await {
+            return Ok(Some(cached));
         }
         let (platform, fields) = (&self.platform, &self.fields);
         let detail = sync::call_platform(ctx, platform.as_ref(), || platform.order_detail(listed.tid, fields)).await?;
@@ -90,11 +86,7 @@ impl DetailTransform {
             tracing::warn!(node_id = %ctx.node_id, tid = listed.tid, "The platform has no detail of this order; kept as listed.");
             return Ok(None);
         };
-        if self.cache.len() >= self.settings.cache_size.get() {
-            // Details are cheap to fetch again; a simple reset bounds memory.
-            self.cache.clear();
-        }
-        self.cache.insert(detail.tid, detail.clone());
+        self.cache.put(&detail).await;
         Ok(Some(detail))
     }
 }

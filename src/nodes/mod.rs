@@ -50,6 +50,7 @@ pub mod stored_orders;
 pub mod sync;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod tmc_messages;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -395,6 +396,7 @@ impl Registry {
         registry.add(NodeType::of::<stored_orders::StoredOrders>());
         registry.add(NodeType::of::<logistics_alert::LogisticsAlert>());
         registry.add(NodeType::of::<notify::Notify>());
+        registry.add(NodeType::of::<tmc_messages::TmcMessages>());
         registry
     }
 

@@ -119,6 +119,11 @@ pub(crate) struct FakeShop {
     pub(crate) details: AtomicU32,
     /// Every window listed, in call order.
     pub(crate) windows: Mutex<Vec<TimeWindow>>,
+    /// Pushed messages not yet confirmed, by id: consumed oldest first and
+    /// delivered again until confirmed, as TMC does.
+    pub(crate) messages: Mutex<BTreeMap<i64, PlatformMessage>>,
+    /// Every message id confirmed, in call order.
+    pub(crate) confirmed: Mutex<Vec<i64>>,
     guard: ShopGuard,
 }
 
@@ -134,6 +139,8 @@ impl FakeShop {
             listings: AtomicU32::new(0),
             details: AtomicU32::new(0),
             windows: Mutex::default(),
+            messages: Mutex::default(),
+            confirmed: Mutex::default(),
             guard: ShopGuard::standalone("taobao", "fake-key", "s", std::num::NonZeroU32::MAX),
         })
     }
@@ -280,11 +287,17 @@ impl Platform for FakeShop {
     async fn parcel_trace(&self, _: i64) -> Result<Vec<ParcelTrace>, PlatformError> {
         not_in_fake()
     }
-    async fn messages(&self, _: u32) -> Result<Vec<PlatformMessage>, PlatformError> {
-        not_in_fake()
+    async fn messages(&self, quantity: u32) -> Result<Vec<PlatformMessage>, PlatformError> {
+        let messages = self.messages.lock().expect("not poisoned");
+        Ok(messages.values().take(quantity as usize).cloned().collect())
     }
-    async fn confirm_messages(&self, _: &[i64]) -> Result<(), PlatformError> {
-        not_in_fake()
+    async fn confirm_messages(&self, ids: &[i64]) -> Result<(), PlatformError> {
+        let mut messages = self.messages.lock().expect("not poisoned");
+        for id in ids {
+            messages.remove(id);
+        }
+        self.confirmed.lock().expect("not poisoned").extend_from_slice(ids);
+        Ok(())
     }
     fn calls(&self) -> BTreeMap<String, u64> {
         BTreeMap::new()

@@ -10,30 +10,69 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
+use super::shared::{Redis, SharedLimit, Turn};
 use super::{ErrorKind, PlatformError};
 
 /// The rate limit and the ban of one app key on one platform.
+///
+/// With Redis configured, the limit and the ban are shared by every process
+/// on the key (see `shared.rs`); the process's own `governor` limiter takes
+/// over while Redis cannot be reached.
 pub struct AppGate {
     platform: &'static str,
     app_key: String,
     limiter: DefaultDirectRateLimiter,
+    shared: Option<Arc<SharedLimit>>,
+    /// Whether the fall-back to the own limiter was logged already.
+    shared_failing: AtomicBool,
     banned_until: Mutex<Option<DateTime<Utc>>>,
 }
 
 impl AppGate {
-    fn new(platform: &'static str, app_key: &str, per_minute: NonZeroU32) -> Self {
+    fn new(platform: &'static str, app_key: &str, per_minute: NonZeroU32, redis: Option<&Arc<Redis>>) -> Self {
         Self {
             platform,
             app_key: app_key.to_owned(),
             limiter: RateLimiter::direct(Quota::per_minute(per_minute)),
+            shared: redis.map(|redis| Arc::new(SharedLimit::new(redis.clone(), platform, app_key, per_minute.get()))),
+            shared_failing: AtomicBool::new(false),
             banned_until: Mutex::new(None),
         }
+    }
+
+    /// Waits for the key's next call: the shared limiter's turn when there
+    /// is one (learning of bans other processes saw), else the own limiter.
+    async fn wait_turn(&self) {
+        if let Some(shared) = &self.shared {
+            loop {
+                match shared.turn().await {
+                    Ok(Turn::Go) => {
+                        self.shared_failing.store(false, Ordering::Relaxed);
+                        return;
+                    }
+                    Ok(Turn::Wait(wait)) => tokio::time::sleep(wait).await,
+                    Ok(Turn::Banned(until)) => {
+                        self.note_ban(until);
+                        return;
+                    }
+                    Err(error) => {
+                        if !self.shared_failing.swap(true, Ordering::Relaxed) {
+                            tracing::warn!(platform = self.platform, app_key = %self.app_key, redis = shared.host(),
+                                error = ?error.kind(), "Redis cannot be reached: this process limits its own calls until it can.");
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        self.limiter.until_ready().await;
     }
 
     /// When the ban ends, while one lasts.
@@ -42,10 +81,24 @@ impl AppGate {
         until.filter(|until| *until > Utc::now())
     }
 
-    /// Bans the key until `until` (a later ban already known wins). True
-    /// when this starts a ban rather than restating the one in force, so it
-    /// is logged once.
+    /// Bans the key until `until` (a later ban already known wins), and tells
+    /// the other processes through Redis when it is configured. True when
+    /// this starts a ban rather than restating the one in force, so it is
+    /// logged once.
     pub fn ban_until(&self, until: DateTime<Utc>) -> bool {
+        if let (Some(shared), Ok(runtime)) = (&self.shared, tokio::runtime::Handle::try_current()) {
+            let shared = shared.clone();
+            runtime.spawn(async move {
+                if let Err(error) = shared.ban_until(until).await {
+                    tracing::warn!(redis = shared.host(), error = ?error.kind(), "Could not share the ban through Redis.");
+                }
+            });
+        }
+        self.note_ban(until)
+    }
+
+    /// Bans the key in this process only.
+    fn note_ban(&self, until: DateTime<Utc>) -> bool {
         let mut banned = lock(&self.banned_until);
         let now = Utc::now();
         let in_force = banned.filter(|current| *current > now);
@@ -69,7 +122,7 @@ pub struct ShopGuard {
 impl ShopGuard {
     /// A guard with a gate of its own (a shop alone on its app key, tests).
     pub fn standalone(platform: &'static str, app_key: &str, shop: &str, per_minute: NonZeroU32) -> Self {
-        Self::on(Arc::new(AppGate::new(platform, app_key, per_minute)), shop)
+        Self::on(Arc::new(AppGate::new(platform, app_key, per_minute, None)), shop)
     }
 
     fn on(gate: Arc<AppGate>, shop: &str) -> Self {
@@ -90,7 +143,7 @@ impl ShopGuard {
     /// key is banned or the shop's session is known to be dead.
     pub async fn admit(&self, method: &str) -> Result<(), PlatformError> {
         self.refuse(method)?;
-        self.gate.limiter.until_ready().await;
+        self.gate.wait_turn().await;
         // A call that finished while this one waited may have found a ban.
         self.refuse(method)
     }
@@ -159,10 +212,16 @@ impl Gates {
     /// Gates for `keys` (platform, app key → the lowest calls per minute any
     /// shop on that key allows: the platform counts the key, not the shop).
     pub fn new(keys: BTreeMap<(&'static str, String), NonZeroU32>) -> Self {
+        Self::shared(keys, None)
+    }
+
+    /// Like [`Gates::new`], the limits and bans shared through `redis` with
+    /// every process using it.
+    pub fn shared(keys: BTreeMap<(&'static str, String), NonZeroU32>, redis: Option<&Arc<Redis>>) -> Self {
         let gates = keys
             .into_iter()
             .map(|((platform, app_key), per_minute)| {
-                let gate = Arc::new(AppGate::new(platform, &app_key, per_minute));
+                let gate = Arc::new(AppGate::new(platform, &app_key, per_minute, redis));
                 ((platform, app_key), gate)
             })
             .collect();

@@ -6,8 +6,10 @@
 //! a parcel's trace or for pushed messages, and get typed answers or a
 //! [`PlatformError`] whose [`ErrorKind`] says what to do about it.
 
+pub mod detail_cache;
 pub mod douyin;
 pub mod guard;
+pub mod shared;
 pub mod taobao;
 
 mod order;
@@ -239,6 +241,9 @@ pub trait Platform: Send + Sync {
 #[derive(Clone, Default)]
 pub struct Platforms {
     shops: BTreeMap<String, Arc<dyn Platform>>,
+    /// The details fetched, for every node of the process (and, through
+    /// Redis, of every process).
+    detail_cache: Arc<detail_cache::DetailCache>,
 }
 
 impl std::fmt::Debug for Platforms {
@@ -269,8 +274,24 @@ impl Platforms {
                 *key = (*key).min(per_minute);
             }
         }
-        let gates = Gates::new(keys);
+        let redis = config.redis.as_ref().and_then(|url| match shared::Redis::open(url, &config.redis_key_prefix) {
+            Ok(redis) => {
+                tracing::info!(
+                    redis = redis.host(),
+                    "Rate limits, bans and the detail cache are shared through Redis."
+                );
+                Some(Arc::new(redis))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Redis is not used: rate limits and the detail cache stay in this process.");
+                None
+            }
+        });
+        let gates = Gates::shared(keys, redis.as_ref());
         let mut platforms = Self::default();
+        if let Some(redis) = redis {
+            platforms.detail_cache = Arc::new(detail_cache::DetailCache::Redis(redis));
+        }
         for (name, shop) in &config.shops {
             let connector: Arc<dyn Platform> = match shop.platform {
                 config::Platform::Taobao => Arc::new(taobao::TaobaoClient::with_gates(name, shop, &gates)?),
@@ -279,6 +300,11 @@ impl Platforms {
             platforms.insert(name, connector);
         }
         Ok(platforms)
+    }
+
+    /// The process's detail cache.
+    pub fn detail_cache(&self) -> Arc<detail_cache::DetailCache> {
+        self.detail_cache.clone()
     }
 
     /// Takes over what an earlier process stored: bans still in force and

@@ -43,19 +43,25 @@ impl Rig {
     /// A rig whose engine decides schedules (breakers) by `clock`.
     pub async fn with_clock(sim: SimConfig, store: Store, clock: Clock) -> Self {
         let secret = sim.app_secret.clone();
-        Self::build(Platform::Taobao, sim, store, clock, &secret).await
+        Self::build(Platform::Taobao, sim, store, clock, &secret, "").await
+    }
+
+    /// A rig whose `orderflow.yaml` also holds the lines `extra` (e.g. `redis:`).
+    pub async fn with_config_lines(sim: SimConfig, store: Store, extra: &str) -> Self {
+        let secret = sim.app_secret.clone();
+        Self::build(Platform::Taobao, sim, store, Clock::system(), &secret, extra).await
     }
 
     /// A rig whose shop signs with `app_secret`, whatever the simulator expects.
     pub async fn with_app_secret(sim: SimConfig, store: Store, app_secret: &str) -> Self {
-        Self::build(Platform::Taobao, sim, store, Clock::system(), app_secret).await
+        Self::build(Platform::Taobao, sim, store, Clock::system(), app_secret, "").await
     }
 
     /// A rig whose shop is on `platform`: the simulator's TOP gateway for
     /// Taobao, its Douyin face for Douyin.
     pub async fn on(platform: Platform, sim: SimConfig, store: Store) -> Self {
         let secret = sim.app_secret.clone();
-        Self::build(platform, sim, store, Clock::system(), &secret).await
+        Self::build(platform, sim, store, Clock::system(), &secret, "").await
     }
 
     /// A rig with a shop on every platform, all on the one simulated shop:
@@ -63,11 +69,18 @@ impl Rig {
     /// [`DOUYIN_SHOP`] on Douyin.
     pub async fn on_every_platform(sim: SimConfig, store: Store) -> Self {
         let secret = sim.app_secret.clone();
-        Self::build_shops(&[Platform::Taobao, Platform::Douyin], sim, store, Clock::system(), &secret).await
+        Self::build_shops(&[Platform::Taobao, Platform::Douyin], sim, store, Clock::system(), &secret, "").await
     }
 
-    async fn build(platform: Platform, sim: SimConfig, store: Store, clock: Clock, app_secret: &str) -> Self {
-        Self::build_shops(&[platform], sim, store, clock, app_secret).await
+    async fn build(
+        platform: Platform,
+        sim: SimConfig,
+        store: Store,
+        clock: Clock,
+        app_secret: &str,
+        extra: &str,
+    ) -> Self {
+        Self::build_shops(&[platform], sim, store, clock, app_secret, extra).await
     }
 
     /// The rig's shop on `platform`.
@@ -78,9 +91,16 @@ impl Rig {
         }
     }
 
-    async fn build_shops(platforms: &[Platform], sim: SimConfig, store: Store, clock: Clock, app_secret: &str) -> Self {
+    async fn build_shops(
+        platforms: &[Platform],
+        sim: SimConfig,
+        store: Store,
+        clock: Clock,
+        app_secret: &str,
+        extra: &str,
+    ) -> Self {
         let sim_handle = Simulator::start(sim.clone(), ([127, 0, 0, 1], 0).into()).await.expect("simulator starts");
-        let mut source = "shops:\n".to_owned();
+        let mut source = format!("{extra}shops:\n");
         for platform in platforms {
             let gateway = match platform {
                 Platform::Taobao => sim_handle.gateway_url(),

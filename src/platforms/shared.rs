@@ -1,0 +1,168 @@
+//! What several orderflow processes share through Redis, when `redis:` is
+//! configured: the rate limit and the ban of each app key (the platform
+//! counts calls per key, whichever process makes them) and the detail cache
+//! (`detail_cache.rs`).
+//!
+//! Redis is an optimisation and a politeness, never a dependency of
+//! correctness: when it cannot be reached, each process falls back on its own
+//! limiter and cache and says so in the log. The URL may hold a password, so
+//! only its host is ever printed.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use redis::aio::ConnectionManager;
+use tokio::sync::OnceCell;
+
+use crate::config::Secret;
+
+/// A Redis server shared by the processes of one deployment.
+pub struct Redis {
+    client: redis::Client,
+    connection: OnceCell<ConnectionManager>,
+    host: String,
+    prefix: String,
+}
+
+/// Why the configured Redis cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("redis at {host}: {message}")]
+pub struct RedisConfigError {
+    /// The server's host and port (never the password).
+    pub host: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Redis {
+    /// Opens (lazily: the first use connects) the server at `url`; every key
+    /// orderflow writes starts with `prefix`.
+    pub fn open(url: &Secret, prefix: &str) -> Result<Self, RedisConfigError> {
+        let host = reqwest::Url::parse(url.expose())
+            .ok()
+            .and_then(|parsed| Some(format!("{}:{}", parsed.host_str()?, parsed.port().unwrap_or(6379))))
+            .unwrap_or_else(|| "an unreadable URL".to_owned());
+        let client = redis::Client::open(url.expose()).map_err(|_| RedisConfigError {
+            host: host.clone(),
+            message: "the URL is not a redis:// or rediss:// URL".to_owned(),
+        })?;
+        Ok(Self { client, connection: OnceCell::new(), host, prefix: prefix.to_owned() })
+    }
+
+    /// The server's host and port, for logs.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// `prefix` + `name`.
+    pub(crate) fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// The shared connection, which reconnects by itself after a failure.
+    pub(crate) async fn connection(&self) -> Result<ConnectionManager, redis::RedisError> {
+        let connection = self.connection.get_or_try_init(|| self.client.get_connection_manager()).await?;
+        Ok(connection.clone())
+    }
+}
+
+/// Whether a call may go now, as the shared limiter says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Turn {
+    /// Go.
+    Go,
+    /// Ask again after this long.
+    Wait(Duration),
+    /// Another process saw the key banned until then.
+    Banned(DateTime<Utc>),
+}
+
+/// One app key's rate limit and ban, kept in Redis for every process: a GCRA
+/// limiter (one timestamp per key, the "theoretical arrival time") with the
+/// same burst as the in-process `governor` quota, so one process or many
+/// together behave alike.
+pub(crate) struct SharedLimit {
+    redis: std::sync::Arc<Redis>,
+    rate_key: String,
+    ban_key: String,
+    interval_ms: u64,
+    tolerance_ms: u64,
+}
+
+/// Checks the ban, then admits a call if the key's arrival time allows it,
+/// atomically; answers `{0}` (go), `{1, wait_ms}` or `{2, banned_until_ms}`.
+const ADMIT_SCRIPT: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local banned = tonumber(redis.call('GET', KEYS[2]) or '0')
+if banned > now then return {2, banned} end
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
+if tat - now > tolerance then return {1, tat - tolerance - now} end
+redis.call('SET', KEYS[1], tat + interval, 'PX', tat + interval - now + 1000)
+return {0, 0}
+";
+
+/// Sets the ban unless a later one is already set.
+const BAN_SCRIPT: &str = r"
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000
+local until_ms = tonumber(ARGV[1])
+if until_ms > current and until_ms > now then
+  redis.call('SET', KEYS[1], until_ms, 'PX', until_ms - now)
+end
+return 0
+";
+
+impl SharedLimit {
+    /// The limit of `platform`'s `app_key`: `per_minute` calls a minute, in
+    /// bursts of up to `per_minute`.
+    pub(crate) fn new(redis: std::sync::Arc<Redis>, platform: &str, app_key: &str, per_minute: u32) -> Self {
+        let per_minute = u64::from(per_minute.max(1));
+        // Whole milliseconds: above 60,000 calls a minute this allows one a
+        // millisecond.
+        let interval_ms = (60_000 / per_minute).max(1);
+        Self {
+            rate_key: redis.key(&format!("rate:{platform}:{app_key}")),
+            ban_key: redis.key(&format!("ban:{platform}:{app_key}")),
+            tolerance_ms: interval_ms * (per_minute - 1),
+            interval_ms,
+            redis,
+        }
+    }
+
+    /// The server's host, for logs.
+    pub(crate) fn host(&self) -> &str {
+        self.redis.host()
+    }
+
+    /// Asks for one call's turn.
+    pub(crate) async fn turn(&self) -> Result<Turn, redis::RedisError> {
+        let mut connection = self.redis.connection().await?;
+        let (code, value): (u8, i64) = redis::Script::new(ADMIT_SCRIPT)
+            .key(&self.rate_key)
+            .key(&self.ban_key)
+            .arg(self.interval_ms)
+            .arg(self.tolerance_ms)
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(match code {
+            0 => Turn::Go,
+            2 => DateTime::from_timestamp_millis(value).map_or(Turn::Go, Turn::Banned),
+            _ => Turn::Wait(Duration::from_millis(value.max(1).unsigned_abs())),
+        })
+    }
+
+    /// Tells every process the key is banned until `until`.
+    pub(crate) async fn ban_until(&self, until: DateTime<Utc>) -> Result<(), redis::RedisError> {
+        let mut connection = self.redis.connection().await?;
+        redis::Script::new(BAN_SCRIPT)
+            .key(&self.ban_key)
+            .arg(until.timestamp_millis())
+            .invoke_async::<i64>(&mut connection)
+            .await?;
+        Ok(())
+    }
+}
