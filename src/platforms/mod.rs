@@ -44,6 +44,22 @@ impl TimeWindow {
     }
 }
 
+impl TimeWindow {
+    /// Refuses the window for `method` when it is longer than `max`: the
+    /// platform would refuse it too, after costing a call.
+    pub(crate) fn check_span(&self, method: &str, max: chrono::Duration) -> Result<(), PlatformError> {
+        if self.span() <= max {
+            return Ok(());
+        }
+        Err(PlatformError {
+            kind: ErrorKind::BadRequest,
+            method: method.to_owned(),
+            message: format!("the window {} – {} is longer than {} hour(s)", self.start, self.end, max.num_hours()),
+            request_id: None,
+        })
+    }
+}
+
 /// Which page of a listing to fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageRequest {

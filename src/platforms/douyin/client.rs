@@ -369,14 +369,7 @@ impl Platform for DouyinClient {
         page: PageRequest,
         _fields: &[String],
     ) -> Result<Page<Order>, PlatformError> {
-        if window.span() > self.max_modified_window() {
-            return Err(PlatformError {
-                kind: ErrorKind::BadRequest,
-                method: ORDER_SEARCH_LIST.to_owned(),
-                message: format!("the window {} – {} is longer than 1 day", window.start, window.end),
-                request_id: None,
-            });
-        }
+        window.check_span(ORDER_SEARCH_LIST, self.max_modified_window())?;
         self.search("update_time", window, page).await
     }
 

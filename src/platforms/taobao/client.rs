@@ -378,15 +378,8 @@ impl Platform for TaobaoClient {
         fields: &[String],
     ) -> Result<Page<Order>, PlatformError> {
         const METHOD: &str = "taobao.trades.sold.increment.get";
-        if window.span() > self.max_modified_window() {
-            // TOP would refuse it (code 41) after costing a call.
-            return Err(PlatformError {
-                kind: ErrorKind::BadRequest,
-                method: METHOD.to_owned(),
-                message: format!("the window {} – {} is longer than 1 day", window.start, window.end),
-                request_id: None,
-            });
-        }
+        // TOP would refuse it with code 41.
+        window.check_span(METHOD, self.max_modified_window())?;
         self.trades(METHOD, ("start_modified", "end_modified"), window, page, fields).await
     }
 
