@@ -196,6 +196,28 @@ impl From<PlatformError> for crate::nodes::NodeError {
     }
 }
 
+/// A platform's refusal as `code 7 (msg), sub_code x (sub_msg)`: both
+/// platforms answer with the same four fields.
+pub(crate) fn write_codes(
+    f: &mut std::fmt::Formatter<'_>,
+    code: i64,
+    msg: &str,
+    sub_code: Option<&str>,
+    sub_msg: Option<&str>,
+) -> std::fmt::Result {
+    write!(f, "code {code}")?;
+    if !msg.is_empty() {
+        write!(f, " ({msg})")?;
+    }
+    if let Some(sub_code) = sub_code {
+        write!(f, ", sub_code {sub_code}")?;
+    }
+    if let Some(sub_msg) = sub_msg {
+        write!(f, " ({sub_msg})")?;
+    }
+    Ok(())
+}
+
 /// One shop on one platform, as the nodes see it.
 #[async_trait]
 pub trait Platform: Send + Sync {

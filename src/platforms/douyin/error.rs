@@ -99,17 +99,7 @@ impl ApiError {
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "code {}", self.code)?;
-        if !self.msg.is_empty() {
-            write!(f, " ({})", self.msg)?;
-        }
-        if let Some(sub_code) = &self.sub_code {
-            write!(f, ", sub_code {sub_code}")?;
-        }
-        if let Some(sub_msg) = &self.sub_msg {
-            write!(f, " ({sub_msg})")?;
-        }
-        Ok(())
+        crate::platforms::write_codes(f, self.code, &self.msg, self.sub_code.as_deref(), self.sub_msg.as_deref())
     }
 }
 
