@@ -16,4 +16,5 @@ pub mod script;
 pub mod server;
 pub mod sim;
 pub mod store;
+pub mod sync;
 pub mod telemetry;

@@ -192,8 +192,8 @@ fn schema_describes_every_node_type() {
 fn the_node_reference_in_docs_matches_the_code() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/flows.md");
     let document = std::fs::read_to_string(&path).unwrap();
-    let generated = orderflow::nodes::reference::markdown(&orderflow::nodes::Registry::builtin());
-    let expected = orderflow::nodes::reference::splice(&document, &generated).expect("markers in docs/flows.md");
+    let generated = orderflow::flow::reference::markdown(&orderflow::nodes::Registry::builtin());
+    let expected = orderflow::flow::reference::splice(&document, &generated).expect("markers in docs/flows.md");
     assert!(document == expected, "docs/flows.md is out of date: run `cargo run -- docs --write docs/flows.md`");
 }
 

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use orderflow::config::Platform;
-use orderflow::nodes::sync::FULL_STREAM;
 use orderflow::sim::{FaultKind, SimConfig};
 use orderflow::store::Store;
+use orderflow::sync::FULL_STREAM;
 use support::rig::Rig;
 
 async fn sqlite(dir: &tempfile::TempDir) -> Store {

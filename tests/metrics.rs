@@ -12,11 +12,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::Utc;
-use orderflow::nodes::sync::INCREMENT_STREAM;
 use orderflow::server::catalog::Catalog;
 use orderflow::server::web::{self, WebState};
 use orderflow::sim::SimConfig;
 use orderflow::store::{AppBan, BreakerRow, NewAlert, Store};
+use orderflow::sync::INCREMENT_STREAM;
 use orderflow::telemetry;
 use support::rig::{Rig, SHOP};
 use tokio_util::sync::CancellationToken;

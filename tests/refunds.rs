@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use orderflow::nodes::sync::REFUNDS_STREAM;
 use orderflow::platforms::taobao::time;
 use orderflow::platforms::{Money, Refund};
 use orderflow::sim::{SimConfig, Truth};
 use orderflow::store::{Cursor, SaveOutcome, Store};
+use orderflow::sync::REFUNDS_STREAM;
 use serde_json::{Value as Json, json};
 use support::rig::{Rig, SHOP};
 

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use orderflow::clock::Clock;
-use orderflow::nodes::sync::{FULL_STREAM, NEEDS_REAUTH_ALERT};
 use orderflow::sim::{FaultKind, SimConfig};
 use orderflow::store::{RunStatus, Store};
+use orderflow::sync::{FULL_STREAM, NEEDS_REAUTH_ALERT};
 use support::rig::{Rig, SHOP};
 
 const INCREMENT_METHOD: &str = "taobao.trades.sold.increment.get";

@@ -8,9 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use orderflow::nodes::fetch_full::Backfill;
-use orderflow::nodes::sync::FULL_STREAM;
 use orderflow::sim::{SimConfig, Simulator};
 use orderflow::store::Store;
+use orderflow::sync::FULL_STREAM;
 
 const SHOP: &str = "tmall-main";
 const LIST_CREATED: &str = "taobao.trades.sold.get";

@@ -14,12 +14,12 @@ use crate::config::{Config, Platform};
 use crate::engine::{Engine, EngineOptions, RunReport};
 use crate::flow::{self, CompileEnv, Flow};
 use crate::nodes::fetch_full::Backfill;
-use crate::nodes::sync::FULL_STREAM;
 use crate::nodes::{BuildContext, Registry};
 use crate::platforms::Platforms;
 use crate::script::{Limits, Sandbox};
 use crate::sim::{SimConfig, Simulator};
 use crate::store::{RunStatus, Store};
+use crate::sync::FULL_STREAM;
 
 const FULL_FLOW: &str = include_str!("../../flows/taobao-initial-full.yaml");
 const DOUYIN_FULL_FLOW: &str = include_str!("../../flows/douyin-initial-full.yaml");

@@ -375,7 +375,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let platform = shop_config.platform.as_str();
             if store.clear_needs_reauth(platform, &shop).await? {
                 let now = chrono::Utc::now();
-                store.resolve_alert(crate::nodes::sync::NEEDS_REAUTH_ALERT, platform, &shop, None, now).await?;
+                store.resolve_alert(crate::sync::NEEDS_REAUTH_ALERT, platform, &shop, None, now).await?;
                 println!("shop {shop:?}: marked authorised again; its flows call the platform again");
             } else {
                 println!("shop {shop:?} was not waiting for authorisation");
@@ -383,13 +383,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Docs { write } => {
-            let generated = nodes::reference::markdown(&Registry::builtin());
+            let generated = flow::reference::markdown(&Registry::builtin());
             match write {
                 None => print!("{generated}"),
                 Some(path) => {
                     let document =
                         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-                    let Some(updated) = nodes::reference::splice(&document, &generated) else {
+                    let Some(updated) = flow::reference::splice(&document, &generated) else {
                         bail!("{} has no generated-reference markers", path.display());
                     };
                     std::fs::write(&path, updated).with_context(|| format!("writing {}", path.display()))?;

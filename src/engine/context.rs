@@ -10,8 +10,8 @@ use serde_json::Value as Json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::node::NodeError;
 use crate::flow::OnError;
-use crate::nodes::NodeError;
 use crate::record::Batch;
 use crate::store::{Cursor, DeadLetter, Store};
 

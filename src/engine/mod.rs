@@ -12,6 +12,7 @@
 //! left behind. Every run and every node's counts and timings are recorded.
 
 mod context;
+pub mod node;
 mod task;
 
 use std::collections::{HashMap, HashSet};
@@ -29,9 +30,9 @@ pub use context::{Emitter, NodeContext};
 pub(crate) use context::{NodeStats, Output, Packet};
 
 use crate::flow::{Flow, NodeSpec, OnError};
-use crate::nodes::{BuildContext, Built, ErrorClass, Halt, Registry};
 use crate::record::Record;
 use crate::store::{NodeRunRecord, NodeStatus, RunFinish, RunStart, RunStatus, Store, StoreError};
+use node::{BuildContext, Built, ErrorClass, Halt, Registry};
 
 /// Tuning of the executor.
 #[derive(Debug, Clone, Copy)]

@@ -10,9 +10,9 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::sync::mpsc;
 
 use super::context::Checkpoint;
+use super::node::{NodeError, Source, Transform};
 use super::{Emitter, NodeContext, Output, Packet};
 use crate::flow::{NodeSpec, OnError};
-use crate::nodes::{NodeError, Source, Transform};
 use crate::record::{Batch, Record};
 use crate::script::Sandbox;
 use crate::store::Cursor;

@@ -3,6 +3,7 @@
 pub mod compile;
 pub mod error;
 pub mod model;
+pub mod reference;
 pub mod render;
 pub mod schema;
 pub mod settings;

@@ -7,11 +7,11 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::sync::{self, order_record, record_order};
 use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
 use crate::platforms::detail_cache::DetailCache;
 use crate::platforms::{Order, Platform};
 use crate::record::{Batch, Record};
+use crate::sync::{self, order_record, record_order};
 
 /// Replaces an order by its full detail (TOP `trade.fullinfo.get`) when the
 /// flow `needs` a field its listing did not return — and only then: an order

@@ -8,11 +8,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::by_created::CreatedReader;
 use super::fetch_increment::{check_page_size, default_page_size, emit_window};
-use super::sync::{self, FULL_STREAM, INCREMENT_STREAM, Span};
 use super::{BuildContext, BuildError, Built, Emitter, NodeError, NodeKind, Role, Source};
 use crate::platforms::{Platform, TimeWindow};
+use crate::sync::by_created::CreatedReader;
+use crate::sync::{self, FULL_STREAM, INCREMENT_STREAM, Span};
 
 /// Backfills every order created in the last `days` days (first
 /// initialisation, or a full pull when the increment channel is not

@@ -9,14 +9,14 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::breaker::{Breaker, BreakerSettings, Plan};
-use super::by_created::CreatedReader;
-use super::by_modified::{self, Newest, Windows};
-use super::sync::{self, CallFailure, INCREMENT_STREAM, Span};
 use super::{BuildContext, BuildError, Built, Emitter, Halt, NodeContext, NodeError, NodeKind, Role, Source};
 use crate::clock::Clock;
 use crate::platforms::{Anomaly, Order, PageRequest, Platform, TimeWindow};
 use crate::store::NewAnomaly;
+use crate::sync::breaker::{Breaker, BreakerSettings, Plan};
+use crate::sync::by_created::CreatedReader;
+use crate::sync::by_modified::{self, Newest, Windows};
+use crate::sync::{self, CallFailure, INCREMENT_STREAM, Span};
 
 /// Lists the orders modified since the shop's stored cursor, window by
 /// window, and moves the cursor as the sink stores them.

@@ -8,12 +8,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use super::by_modified::{self, Windows};
 use super::fetch_increment::{check_page_size, default_page_size, emit_records};
-use super::sync::{self, CallFailure, REFUNDS_STREAM, Span};
 use super::{BuildContext, BuildError, Built, Emitter, NodeContext, NodeError, NodeKind, Role, Source};
 use crate::platforms::taobao::fields::{REFUND_FIELDS, REFUND_LIST_FIELDS};
 use crate::platforms::{Page, PageRequest, Platform, Refund, TimeWindow};
+use crate::sync::by_modified::{self, Windows};
+use crate::sync::{self, CallFailure, REFUNDS_STREAM, Span};
 
 /// Lists the refunds modified since the shop's stored cursor, window by
 /// window, and moves the cursor as the sink stores them.

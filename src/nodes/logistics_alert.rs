@@ -9,12 +9,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use super::sync::{self, Span};
 use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
 use crate::clock::Clock;
 use crate::platforms::{ParcelTrace, Platform};
 use crate::record::{Batch, Record};
 use crate::store::{NewAlert, ParcelCheck};
+use crate::sync::{self, Span};
 
 /// The alert kind this node raises.
 pub const PARCEL_STALLED: &str = "parcel_stalled";

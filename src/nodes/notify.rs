@@ -10,11 +10,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
 
-use super::sync::Span;
 use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
 use crate::record::{Batch, Record};
 use crate::script::{Sandbox, Script};
 use crate::store::DELIVERY_KEY_LEN;
+use crate::sync::Span;
 
 /// The header carrying the body's signature: `sha256=<hex HMAC-SHA256 of the
 /// body, keyed with the secret>`.

@@ -9,12 +9,12 @@ use chrono::{DateTime, Duration as Days, NaiveDate, TimeZone, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::by_created::CreatedReader;
 use super::fetch_increment::{check_page_size, default_page_size};
-use super::sync::{self, Span};
 use super::{BuildContext, BuildError, Built, Emitter, NodeContext, NodeError, NodeKind, Role, Source};
 use crate::platforms::{Platform, TimeWindow};
 use crate::store::Reconciliation;
+use crate::sync::by_created::CreatedReader;
+use crate::sync::{self, Span};
 
 /// For each of the last `days` whole days (in `timezone`), counts the orders
 /// the platform lists as created that day and the orders the database holds

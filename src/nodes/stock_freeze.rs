@@ -6,11 +6,11 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::sync::record_order;
 use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
 use crate::platforms::{Order, OrderItem, Refund};
 use crate::record::{Batch, Record};
 use crate::store::{OrderLine, StockChange};
+use crate::sync::record_order;
 
 /// Freezes stock for paid presale order lines, and releases or deducts it as
 /// the orders move on (table `stock`, see docs/store.md). Passes its records

@@ -4,10 +4,10 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::sync::record_order;
 use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
 use crate::record::Batch;
 use crate::store::Cursor;
+use crate::sync::record_order;
 
 /// Upserts orders into `orders` and their lines into `order_items` (see
 /// docs/store.md), one transaction per batch, and passes them on.

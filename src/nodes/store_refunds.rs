@@ -4,10 +4,10 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::sync::record_refund;
 use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
 use crate::record::Batch;
 use crate::store::Cursor;
+use crate::sync::record_refund;
 
 /// Upserts refunds into `refunds` (see docs/store.md), one transaction per
 /// batch, and passes them on.

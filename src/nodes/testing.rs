@@ -180,7 +180,12 @@ impl FakeShop {
             .map(|(_, tid)| fake_order(*tid, orders[tid]))
             .collect();
         let total = listed.len() as u64;
-        Page { items, total: Some(total), has_next: u64::from(page.page_no) * u64::from(page.page_size) < total }
+        Page {
+            items,
+            total: Some(total),
+            has_next: u64::from(page.page_no) * u64::from(page.page_size) < total,
+            rejected: Vec::new(),
+        }
     }
 }
 
@@ -270,9 +275,9 @@ impl Platform for FakeShop {
     /// The orders seen as refunds (one each, its id the tid), listed like
     /// orders by modification time, churn included.
     async fn refunds_modified(&self, window: TimeWindow, page: PageRequest) -> Result<Page<Refund>, PlatformError> {
-        let Page { items, total, has_next } = self.list(window, page, true);
+        let Page { items, total, has_next, rejected } = self.list(window, page, true);
         let items = items.iter().map(|order| fake_refund(order, serde_json::json!({"refund_id": order.tid}))).collect();
-        Ok(Page { items, total, has_next })
+        Ok(Page { items, total, has_next, rejected })
     }
     /// The refund with every field of `refund.get` in `raw`.
     async fn refund(&self, refund_id: i64) -> Result<Option<Refund>, PlatformError> {

@@ -12,11 +12,11 @@ use futures::{StreamExt, TryStreamExt, stream};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::sync::{self, Span, order_record};
 use super::{BuildContext, BuildError, Built, Emitter, NodeContext, NodeError, NodeKind, Role, Source};
 use crate::platforms::detail_cache::DetailCache;
 use crate::platforms::{Order, Platform, PlatformMessage};
 use crate::record::Batch;
+use crate::sync::{self, Span, order_record};
 
 /// Reads the shop's pushed messages (TOP `tmc.messages.consume`), fetches the
 /// full order each trade or refund message names (`trade.fullinfo.get`) and emits it;
@@ -308,9 +308,9 @@ mod tests {
     use super::*;
     use crate::engine::{Output, Packet};
     use crate::flow::OnError;
-    use crate::nodes::sync::record_order;
     use crate::nodes::testing::{FakeShop, fake_order, node_ctx};
     use crate::store::Store;
+    use crate::sync::record_order;
 
     fn at(text: &str) -> DateTime<Utc> {
         text.parse().unwrap()

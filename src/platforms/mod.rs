@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde_json::Value as Json;
 
 use crate::config::{self, Config};
 
@@ -81,6 +82,20 @@ pub struct Page<T> {
     pub total: Option<u64>,
     /// Whether a further page exists (from `has_next`, or derived from `total`).
     pub has_next: bool,
+    /// Records of this page that cannot be read as the model: set aside one
+    /// by one (dead letters) so the rest of the page goes on.
+    pub rejected: Vec<Rejected>,
+}
+
+/// One record of an answer that cannot be read as the model: a field the model
+/// needs is missing or of an impossible type or value. It is set aside with
+/// its raw body; the other records of the answer are not held back by it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    /// The record as the platform sent it.
+    pub raw: Json,
+    /// What is wrong with it, naming the field (and the record's id when it has one).
+    pub reason: String,
 }
 
 /// What a failed call means for the caller.
@@ -188,12 +203,6 @@ pub struct PlatformError {
     pub message: String,
     /// The platform's request id, when it gave one.
     pub request_id: Option<String>,
-}
-
-impl From<PlatformError> for crate::nodes::NodeError {
-    fn from(error: PlatformError) -> Self {
-        if error.kind.is_retryable() { Self::transient(error.to_string()) } else { Self::permanent(error.to_string()) }
-    }
 }
 
 /// A platform's refusal as `code 7 (msg), sub_code x (sub_msg)`: both

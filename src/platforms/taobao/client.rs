@@ -515,7 +515,7 @@ fn page_of<T>(method: &str, body: &Json, page: PageRequest, items: Vec<T>) -> Re
         );
         return Err(Malformed::new(Anomaly::MissingList, message).into_platform_error(method));
     }
-    Ok(Page { items, total, has_next })
+    Ok(Page { items, total, has_next, rejected: Vec::new() })
 }
 
 /// The window as TOP's inclusive `[start, end]` in its time format, or
@@ -539,7 +539,7 @@ fn clamp_page(page: PageRequest) -> PageRequest {
 }
 
 fn empty_page<T>() -> Page<T> {
-    Page { items: Vec::new(), total: Some(0), has_next: false }
+    Page { items: Vec::new(), total: Some(0), has_next: false, rejected: Vec::new() }
 }
 
 fn fields_param(fields: &[String], default: &[&str]) -> String {

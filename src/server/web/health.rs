@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::nodes::sync::{INCREMENT_STREAM, REFUNDS_STREAM, modified_until};
 use crate::store::{Alert, AppBan, BreakerRow, Reauth, Store, StoreError};
+use crate::sync::{INCREMENT_STREAM, REFUNDS_STREAM, modified_until};
 
 /// How far one incremental stream of a shop got.
 #[derive(Debug, Clone)]

@@ -1,5 +1,13 @@
-//! What the sync nodes share: orders and refunds as records, the cursor streams
-//! they resume from, and durations written as `30m` in settings.
+//! The sync machinery the order and refund nodes share: orders and refunds as
+//! records, the cursor streams they resume from, calling a platform with
+//! classified retries (`call_platform`), durations written as `30m` in
+//! settings; reading orders by creation time (`by_created`: backfills, full
+//! pulls, reconcile) and windows by modification time (`by_modified`:
+//! increments and refunds), and the circuit breaker (`breaker`).
+
+pub mod breaker;
+pub mod by_created;
+pub mod by_modified;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -10,7 +18,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value as Json;
 
-use super::{Halt, NodeContext, NodeError};
+use crate::engine::NodeContext;
+use crate::engine::node::{Halt, NodeError};
 use crate::platforms::{Anomaly, ErrorKind, Order, Platform, PlatformError, Refund};
 use crate::record::Record;
 use crate::store::{AppBan, Cursor, NewAlert, NewAnomaly};

@@ -3,7 +3,7 @@
 
 use serde_json::Value as Json;
 
-use super::{Registry, Role};
+use crate::engine::node::{Registry, Role};
 
 /// Marks the start of the generated part of `docs/flows.md`.
 pub const BEGIN: &str = "<!-- BEGIN GENERATED NODE REFERENCE: `orderflow docs --write` -->";

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::sync::Span;
+use super::Span;
 use crate::platforms::{ErrorKind, PlatformError};
 use crate::store::BreakerRow;
 

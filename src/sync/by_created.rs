@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::sync::{self, CallFailure};
-use super::{NodeContext, NodeError};
+use super::{self as sync, CallFailure};
+use crate::engine::NodeContext;
+use crate::engine::node::NodeError;
 use crate::platforms::{Order, Page, PageRequest, Platform, TimeWindow};
 
 /// How often one page waits out an overloaded platform before the node gives up.

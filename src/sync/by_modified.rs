@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::sync::{CallFailure, Span};
-use super::{BuildError, NodeContext, NodeError};
+use super::{CallFailure, Span};
+use crate::engine::NodeContext;
+use crate::engine::node::{BuildError, NodeError};
 use crate::platforms::{Order, Page, PageRequest, Platform, Refund, TimeWindow};
 
 /// The smallest window a crowded window is split down to.
