@@ -3,7 +3,9 @@
 //! Scripts are written by people, not vetted code, so every run is bounded:
 //! operations, wall-clock time, data sizes, call depth and expression depth.
 //! Rhai's core has no file or network access and none is registered here;
-//! `eval` and `import` are disabled so a script is exactly what was reviewed.
+//! `eval` and `import` are disabled so a script is exactly what was reviewed;
+//! `sleep`, which no time limit can interrupt, fails; `print` and `debug`
+//! output is capped per call.
 
 pub mod convert;
 pub mod header;
@@ -138,18 +140,25 @@ thread_local! {
     // The engine is shared by all threads, but each thread runs one script at
     // a time, so the deadline of the current call lives with the thread.
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    // Bytes of `print`/`debug` output the current call has logged.
+    static PRINTED: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Sets the thread's deadline for one call and restores the previous one on
-/// drop, so an early return or panic cannot leave a stale deadline behind.
-struct DeadlineGuard {
+/// drop, so an early return or panic cannot leave a stale deadline behind. The
+/// outermost call also starts a fresh print budget; a nested call spends its
+/// caller's.
+struct CallGuard {
     previous: Option<Instant>,
 }
 
-impl DeadlineGuard {
+impl CallGuard {
     fn start(max: Duration) -> Self {
         let ours = Instant::now().checked_add(max);
         let previous = DEADLINE.get();
+        if previous.is_none() {
+            PRINTED.set(0);
+        }
         // A nested call must not extend the deadline of the call around it.
         let effective = match (previous, ours) {
             (Some(p), Some(o)) => Some(p.min(o)),
@@ -160,10 +169,39 @@ impl DeadlineGuard {
     }
 }
 
-impl Drop for DeadlineGuard {
+impl Drop for CallGuard {
     fn drop(&mut self) {
         DEADLINE.set(self.previous);
     }
+}
+
+/// What may still be logged of one `print`/`debug` message in this call: at
+/// most [`MAX_PRINT_LINE`] bytes of it, and nothing once the call has logged
+/// [`MAX_PRINT_PER_CALL`]. Each message also counts a line's overhead, so a
+/// loop of empty prints is bounded too.
+fn within_print_budget(text: &str) -> Option<String> {
+    const LINE_OVERHEAD: usize = 64;
+    let used = PRINTED.get();
+    if used >= MAX_PRINT_PER_CALL {
+        return None;
+    }
+    let mut cut = text.len().min(MAX_PRINT_LINE).min(MAX_PRINT_PER_CALL - used);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let spent = used + cut + LINE_OVERHEAD;
+    PRINTED.set(spent);
+    let mut logged = text[..cut].to_owned();
+    if cut < text.len() {
+        logged.push_str(&format!(" … ({} more bytes not logged)", text.len() - cut));
+    }
+    if spent >= MAX_PRINT_PER_CALL {
+        logged.push_str(&format!(
+            " (this call's print output reached its limit of {} KiB; later prints are dropped)",
+            MAX_PRINT_PER_CALL / 1024
+        ));
+    }
+    Some(logged)
 }
 
 /// How many operations pass between clock reads; reading the clock on every
@@ -171,6 +209,19 @@ impl Drop for DeadlineGuard {
 const CLOCK_CHECK_EVERY: u64 = 256;
 
 const SCRIPT_TARGET: &str = "orderflow::script";
+
+/// Symbols a script may not use, refused when the flow is loaded: they would
+/// run code nobody reviewed.
+const DISABLED: &[&str] = &["eval", "import"];
+
+const SLEEP_REFUSED: &str = "`sleep` is not allowed in scripts: it would hold the worker past every time limit";
+
+/// The longest single `print`/`debug` message logged; the rest is cut.
+const MAX_PRINT_LINE: usize = 1024;
+
+/// The most `print`/`debug` output one script call may log: a script printing
+/// in a loop fills the log, not the disk.
+const MAX_PRINT_PER_CALL: usize = 16 * 1024;
 
 impl Sandbox {
     /// A sandbox enforcing `limits` on every script it compiles and runs.
@@ -187,7 +238,15 @@ impl Sandbox {
             .set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
         // `import` would also fail at run time through the dummy resolver;
         // disabling it reports the mistake when the flow is loaded instead.
-        engine.disable_symbol("eval").disable_symbol("import");
+        for symbol in DISABLED {
+            engine.disable_symbol(*symbol);
+        }
+        // Rhai's `sleep` blocks the worker thread where neither the time
+        // limit nor the node's `timeout:` can interrupt it (limits are checked
+        // between operations, and a sleep is one). It is a function, not a
+        // symbol, so it is replaced by one that refuses.
+        engine.register_fn("sleep", |_: rhai::INT| -> Result<(), Box<EvalAltResult>> { Err(SLEEP_REFUSED.into()) });
+        engine.register_fn("sleep", |_: rhai::FLOAT| -> Result<(), Box<EvalAltResult>> { Err(SLEEP_REFUSED.into()) });
         engine.on_progress(|ops| {
             if ops % CLOCK_CHECK_EVERY != 0 {
                 return None;
@@ -195,9 +254,16 @@ impl Sandbox {
             let deadline = DEADLINE.get()?;
             (Instant::now() >= deadline).then(|| Dynamic::from("time limit"))
         });
-        engine.on_print(|text| tracing::info!(target: SCRIPT_TARGET, "{text}"));
-        engine
-            .on_debug(|text, source, pos| tracing::debug!(target: SCRIPT_TARGET, source, line = pos.line(), "{text}"));
+        engine.on_print(|text| {
+            if let Some(text) = within_print_budget(text) {
+                tracing::info!(target: SCRIPT_TARGET, "{text}");
+            }
+        });
+        engine.on_debug(|text, source, pos| {
+            if let Some(text) = within_print_budget(text) {
+                tracing::debug!(target: SCRIPT_TARGET, source, line = pos.line(), "{text}");
+            }
+        });
         Sandbox { engine: Arc::new(engine), limits }
     }
 
@@ -338,7 +404,7 @@ impl Sandbox {
     }
 
     fn eval(&self, scope: &mut Scope, ast: &AST) -> Result<Dynamic, ScriptError> {
-        let _deadline = DeadlineGuard::start(self.limits.max_duration);
+        let _call = CallGuard::start(self.limits.max_duration);
         // A panic inside the engine is a bug in Rhai, not in the flow; it
         // must fail this one record instead of taking the worker down.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -394,10 +460,10 @@ impl Sandbox {
             ParseErrorType::ExprTooDeep => {
                 format!("expression nested deeper than the limit of {} levels", self.limits.max_expr_depth)
             }
-            ParseErrorType::Reserved(word) if word == "eval" || word == "import" => {
+            ParseErrorType::Reserved(word) if DISABLED.contains(&word.as_str()) => {
                 format!("`{word}` is not allowed in scripts")
             }
-            ParseErrorType::BadInput(rhai::LexError::ImproperSymbol(word, _)) if word == "eval" || word == "import" => {
+            ParseErrorType::BadInput(rhai::LexError::ImproperSymbol(word, _)) if DISABLED.contains(&word.as_str()) => {
                 format!("`{word}` is not allowed in scripts")
             }
             other => lower_first(&other.to_string()),
@@ -798,8 +864,8 @@ mod tests {
         assert_eq!(err.line, Some(1));
     }
 
-    #[test]
-    fn print_and_debug_go_to_tracing() {
+    /// What the script logs through `print`/`debug` while `f` runs.
+    fn logged(f: impl FnOnce()) -> String {
         use std::io::Write;
         use std::sync::Mutex;
 
@@ -821,13 +887,55 @@ mod tests {
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        tracing::subscriber::with_default(subscriber, f);
+        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn print_and_debug_go_to_tracing() {
+        let out = logged(|| {
             run(r#"print("hello from print"); debug("hello from debug");"#, json!({})).unwrap();
         });
-        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         assert!(out.contains("INFO") && out.contains("hello from print"), "{out}");
         assert!(out.contains("DEBUG") && out.contains("hello from debug"), "{out}");
         assert!(out.contains(SCRIPT_TARGET), "{out}");
+    }
+
+    #[test]
+    fn print_output_is_capped_per_line_and_per_call() {
+        // 50 prints of 100 KB: 5 MB asked for, at most the call's budget logged.
+        let script = r#"let big = ""; big.pad(100000, "x"); for i in 0..50 { print(big); debug(big); }"#;
+        let out = logged(|| {
+            run(script, json!({})).unwrap();
+        });
+        assert!(out.len() < MAX_PRINT_PER_CALL + 4096, "logged {} bytes", out.len());
+        assert!(out.contains("more bytes not logged"), "a long line says it was cut");
+        assert_eq!(out.matches("later prints are dropped").count(), 1, "the cap is announced once");
+        // The next call has a budget of its own.
+        let next = logged(|| {
+            run(r#"print("after the cap")"#, json!({})).unwrap();
+        });
+        assert!(next.contains("after the cap"), "{next}");
+    }
+
+    #[test]
+    fn a_cut_never_splits_a_character() {
+        let text = "订单".repeat(MAX_PRINT_LINE);
+        PRINTED.set(0);
+        let logged = within_print_budget(&text).unwrap();
+        let kept = logged.split(" … (").next().unwrap();
+        assert!(kept.len() <= MAX_PRINT_LINE && kept.chars().all(|c| c == '订' || c == '单'), "{kept}");
+    }
+
+    #[test]
+    fn sleep_fails_at_once_instead_of_holding_the_worker() {
+        let started = Instant::now();
+        for source in ["sleep(100);", "record.x = 1; sleep(0.5);"] {
+            let err = run(source, json!({})).unwrap_err();
+            assert_eq!(err.kind, ScriptErrorKind::Runtime, "{source}: {err}");
+            assert!(err.message.contains("`sleep` is not allowed in scripts"), "{source}: {err}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "sleep must not sleep: {:?}", started.elapsed());
     }
 
     #[test]
