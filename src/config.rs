@@ -222,6 +222,10 @@ impl Config {
                     .expected("redis://host:6379 or rediss://:password@host:6380/0")));
             }
         }
+        let errors = check_shops(&config, &tree, path);
+        if !errors.is_empty() {
+            return Err(ConfigErrors::sorted(errors));
+        }
         config.nodes_dir = base.join(&config.nodes_dir);
         if let Some(rest) = config.database.strip_prefix("sqlite://") {
             let file = Path::new(rest.split('?').next().unwrap_or(rest));
@@ -236,6 +240,43 @@ impl Config {
     pub fn shop_names(&self) -> BTreeSet<String> {
         self.shops.keys().cloned().collect()
     }
+}
+
+/// What deserialising cannot see in a shop: a gateway that is not an
+/// http(s) URL, a rate limit of zero. Each at its line and column, so a shop
+/// is never left out later with a vaguer error.
+fn check_shops(config: &Config, tree: &Node, path: &Path) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let at = |shop: &str, key: &str| {
+        tree.get("shops").and_then(|shops| shops.get(shop)).and_then(|s| s.get(key)).map(|n| n.pos)
+    };
+    for (name, shop) in &config.shops {
+        let url = reqwest::Url::parse(&shop.gateway);
+        if !url.as_ref().is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some()) {
+            let why = url.err().map(|e| format!(" ({e})")).unwrap_or_default();
+            errors.push(
+                ConfigError::new(
+                    path,
+                    at(name, "gateway"),
+                    format!("shop \"{name}\": \"gateway\" is not an http(s) URL{why}"),
+                )
+                .expected(
+                    "https://eco.taobao.com/router/rest, https://openapi-fxg.jinritemai.com or the simulator's URL",
+                ),
+            );
+        }
+        if shop.rate_limit_per_min == 0 {
+            errors.push(
+                ConfigError::new(
+                    path,
+                    at(name, "rate_limit_per_min"),
+                    format!("shop \"{name}\": \"rate_limit_per_min\" is 0"),
+                )
+                .expected("the calls per minute the platform allows the app key, at least 1"),
+            );
+        }
+    }
+    errors
 }
 
 fn one(error: ConfigError) -> ConfigErrors {
@@ -374,6 +415,21 @@ mod tests {
         let errors =
             Config::parse(Path::new("o.yaml"), &source, &env(&[("APP_SECRET", "s"), ("SESSION", "s")])).unwrap_err();
         assert!(errors.0[0].to_string().starts_with("o.yaml:4:15: config: unknown variant \"jd\""), "{errors}");
+    }
+
+    #[test]
+    fn a_gateway_that_is_not_a_url_and_a_zero_rate_limit_are_named_at_their_place() {
+        let source = CONFIG.replace("http://127.0.0.1:9/router/rest", "not a url") + "    rate_limit_per_min: 0\n";
+        let errors =
+            Config::parse(Path::new("o.yaml"), &source, &env(&[("APP_SECRET", "s"), ("SESSION", "s")])).unwrap_err();
+        let text = errors.to_string();
+        assert_eq!(errors.0.len(), 2, "{text}");
+        assert!(text.contains("o.yaml:5:14: shop \"tmall\": \"gateway\" is not an http(s) URL"), "{text}");
+        assert!(text.contains("o.yaml:9:25: shop \"tmall\": \"rate_limit_per_min\" is 0"), "{text}");
+        let ftp = CONFIG.replace("http://127.0.0.1:9/router/rest", "ftp://host/x");
+        let error =
+            Config::parse(Path::new("o.yaml"), &ftp, &env(&[("APP_SECRET", "s"), ("SESSION", "s")])).unwrap_err();
+        assert!(error.to_string().contains("\"gateway\" is not an http(s) URL"), "{error}");
     }
 
     #[test]
