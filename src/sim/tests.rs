@@ -256,7 +256,7 @@ async fn paging_returns_every_listable_order_once_newest_first() {
 
     let answer = client.call("taobao.trades.sold.get", &[("fields", "tid"), ("page_no", "1000")]).await;
     let body = &answer["trades_sold_get_response"];
-    assert_eq!(total_results(&body), Some(expected.len() as u64));
+    assert_eq!(total_results(body), Some(expected.len() as u64));
     assert!(body.get("trades").is_none(), "an empty list is left out");
 }
 
@@ -749,7 +749,7 @@ async fn refunds_and_parcels_can_be_looked_up() {
         )
         .await;
     let body = &listed["refunds_receive_get_response"];
-    assert_eq!(total_results(&body), Some(truth.refunds.len() as u64));
+    assert_eq!(total_results(body), Some(truth.refunds.len() as u64));
     let modified: Vec<&str> = body["refunds"]["refund"]
         .as_array()
         .expect("refunds")
