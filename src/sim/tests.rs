@@ -849,3 +849,38 @@ async fn a_refund_opened_on_a_paid_line_shows_in_the_truth_once() {
     assert_eq!((line.refund_id, line.refund_status.as_deref()), (Some(id), Some("WAIT_SELLER_AGREE")));
     assert!(after.order(paid.tid).expect("still there").modified >= paid.modified);
 }
+
+#[tokio::test]
+async fn answers_carry_the_shapes_real_top_answers_have() {
+    let sim = start(small(300, 10)).await;
+    let client = Client::new(&sim);
+    let truth = sim.truth();
+    let discounted = truth
+        .orders
+        .iter()
+        .find(|o| o.json["discount_fee"] != "0.00" && o.tid % 2 == 0)
+        .expect("a discounted order of even tid");
+    let fields = "tid,status,promotion_details,service_tags,orders";
+    let detail =
+        client.call("taobao.trade.fullinfo.get", &[("fields", fields), ("tid", &discounted.tid.to_string())]).await;
+    let trade = &detail["trade_fullinfo_get_response"]["trade"];
+    let promotions = trade["promotion_details"]["promotion_detail"].as_array().expect("nested promotions");
+    assert!(!promotions.is_empty() && promotions.iter().all(|p| p["discount_fee"].is_string()), "{trade}");
+    let tags = trade["service_tags"]["logistics_tag"].as_array().expect("nested logistics tags");
+    assert!(tags[0]["logistic_service_tag_list"]["logistic_service_tag"].is_array(), "{trade}");
+    for line in trade["orders"]["order"].as_array().expect("lines") {
+        assert!(line["oid"].is_string() && line["num_iid"].is_string(), "ids as strings on an even tid: {line}");
+        let refunded = line.get("refund_id").is_some();
+        assert!(refunded || line["refund_status"] == "NO_REFUND", "{line}");
+    }
+
+    let listed = client.call("taobao.trades.sold.get", &[("fields", fields), ("page_size", "100")]).await;
+    let body = &listed["trades_sold_get_response"];
+    assert!(body["trades"]["trade"][0].get("promotion_details").is_none(), "detail only");
+    let total = total_results(body).expect("a total");
+    assert_eq!(body["total_results"].is_string(), total % 2 == 1, "a string when odd: {}", body["total_results"]);
+    let odd = trades(&listed, "trades_sold_get_response")
+        .into_iter()
+        .find(|t| t["tid"].as_i64().is_some_and(|tid| tid % 2 == 1));
+    assert!(odd.expect("a trade of odd tid")["orders"]["order"][0]["oid"].is_i64(), "numbers otherwise");
+}
