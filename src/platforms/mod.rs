@@ -123,6 +123,14 @@ pub enum ErrorKind {
     /// An answer of no known shape: an anomaly (see [`Anomaly`]), retried
     /// with backoff, counted and stored, never read as "no orders".
     Malformed(Anomaly),
+    /// One record of a single-record answer (an order's detail, a refund)
+    /// cannot be read as the model: a field the model needs is missing or of
+    /// an impossible type or value. The answer came through and the platform
+    /// is not at fault, so calling again returns the same record: never
+    /// retried; the caller sets that one record aside (dead letters), as a
+    /// listing does with [`Page::rejected`]. The message names the field and
+    /// the record, and quotes no secret.
+    BadRecord,
     /// A business error the platform reported that fits none of the above.
     Other,
 }
@@ -144,6 +152,7 @@ impl ErrorKind {
             Self::Permission => "permission",
             Self::BadRequest => "bad_request",
             Self::Malformed(_) => "malformed",
+            Self::BadRecord => "bad_record",
             Self::Other => "other",
         }
     }

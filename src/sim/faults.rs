@@ -31,10 +31,11 @@ pub enum FaultKind {
     /// what the real answer said; a single-record method's record key
     /// (`trade`, `refund`) is removed, and the other methods' body is emptied.
     MissingList,
-    /// The real answer with one field of one record of the wrong type: a
-    /// number as a non-numeric string (`tid` as `"#3900…"`), money as an
-    /// object (`payment` as `{"amount": "200.07"}`), other text as an object,
-    /// a nested object as its JSON text. An empty list's count is the field.
+    /// The real answer with a field of the wrong type: a list's records
+    /// (`trades.trade`, `refunds.refund`) or a single record (`trade`,
+    /// `refund`) as their JSON text, an empty list's count or one field of
+    /// another body (`tid` as `"#3900…"`, money as `{"amount": "200.07"}`,
+    /// other text as an object, a nested object as its JSON text).
     WrongType,
     /// The real answer, after [`SimConfig::slow_answer`](super::SimConfig::slow_answer):
     /// a client with a shorter timeout times out.

@@ -359,27 +359,41 @@ impl Gateway {
         (response, fault)
     }
 
-    /// Gives one field of one record of `body` (the body itself when there
-    /// is no record) a wrong type; false when there is no field to change.
+    /// Gives `body` a field of the wrong type; false when there is nothing
+    /// to change. A list's records (`trades.trade`) become their JSON text
+    /// (an empty list's count is the field instead), a single record
+    /// (`trade`) likewise, and another body gets one field mistyped.
+    ///
+    /// The list or the record as a whole, not one field of one record:
+    /// a client sets a record whose own fields are impossible aside for
+    /// good (it would be as bad when read again), while this fault heals on
+    /// the next call, like the gateway glitch it stands for.
     fn mistype_a_field(&self, body: &mut Map<String, Json>, payload: Payload) -> bool {
-        let record = match payload {
-            Payload::List { list, item } => {
-                let count = body.get(list).and_then(|l| l.get(item)).and_then(Json::as_array).map_or(0, Vec::len);
-                if count == 0 {
-                    // An empty page: its count is the field to break.
-                    Some(body)
-                } else {
-                    let at = lock(&self.faults).pick(count);
-                    body.get_mut(list)
-                        .and_then(|l| l.get_mut(item))
-                        .and_then(|r| r.get_mut(at))
-                        .and_then(Json::as_object_mut)
+        match payload {
+            Payload::List { list, item } => match body.get_mut(list).and_then(|l| l.get_mut(item)) {
+                Some(records) => {
+                    *records = wrong_type(records);
+                    true
                 }
-            }
-            Payload::One(key) => body.get_mut(key).and_then(Json::as_object_mut),
-            Payload::Body => Some(body),
-        };
-        let Some(record) = record.filter(|r| !r.is_empty()) else { return false };
+                // An empty page: its count is the field to break.
+                None => self.mistype_one_of(body),
+            },
+            Payload::One(key) => match body.get_mut(key) {
+                Some(record @ Json::Object(_)) => {
+                    *record = wrong_type(record);
+                    true
+                }
+                _ => false,
+            },
+            Payload::Body => self.mistype_one_of(body),
+        }
+    }
+
+    /// Gives one field of `record`, picked by the fault stream, a wrong type.
+    fn mistype_one_of(&self, record: &mut Map<String, Json>) -> bool {
+        if record.is_empty() {
+            return false;
+        }
         let at = lock(&self.faults).pick(record.len());
         match record.values_mut().nth(at) {
             Some(value) => {
@@ -637,6 +651,10 @@ fn list_answer(paging: &Paging, total: usize, list: &str, item: &str, records: V
     let mut body = Map::new();
     if paging.use_has_next {
         body.insert("has_next".into(), json!(paging.offset + records.len() < total));
+    } else if total % 2 == 1 {
+        // Older answers write the count as a string; so does this one for
+        // every odd count.
+        body.insert("total_results".into(), json!(total.to_string()));
     } else {
         body.insert("total_results".into(), json!(total));
     }

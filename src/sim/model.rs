@@ -30,6 +30,8 @@ pub const DETAIL_ONLY_FIELDS: &[&str] = &[
     "buyer_memo",
     "seller_memo",
     "trade_memo",
+    "promotion_details",
+    "service_tags",
 ];
 
 /// A trade's type, as TOP names it.
@@ -368,6 +370,31 @@ impl Trade {
         if let Some(memo) = &self.seller_memo {
             t.insert("seller_memo".into(), json!(memo));
         }
+        // Nested lists as TOP nests them (`{"promotion_detail": [...]}`), so a
+        // client that refuses structures it does not read fails here too.
+        let promotions: Vec<Json> = self
+            .items
+            .iter()
+            .filter(|item| item.discount > 0)
+            .map(|item| {
+                json!({"id": item.oid, "promotion_name": "店铺优惠",
+                    "promotion_id": format!("shopbonus-{}_{}", self.tid % 100_000, item.oid % 100_000),
+                    "promotion_desc": format!("店铺优惠:省{}元", yuan(item.discount)),
+                    "discount_fee": yuan(item.discount)})
+            })
+            .collect();
+        if !promotions.is_empty() {
+            t.insert("promotion_details".into(), json!({ "promotion_detail": promotions }));
+        }
+        let tags: Vec<Json> = self
+            .items
+            .iter()
+            .map(|item| {
+                json!({"order_id": item.oid.to_string(), "logistic_service_tag_list": {"logistic_service_tag": [
+                    {"service_type": "TB_CONSIGN_DATE", "service_tag": "consignDate:48"}]}})
+            })
+            .collect();
+        t.insert("service_tags".into(), json!({ "logistics_tag": tags }));
         let orders: Vec<Json> = self.items.iter().map(|item| Json::Object(self.item_json(item, catalog))).collect();
         t.insert("orders".into(), json!({ "order": orders }));
         t
@@ -377,8 +404,11 @@ impl Trade {
         let sku = &catalog[item.sku];
         let mut o = Map::new();
         let money = |fen: i64| Json::String(yuan(fen));
-        o.insert("oid".into(), json!(item.oid));
-        o.insert("num_iid".into(), json!(sku.num_iid));
+        // Real answers write ids as numbers or as strings of digits; the
+        // trades of even tid get theirs as strings.
+        let id = |id: i64| if self.tid % 2 == 0 { json!(id.to_string()) } else { json!(id) };
+        o.insert("oid".into(), id(item.oid));
+        o.insert("num_iid".into(), id(sku.num_iid));
         o.insert("sku_id".into(), json!(sku.sku_id.to_string()));
         o.insert("outer_iid".into(), json!(sku.outer_iid));
         o.insert("outer_sku_id".into(), json!(sku.outer_sku_id));
@@ -399,6 +429,9 @@ impl Trade {
         if let (Some(id), Some(state)) = (item.refund_id, item.refund_status) {
             o.insert("refund_status".into(), json!(state.as_str()));
             o.insert("refund_id".into(), json!(id.to_string()));
+        } else {
+            // TOP writes this on every line without a refund.
+            o.insert("refund_status".into(), json!("NO_REFUND"));
         }
         o.insert("seller_type".into(), json!("B"));
         o.insert("buyer_rate".into(), json!(false));

@@ -334,12 +334,9 @@ impl TaobaoClient {
             ("use_has_next", (!page.with_total).to_string()),
         ];
         let body = self.call(method, &params).await.map_err(|error| error.into_platform_error(method))?;
-        let items = list(&body, "trades", "trade")
-            .into_iter()
-            .map(|trade| mapping::order(&self.shop, trade))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| error.into_platform_error(method))?;
-        page_of(method, &body, page, items)
+        let records =
+            envelope::page_records(&body, "trades", "trade").map_err(|error| error.into_platform_error(method))?;
+        page_of(method, &body, page, records, |trade| mapping::order(&self.shop, trade))
     }
 }
 
@@ -392,11 +389,9 @@ impl Platform for TaobaoClient {
             Err(error) if error.is_not_found() => return Ok(None),
             Err(error) => return Err(error.into_platform_error(METHOD)),
         };
-        match body.get("trade") {
-            Some(trade @ Json::Object(map)) if !map.is_empty() => {
-                mapping::order(&self.shop, trade).map(Some).map_err(|error| error.into_platform_error(METHOD))
-            }
-            _ => Ok(None),
+        match envelope::single_record(&body, "trade").map_err(|error| error.into_platform_error(METHOD))? {
+            Some(trade) => mapping::order(&self.shop, trade).map(Some).map_err(|error| bad_record(METHOD, error)),
+            None => Ok(None),
         }
     }
 
@@ -414,12 +409,9 @@ impl Platform for TaobaoClient {
             ("use_has_next", (!page.with_total).to_string()),
         ];
         let body = self.call(METHOD, &params).await.map_err(|error| error.into_platform_error(METHOD))?;
-        let items = list(&body, "refunds", "refund")
-            .into_iter()
-            .map(|refund| mapping::refund(&self.shop, refund))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| error.into_platform_error(METHOD))?;
-        page_of(METHOD, &body, page, items)
+        let records =
+            envelope::page_records(&body, "refunds", "refund").map_err(|error| error.into_platform_error(METHOD))?;
+        page_of(METHOD, &body, page, records, |refund| mapping::refund(&self.shop, refund))
     }
 
     async fn refund(&self, refund_id: i64) -> Result<Option<Refund>, PlatformError> {
@@ -430,11 +422,9 @@ impl Platform for TaobaoClient {
             Err(error) if error.is_not_found() => return Ok(None),
             Err(error) => return Err(error.into_platform_error(METHOD)),
         };
-        match body.get("refund") {
-            Some(refund @ Json::Object(map)) if !map.is_empty() => {
-                mapping::refund(&self.shop, refund).map(Some).map_err(|error| error.into_platform_error(METHOD))
-            }
-            _ => Ok(None),
+        match envelope::single_record(&body, "refund").map_err(|error| error.into_platform_error(METHOD))? {
+            Some(refund) => mapping::refund(&self.shop, refund).map(Some).map_err(|error| bad_record(METHOD, error)),
+            None => Ok(None),
         }
     }
 
@@ -500,13 +490,21 @@ impl Platform for TaobaoClient {
     }
 }
 
-/// A page of `items` read from `body`. A page without records although the
-/// answer says some exist on it, or after it, lost its list on the way: an
-/// anomaly, not an empty page.
-fn page_of<T>(method: &str, body: &Json, page: PageRequest, items: Vec<T>) -> Result<Page<T>, PlatformError> {
-    let (total, has_next) = mapping::paging(body, page, items.len());
+/// A page of the records of `body`, each mapped by `map`. A record that
+/// cannot be mapped is set aside in [`Page::rejected`] with its reason, and
+/// the rest of the page goes on. A page without records although the answer
+/// says some exist on it, or after it, lost its list on the way: an anomaly,
+/// not an empty page.
+fn page_of<T>(
+    method: &str,
+    body: &Json,
+    page: PageRequest,
+    records: Vec<&Json>,
+    map: impl Fn(&Json) -> Result<T, Malformed>,
+) -> Result<Page<T>, PlatformError> {
+    let (total, has_next) = mapping::paging(body, page, records.len());
     let skipped = u64::from(page.page_no.saturating_sub(1)) * u64::from(page.page_size);
-    if items.is_empty() && (has_next || total.is_some_and(|total| total > skipped)) {
+    if records.is_empty() && (has_next || total.is_some_and(|total| total > skipped)) {
         let message = format!(
             "page {} has no records although the answer says {} exist: {:?}",
             page.page_no,
@@ -515,7 +513,24 @@ fn page_of<T>(method: &str, body: &Json, page: PageRequest, items: Vec<T>) -> Re
         );
         return Err(Malformed::new(Anomaly::MissingList, message).into_platform_error(method));
     }
-    Ok(Page { items, total, has_next, rejected: Vec::new() })
+    let mut items = Vec::with_capacity(records.len());
+    let mut rejected = Vec::new();
+    for record in records {
+        match map(record) {
+            Ok(item) => items.push(item),
+            Err(error) => {
+                tracing::warn!(method, reason = %error, "A record of the page is set aside: it cannot be read.");
+                rejected.push(mapping::rejected(record, error));
+            }
+        }
+    }
+    Ok(Page { items, total, has_next, rejected })
+}
+
+/// The error of a single-record answer whose record cannot be read as the
+/// model: the record is at fault, not the platform ([`ErrorKind::BadRecord`]).
+fn bad_record(method: &str, error: Malformed) -> PlatformError {
+    PlatformError { kind: ErrorKind::BadRecord, method: method.to_owned(), message: error.message, request_id: None }
 }
 
 /// The window as TOP's inclusive `[start, end]` in its time format, or

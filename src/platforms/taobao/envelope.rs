@@ -38,6 +38,7 @@ pub fn parse(method: &str, body: &[u8]) -> Result<Json, AnswerError> {
         return Err(Malformed::new(Anomaly::NotJson, format!("not a JSON object: {:?}", excerpt(&text))).into());
     };
     if let Some(error) = map.get("error_response") {
+        check_error_response(error, &text)?;
         return Err(AnswerError::Api(ApiError::from_json(error)));
     }
     let root = root_key(method);
@@ -51,6 +52,32 @@ pub fn parse(method: &str, body: &[u8]) -> Result<Json, AnswerError> {
         Some(_) => Err(missing(format!("\"{root}\" is not an object")).into()),
         None => Err(missing(format!("no \"{root}\" in the answer")).into()),
     }
+}
+
+/// The texts of an `error_response` (TOP documents them all as strings).
+const ERROR_TEXTS: [&str; 4] = ["msg", "sub_code", "sub_msg", "request_id"];
+
+/// Whether an `error_response` has TOP's shape: an object whose `code` is a
+/// number (or its digits, as gateways in front of TOP write it) and whose
+/// texts are strings. Anything else is no refusal TOP sent, and is reported
+/// as a malformed answer quoting it, not as a refusal of code 0.
+fn check_error_response(error: &Json, text: &str) -> Result<(), Malformed> {
+    let wrong = |what: String| Malformed::field(format!("error_response {what}: {:?}", excerpt(text)));
+    let Json::Object(fields) = error else {
+        return Err(wrong("is not an object".to_owned()));
+    };
+    match fields.get("code") {
+        Some(Json::Number(number)) if number.is_i64() => {}
+        Some(Json::String(code)) if code.trim().parse::<i64>().is_ok() => {}
+        Some(_) => return Err(wrong("has a code that is not a number".to_owned())),
+        None => return Err(wrong("has no code".to_owned())),
+    }
+    for key in ERROR_TEXTS {
+        if !matches!(fields.get(key), None | Some(Json::Null | Json::String(_))) {
+            return Err(wrong(format!("has a {key} that is not text")));
+        }
+    }
+    Ok(())
 }
 
 /// Why `text` did not parse, told apart the way an operator would: a web
@@ -161,6 +188,32 @@ pub fn list<'a>(parent: &'a Json, outer: &str, inner: &str) -> Vec<&'a Json> {
     }
 }
 
+/// The records of a page's list, as [`list`] reads them, or why the list is
+/// unreadable: a container or a record list of text, a number or a flag
+/// (the list as its JSON text, say) is a mistyped answer, never an empty page.
+pub fn page_records<'a>(parent: &'a Json, outer: &str, inner: &str) -> Result<Vec<&'a Json>, Malformed> {
+    let container = parent.get(outer);
+    let items = container.and_then(|container| container.get(inner));
+    for (what, value) in [(outer.to_owned(), container), (format!("{outer}.{inner}"), items)] {
+        if let Some(value @ (Json::String(_) | Json::Number(_) | Json::Bool(_))) = value {
+            return Err(Malformed::field(format!("{what} is not a list: {}", excerpt(&value.to_string()))));
+        }
+    }
+    Ok(list(parent, outer, inner))
+}
+
+/// The record of a single-record answer (`trade`, `refund`): `None` when
+/// absent, `null` or `{}` (nothing found); anything but an object is a
+/// mistyped answer.
+pub fn single_record<'a>(body: &'a Json, key: &str) -> Result<Option<&'a Json>, Malformed> {
+    match body.get(key) {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::Object(map)) if map.is_empty() => Ok(None),
+        Some(record @ Json::Object(_)) => Ok(Some(record)),
+        Some(other) => Err(Malformed::field(format!("{key} is not an object: {}", excerpt(&other.to_string())))),
+    }
+}
+
 /// An id written as an integer or as a string of digits. Integers never pass
 /// through `f64` (serde_json keeps them exact); a number with a fraction or
 /// beyond `i64` is not an id.
@@ -253,6 +306,32 @@ mod tests {
     }
 
     #[test]
+    fn an_error_response_of_the_wrong_types_is_malformed_not_a_code() {
+        for (body, what) in [
+            (r#"{"error_response":{"code":{"value":7},"msg":"App Call Limited"}}"#, "code that is not a number"),
+            (r#"{"error_response":{"code":7,"sub_code":5}}"#, "sub_code that is not text"),
+            (r#"{"error_response":{"code":"seven","msg":"x"}}"#, "code that is not a number"),
+            (r#"{"error_response":{"code":1.5}}"#, "code that is not a number"),
+            (r#"{"error_response":{"msg":"no code"}}"#, "has no code"),
+            (r#"{"error_response":{"code":15,"msg":["a"]}}"#, "msg that is not text"),
+            (r#"{"error_response":"busy"}"#, "is not an object"),
+        ] {
+            let Err(AnswerError::Malformed(malformed)) = parse(METHOD, body.as_bytes()) else {
+                panic!("{body} is not malformed")
+            };
+            assert_eq!(malformed.anomaly, Anomaly::WrongType, "{body}");
+            assert!(
+                malformed.message.starts_with("error_response ") && malformed.message.contains(what),
+                "{body}: {}",
+                malformed.message
+            );
+        }
+        let string_code = r#"{"error_response":{"code":"27","msg":"Invalid session","sub_msg":null}}"#;
+        let Err(AnswerError::Api(error)) = parse(METHOD, string_code.as_bytes()) else { panic!("a refusal expected") };
+        assert_eq!(error.code, 27);
+    }
+
+    #[test]
     fn raw_control_characters_inside_strings_are_tolerated() {
         let body = "{\"trades_sold_get_response\":{\n\t\"trades\":{\"trade\":[{\"tid\":1,\"buyer_message\":\"line1\nline2\ttab\u{1}\\\"q\\\\\"}]}}}";
         assert!(serde_json::from_str::<Json>(body).is_err(), "serde_json alone refuses this");
@@ -290,6 +369,27 @@ mod tests {
         assert_eq!(list(&bare, "trades", "trade").len(), 2);
         let single = serde_json::json!({"trades": {"trade": {"tid": 1}}});
         assert_eq!(list(&single, "trades", "trade").len(), 1);
+    }
+
+    #[test]
+    fn a_list_or_a_record_of_the_wrong_type_is_malformed_not_empty() {
+        let text = serde_json::json!({"trades": {"trade": "[{\"tid\":1}]"}});
+        let error = page_records(&text, "trades", "trade").unwrap_err();
+        assert_eq!(error.anomaly, Anomaly::WrongType);
+        assert!(error.message.starts_with("trades.trade is not a list"), "{}", error.message);
+        assert!(page_records(&serde_json::json!({"trades": 5}), "trades", "trade").is_err());
+        for fine in [
+            serde_json::json!({}),
+            serde_json::json!({"trades": null}),
+            serde_json::json!({"trades": {"trade": [{"tid": 1}]}}),
+        ] {
+            assert_eq!(page_records(&fine, "trades", "trade").unwrap(), list(&fine, "trades", "trade"));
+        }
+        assert!(single_record(&serde_json::json!({"trade": "{}"}), "trade").is_err());
+        assert_eq!(single_record(&serde_json::json!({"trade": {}}), "trade").unwrap(), None);
+        assert_eq!(single_record(&serde_json::json!({}), "trade").unwrap(), None);
+        let body = serde_json::json!({"trade": {"tid": 1}});
+        assert_eq!(single_record(&body, "trade").unwrap(), Some(&body["trade"]));
     }
 
     #[test]

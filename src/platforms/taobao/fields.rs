@@ -39,6 +39,29 @@ pub const TRADE_TYPES: &[&str] = &[
     "lazada",
 ];
 
+/// Every trade `status` TOP documents for a trade (`Trade.status` of
+/// `taobao.trade.fullinfo.get`, `taobao.trades.sold.get` and
+/// `taobao.trades.sold.increment.get`). A trade whose status is none of
+/// these is refused as a bad record rather than stored.
+pub const TRADE_STATUSES: &[&str] = &[
+    "TRADE_NO_CREATE_PAY",
+    "WAIT_BUYER_PAY",
+    "SELLER_CONSIGNED_PART",
+    "WAIT_SELLER_SEND_GOODS",
+    "WAIT_BUYER_CONFIRM_GOODS",
+    "TRADE_BUYER_SIGNED",
+    "TRADE_FINISHED",
+    "TRADE_CLOSED",
+    "TRADE_CLOSED_BY_TAOBAO",
+    "PAY_PENDING",
+    "WAIT_PRE_AUTH_CONFIRM",
+    "PAID_FORBID_CONSIGN",
+];
+
+/// The `refund_status` TOP writes on every sub-order without a refund; the
+/// model has no refund state for it.
+pub const NO_REFUND: &str = "NO_REFUND";
+
 /// The `fields` of a listing when the caller names none: what [`Order`]
 /// needs (`tid` … `step_trade_status`, and `orders`, which returns every
 /// sub-order field, `oid`, `num_iid`, `sku_id`, `outer_sku_id`, `title`,
@@ -73,7 +96,8 @@ pub const DEFAULT_TRADE_FIELDS: &[&str] = &[
 
 /// What `taobao.trade.fullinfo.get` asks for beyond [`DEFAULT_TRADE_FIELDS`]
 /// when the caller names no fields: the address (which a listing also
-/// returns) and the notes and promotions only the detail returns.
+/// returns) and the notes, promotions and logistics tags only the detail
+/// returns, kept in `raw` as they come.
 pub const DETAIL_EXTRA_FIELDS: &[&str] = &[
     "receiver_name",
     "receiver_country",
@@ -91,6 +115,7 @@ pub const DETAIL_EXTRA_FIELDS: &[&str] = &[
     "seller_flag",
     "trade_memo",
     "promotion_details",
+    "service_tags",
 ];
 
 /// The `fields` of `taobao.refunds.receive.get`: every field it documents

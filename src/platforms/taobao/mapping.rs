@@ -1,31 +1,38 @@
 //! TOP's JSON records → the normalised model ([`Order`], [`Refund`],
 //! [`ParcelTrace`], [`PlatformMessage`]).
 //!
-//! The fields the model cannot do without (`tid`, `status`, `created`,
-//! `modified` of a trade) make a record [`Malformed`] when missing, naming
-//! the field and the order; the others are optional, or zero when absent,
-//! because the caller chose `fields` and may have left them out. A field that
-//! is present but unreadable (a price that is not money, a time that is not a
-//! TOP time) is malformed too: guessing would store a wrong value.
+//! Only what the model holds is read, and read strictly: the fields a
+//! record cannot do without (`tid`, `status`, `created`, `modified` of a
+//! trade) make it [`Malformed`] when missing, naming the field and the
+//! order, and so do impossible values (a `tid` that is not positive, a
+//! status TOP does not document). The model's other fields are optional, or
+//! zero when absent, because the caller chose `fields` and may have left
+//! them out; when present but unreadable (a price that is not money, a time
+//! that is not a TOP time) they are malformed too, as guessing would store a
+//! wrong value. Everything else is kept in `raw` exactly as it came, nested
+//! objects and lists included (`promotion_details`, `service_tags`, …):
+//! TOP adds such structures over time, and a field orderflow does not read
+//! must never refuse an order.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 
 use super::envelope::{self, excerpt, id, is_blank, list, text};
 use super::error::Malformed;
-use super::fields::{DEFAULT_TRADE_FIELDS, DETAIL_EXTRA_FIELDS};
+use super::fields::{NO_REFUND, TRADE_STATUSES};
 use super::{PLATFORM, time};
 use crate::platforms::{Money, Order, OrderItem, PageRequest, ParcelTrace, PlatformMessage, Refund, TraceStep};
 
 /// A trade (`trades.trade[]` of the list methods, `trade` of fullinfo) as an
 /// [`Order`] of `shop`, keeping the trade's JSON as received in `raw`.
 pub fn order(shop: &str, trade: &Json) -> Result<Order, Malformed> {
-    let tid = trade
-        .get("tid")
-        .and_then(id)
+    let tid = positive_id(trade, "tid")
         .ok_or_else(|| Malformed::field(format!("a trade without a valid tid: {:?}", excerpt(&trade.to_string()))))?;
     let what = format!("trade {tid}");
-    check_trade_fields(trade, &what)?;
+    let status = required_text(trade, "status", &what)?;
+    if !TRADE_STATUSES.contains(&status.as_str()) {
+        return Err(Malformed::field(format!("{what}: status {status:?} is not a TOP trade status")));
+    }
     let items = list(trade, "orders", "order")
         .into_iter()
         .enumerate()
@@ -35,7 +42,7 @@ pub fn order(shop: &str, trade: &Json) -> Result<Order, Malformed> {
         platform: PLATFORM.to_owned(),
         shop: shop.to_owned(),
         tid,
-        status: required_text(trade, "status", &what)?,
+        status,
         // Not required: a caller's own `fields` may leave it out.
         order_type: text(trade, "type").unwrap_or_default(),
         created: required_time(trade, "created", &what)?,
@@ -49,40 +56,11 @@ pub fn order(shop: &str, trade: &Json) -> Result<Order, Malformed> {
     })
 }
 
-/// The amounts and times of a trade that the model does not map but the
-/// raw JSON keeps: they are checked too, so that a mistyped one is caught
-/// as an anomaly rather than stored.
-const TRADE_AMOUNTS: [&str; 6] =
-    ["total_fee", "post_fee", "discount_fee", "adjust_fee", "received_payment", "step_paid_fee"];
-const TRADE_TIMES: [&str; 2] = ["consign_time", "end_time"];
-
-/// Every field orderflow asks for holds a value of its kind: no object or
-/// list where TOP sends text or a number, no amount or time that is none.
-fn check_trade_fields(trade: &Json, what: &str) -> Result<(), Malformed> {
-    for key in DEFAULT_TRADE_FIELDS.iter().chain(DETAIL_EXTRA_FIELDS).filter(|key| **key != "orders") {
-        if let Some(value @ (Json::Object(_) | Json::Array(_))) = trade.get(*key) {
-            return Err(Malformed::field(format!(
-                "{what}: {key} is not a plain value: {}",
-                excerpt(&value.to_string())
-            )));
-        }
-    }
-    for key in TRADE_AMOUNTS {
-        if !is_blank(trade, key) {
-            money(trade, key, what)?;
-        }
-    }
-    for key in TRADE_TIMES {
-        optional_time(trade, key, what)?;
-    }
-    Ok(())
-}
-
-/// Sub-order `index` (0-based) of trade `tid` as an [`OrderItem`].
+/// Sub-order `index` (0-based) of trade `tid` as an [`OrderItem`]. TOP's
+/// `refund_status: "NO_REFUND"` is no refund: `None`, as when it is absent.
 pub fn order_item(tid: i64, index: usize, item: &Json) -> Result<OrderItem, Malformed> {
     let what = format!("trade {tid} orders.order[{index}]");
-    let oid =
-        item.get("oid").and_then(id).ok_or_else(|| Malformed::field(format!("{what}: missing or invalid oid")))?;
+    let oid = positive_id(item, "oid").ok_or_else(|| Malformed::field(format!("{what}: missing or invalid oid")))?;
     let what = format!("trade {tid} order {oid}");
     Ok(OrderItem {
         oid,
@@ -93,7 +71,7 @@ pub fn order_item(tid: i64, index: usize, item: &Json) -> Result<OrderItem, Malf
         num: optional_id(item, "num", &what)?.unwrap_or(0),
         price: money(item, "price", &what)?,
         payment: money(item, "payment", &what)?,
-        refund_status: text(item, "refund_status"),
+        refund_status: text(item, "refund_status").filter(|status| status != NO_REFUND),
         refund_id: optional_id(item, "refund_id", &what)?,
     })
 }
@@ -101,12 +79,12 @@ pub fn order_item(tid: i64, index: usize, item: &Json) -> Result<OrderItem, Malf
 /// A refund (`refunds.refund[]` of `refunds.receive.get`, `refund` of
 /// `refund.get`) as a [`Refund`] of `shop`.
 pub fn refund(shop: &str, refund: &Json) -> Result<Refund, Malformed> {
-    let refund_id = refund.get("refund_id").and_then(id).ok_or_else(|| {
+    let refund_id = positive_id(refund, "refund_id").ok_or_else(|| {
         Malformed::field(format!("a refund without a valid refund_id: {:?}", excerpt(&refund.to_string())))
     })?;
     let what = format!("refund {refund_id}");
     let required_id = |key: &str| {
-        refund.get(key).and_then(id).ok_or_else(|| Malformed::field(format!("{what}: missing or invalid {key}")))
+        positive_id(refund, key).ok_or_else(|| Malformed::field(format!("{what}: missing or invalid {key}")))
     };
     Ok(Refund {
         platform: PLATFORM.to_owned(),
@@ -120,6 +98,12 @@ pub fn refund(shop: &str, refund: &Json) -> Result<Refund, Malformed> {
         modified: required_time(refund, "modified", &what)?,
         raw: refund.clone(),
     })
+}
+
+/// What a record that cannot be mapped is set aside with: its reason names
+/// the field and the record (`trade 12: missing status`).
+pub fn rejected(raw: &Json, error: Malformed) -> crate::platforms::Rejected {
+    crate::platforms::Rejected { raw: raw.clone(), reason: error.message }
 }
 
 /// The parcels of a `logistics.trace.search` answer body: one per answer as
@@ -214,6 +198,12 @@ fn optional_time(record: &Json, key: &str, what: &str) -> Result<Option<DateTime
 fn money(record: &Json, key: &str, what: &str) -> Result<Money, Malformed> {
     let Some(raw) = text(record, key) else { return Ok(Money::default()) };
     raw.parse().map_err(|_| Malformed::field(format!("{what}: {key} is not an amount in yuan: {raw:?}")))
+}
+
+/// An id TOP documents as a positive number (`tid`, `oid`, `refund_id`),
+/// written as a number or a string of digits; zero or below is no id.
+fn positive_id(record: &Json, key: &str) -> Option<i64> {
+    record.get(key).and_then(id).filter(|id| *id > 0)
 }
 
 fn optional_id(record: &Json, key: &str, what: &str) -> Result<Option<i64>, Malformed> {
@@ -325,6 +315,57 @@ mod tests {
             order("s", &bad_oid).unwrap_err().message,
             "trade 4611686018427387905 orders.order[1]: missing or invalid oid"
         );
+    }
+
+    #[test]
+    fn fields_the_model_does_not_read_are_kept_as_they_come_whatever_their_shape() {
+        let mut nested = trade();
+        nested["promotion_details"] = json!({"promotion_detail": [{"id": 1368678412452030_i64,
+            "promotion_name": "收藏先发货", "discount_fee": "10.00"}]});
+        nested["service_tags"] = json!({"logistics_tag": [{"order_id": "1368678412452073",
+            "logistic_service_tag_list": {"logistic_service_tag": [{"service_type": "FAST"}]}}]});
+        nested["seller_flag"] = json!({"unexpected": true});
+        nested["post_fee"] = json!(["not", "money"]);
+        nested["consign_time"] = json!("not a time");
+        nested["orders"]["order"][0]["refund_status"] = json!("NO_REFUND");
+        nested["orders"]["order"][0]["logistics_infos"] = json!({"logistics_info": []});
+        let order = order("s", &nested).unwrap();
+        assert_eq!(order.raw, nested);
+        assert_eq!(order.raw["promotion_details"]["promotion_detail"][0]["discount_fee"], "10.00");
+        assert_eq!(order.items[0].refund_status, None, "NO_REFUND is no refund");
+        assert_eq!(order.items[1].refund_status.as_deref(), Some("SUCCESS"));
+    }
+
+    #[test]
+    fn impossible_values_are_refused_naming_the_field_and_the_tid() {
+        for tid in [json!(0), json!(-5), json!("-5"), json!({"id": 1}), json!(1.5)] {
+            let mut bad = trade();
+            bad["tid"] = tid.clone();
+            let message = order("s", &bad).unwrap_err().message;
+            assert!(message.starts_with("a trade without a valid tid"), "{tid}: {message}");
+        }
+        for status in [json!(7), json!("SHIPPED"), json!("wait_buyer_pay")] {
+            let mut bad = trade();
+            bad["status"] = status.clone();
+            let message = order("s", &bad).unwrap_err().message;
+            assert!(message.starts_with("trade 4611686018427387905: status"), "{status}: {message}");
+        }
+        for field in ["created", "modified"] {
+            let mut empty = trade();
+            empty[field] = json!("");
+            assert_eq!(order("s", &empty).unwrap_err().message, format!("trade 4611686018427387905: missing {field}"));
+        }
+        let mut zero_oid = trade();
+        zero_oid["orders"]["order"][0]["oid"] = json!(0);
+        assert_eq!(
+            order("s", &zero_oid).unwrap_err().message,
+            "trade 4611686018427387905 orders.order[0]: missing or invalid oid"
+        );
+        for status in TRADE_STATUSES {
+            let mut good = trade();
+            good["status"] = json!(status);
+            assert_eq!(order("s", &good).unwrap().status, *status);
+        }
     }
 
     #[test]

@@ -318,3 +318,66 @@ fn a_client_needs_a_taobao_shop_a_url_and_a_rate() {
     assert!(matches!(TaobaoClient::new("s", &shop("taobao", "eco.taobao.com", 100)), Err(ClientError::Gateway { .. })));
     assert!(matches!(TaobaoClient::new("s", &shop("taobao", "https://x", 0)), Err(ClientError::RateLimit { .. })));
 }
+
+#[tokio::test]
+async fn a_listing_sets_a_bad_record_aside_and_keeps_the_rest_of_its_page() {
+    let mut impossible = trade(8);
+    impossible["status"] = json!(7);
+    let mut no_created = trade(9);
+    no_created["created"] = json!("");
+    let answer = json!({"trades_sold_get_response": {"total_results": "4",
+        "trades": {"trade": [trade(5), impossible, trade(-5), no_created]}}});
+    let (client, _) = start(Fake::default().answer("taobao.trades.sold.get", answer)).await;
+    let page = client
+        .orders_created(window((2, 0), (2, 30)), PageRequest { with_total: true, ..FIRST_PAGE }, &[])
+        .await
+        .unwrap();
+    assert_eq!(page.items.iter().map(|order| order.tid).collect::<Vec<_>>(), [5]);
+    assert_eq!((page.total, page.has_next), (Some(4), false), "total_results as a string");
+    let reasons: Vec<&str> = page.rejected.iter().map(|rejected| rejected.reason.as_str()).collect();
+    assert_eq!(reasons[0], "trade 8: status \"7\" is not a TOP trade status");
+    assert!(reasons[1].starts_with("a trade without a valid tid: ") && reasons[1].contains("-5"), "{}", reasons[1]);
+    assert_eq!(reasons[2], "trade 9: missing created");
+    assert_eq!(page.rejected[0].raw["status"], 7, "set aside as it came");
+}
+
+#[tokio::test]
+async fn a_refund_listing_sets_a_bad_record_aside_too() {
+    let refund = |id: i64| {
+        json!({"refund_id": id.to_string(), "tid": "11", "oid": 12, "status": "SUCCESS", "refund_fee": "1.00",
+            "created": "2026-11-24 09:00:00", "modified": "2026-11-24 10:00:00"})
+    };
+    let mut no_oid = refund(2);
+    no_oid["oid"] = json!(0);
+    let answer = json!({"refunds_receive_get_response": {"has_next": "false",
+        "refunds": {"refund": [refund(1), no_oid]}}});
+    let (client, _) = start(Fake::default().answer("taobao.refunds.receive.get", answer)).await;
+    let page = client.refunds_modified(window((2, 0), (2, 30)), FIRST_PAGE).await.unwrap();
+    assert_eq!(page.items.iter().map(|refund| refund.refund_id).collect::<Vec<_>>(), [1]);
+    assert!(!page.has_next, "has_next as a string");
+    assert_eq!(page.rejected.len(), 1);
+    assert_eq!(page.rejected[0].reason, "refund 2: missing or invalid oid");
+}
+
+#[tokio::test]
+async fn a_bad_single_record_is_a_bad_record_error_and_a_mistyped_one_an_anomaly() {
+    let mut bad = trade(8);
+    bad["modified"] = json!("not a time");
+    let fake =
+        Fake::default().answer("taobao.trade.fullinfo.get", json!({"trade_fullinfo_get_response": {"trade": bad}}));
+    let (client, _) = start(fake).await;
+    let error = client.order_detail(8, &[]).await.unwrap_err();
+    assert_eq!(error.kind, ErrorKind::BadRecord);
+    assert!(!error.kind.is_retryable());
+    assert_eq!(error.to_string(), "taobao.trade.fullinfo.get: trade 8: modified is not a TOP time: \"not a time\"");
+
+    let text = json!({"trade_fullinfo_get_response": {"trade": trade(8).to_string()}});
+    let (client, _) = start(Fake::default().answer("taobao.trade.fullinfo.get", text)).await;
+    let error = client.order_detail(8, &[]).await.unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Malformed(crate::platforms::Anomaly::WrongType));
+
+    let listed_as_text = json!({"trades_sold_get_response": {"total_results": 1, "trades": {"trade": "[]"}}});
+    let (client, _) = start(Fake::default().answer("taobao.trades.sold.get", listed_as_text)).await;
+    let error = client.orders_created(window((2, 0), (2, 30)), FIRST_PAGE, &[]).await.unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Malformed(crate::platforms::Anomaly::WrongType));
+}
