@@ -30,7 +30,7 @@ use crate::platforms::taobao::envelope::excerpt;
 use crate::platforms::taobao::error::{self as top_error, Malformed};
 use crate::platforms::{
     Anomaly, ErrorKind, Order, Page, PageRequest, ParcelTrace, Platform, PlatformError, PlatformMessage, Refund,
-    TimeWindow,
+    Rejected, TimeWindow,
 };
 
 /// How long one call may take, answer included.
@@ -306,10 +306,31 @@ impl DouyinClient {
         params.insert("order_by".into(), json!(time_key));
         params.insert("order_asc".into(), json!(false));
         let data = self.call(ORDER_SEARCH_LIST, &params).await.map_err(|e| e.into_platform_error(ORDER_SEARCH_LIST))?;
-        let items = records(&data, "shop_order_list")
-            .and_then(|list| list.iter().map(|record| mapping::order(&self.shop, record)).collect())
-            .map_err(|error| error.into_platform_error(ORDER_SEARCH_LIST))?;
-        page_of(ORDER_SEARCH_LIST, &data, page, items)
+        let list = records(&data, "shop_order_list").map_err(|error| error.into_platform_error(ORDER_SEARCH_LIST))?;
+        let (items, rejected) = self.read_each(ORDER_SEARCH_LIST, list, |record| mapping::order(&self.shop, record));
+        page_of(ORDER_SEARCH_LIST, &data, page, items, rejected)
+    }
+
+    /// Reads each record of a page on its own: one that cannot be read is
+    /// set aside with its reason and the rest of the page goes on.
+    fn read_each<T>(
+        &self,
+        method: &str,
+        list: &[Json],
+        read: impl Fn(&Json) -> Result<T, Malformed>,
+    ) -> (Vec<T>, Vec<Rejected>) {
+        let mut items = Vec::with_capacity(list.len());
+        let mut rejected = Vec::new();
+        for record in list {
+            match read(record) {
+                Ok(item) => items.push(item),
+                Err(error) => {
+                    tracing::warn!(shop = %self.shop, method, reason = %error.message, "A Douyin record is set aside.");
+                    rejected.push(Rejected { raw: record.clone(), reason: error.message });
+                }
+            }
+        }
+        (items, rejected)
     }
 
     /// A single-record lookup: `None` when Douyin says it does not exist.
@@ -394,18 +415,17 @@ impl Platform for DouyinClient {
         params.insert("page".into(), json!(page.page_no - 1));
         params.insert("size".into(), json!(page.page_size));
         let data = self.call(AFTER_SALE_LIST, &params).await.map_err(|e| e.into_platform_error(AFTER_SALE_LIST))?;
-        let items = records(&data, "items")
-            .and_then(|list| list.iter().map(|record| mapping::refund(&self.shop, record)).collect())
-            .map_err(|error| error.into_platform_error(AFTER_SALE_LIST))?;
-        page_of(AFTER_SALE_LIST, &data, page, items)
+        let list = records(&data, "items").map_err(|error| error.into_platform_error(AFTER_SALE_LIST))?;
+        let (items, rejected) = self.read_each(AFTER_SALE_LIST, list, |record| mapping::refund(&self.shop, record));
+        page_of(AFTER_SALE_LIST, &data, page, items, rejected)
     }
 
     async fn refund(&self, refund_id: i64) -> Result<Option<Refund>, PlatformError> {
         let mut params = Map::new();
         params.insert("after_sale_id".into(), json!(refund_id.to_string()));
         let Some(data) = self.lookup(AFTER_SALE_DETAIL, params).await? else { return Ok(None) };
-        match data.get("after_sale_info") {
-            Some(record @ Json::Object(map)) if !map.is_empty() => mapping::refund(&self.shop, record)
+        match data.get("process_info") {
+            Some(Json::Object(map)) if !map.is_empty() => mapping::refund_detail(&self.shop, &data)
                 .map(Some)
                 .map_err(|error| error.into_platform_error(AFTER_SALE_DETAIL)),
             _ => Ok(None),
@@ -443,12 +463,20 @@ fn records<'a>(data: &'a Json, key: &str) -> Result<&'a [Json], Malformed> {
     }
 }
 
-/// A page of `items`; an empty one although the answer says records exist
-/// on or after it lost its list on the way: an anomaly, not an empty page.
-fn page_of<T>(method: &str, data: &Json, page: PageRequest, items: Vec<T>) -> Result<Page<T>, PlatformError> {
-    let (total, has_next) = mapping::paging(data, page, items.len());
+/// A page of `items` and the records set aside; an empty one although the
+/// answer says records exist on or after it lost its list on the way: an
+/// anomaly, not an empty page.
+fn page_of<T>(
+    method: &str,
+    data: &Json,
+    page: PageRequest,
+    items: Vec<T>,
+    rejected: Vec<Rejected>,
+) -> Result<Page<T>, PlatformError> {
+    let received = items.len() + rejected.len();
+    let (total, has_next) = mapping::paging(data, page, received);
     let skipped = u64::from(page.page_no - 1) * u64::from(page.page_size);
-    if items.is_empty() && (has_next || total.is_some_and(|total| total > skipped)) {
+    if received == 0 && (has_next || total.is_some_and(|total| total > skipped)) {
         let message = format!(
             "page {} (Douyin page {}) has no records although the answer says {} exist: {:?}",
             page.page_no,
@@ -458,7 +486,7 @@ fn page_of<T>(method: &str, data: &Json, page: PageRequest, items: Vec<T>) -> Re
         );
         return Err(Malformed::new(Anomaly::MissingList, message).into_platform_error(method));
     }
-    Ok(Page { items, total, has_next, rejected: Vec::new() })
+    Ok(Page { items, total, has_next, rejected })
 }
 
 /// The window as inclusive Unix seconds `[start, end]`, or `None` when it is

@@ -16,18 +16,18 @@ fn config() -> Config {
     Config { cases: 300, failure_persistence: None, ..Config::default() }
 }
 
-/// An `order.searchList` answer as the simulator writes one: ids above 2^53
+/// An `order.searchList` answer in the SDK's shape: ids above 2^53
 /// as strings, fen, Unix seconds, Chinese text.
 fn answer() -> Json {
     let orders: Vec<Json> = (0..ORDERS as i64)
         .map(|n| {
             let id = 3_900_000_000_000_000_000 + n * 1_000;
             json!({"order_id": id.to_string(), "order_status": 2, "create_time": 1_764_000_000,
-                "update_time": 1_764_000_300, "pay_time": 1_764_000_060, "pay_amount": 26400, "presell_type": 0,
-                "user_nick": "茶客", "sku_order_list": [
+                "update_time": 1_764_000_300, "pay_time": 1_764_000_060, "pay_amount": 26400, "order_phase_list": [],
+                "doudian_open_id": "1@#opaque", "sku_order_list": [
                     {"order_id": (id + 1).to_string(), "product_id": 600_001, "sku_id": 5001, "out_sku_id": "TEA-1",
-                     "product_name": "明前龙井 250g", "item_num": 2, "goods_price": 8850, "pay_amount": 17700,
-                     "after_sale_info": {"after_sale_status": 0, "after_sale_id": null}}]})
+                     "product_name": "明前龙井 250g", "item_num": 2, "origin_amount": 8850, "pay_amount": 17700, "trade_type": 0,
+                     "after_sale_info": {"after_sale_status": 0, "refund_status": 0}}]})
         })
         .collect();
     json!({"code": 10000, "msg": "success", "data": {"total": 41, "shop_order_list": orders}, "log_id": "L"})
@@ -74,7 +74,7 @@ const PLACES: [&str; 10] = [
     "update_time",
     "pay_time",
     "pay_amount",
-    "presell_type",
+    "order_phase_list",
     "sku_order_list",
     "sku_order_list.0.order_id",
     "sku_order_list.0.after_sale_info",
