@@ -27,10 +27,9 @@ use crate::config::{self, Secret, SignMethod};
 use crate::platforms::guard::{Gates, ShopGuard};
 use crate::platforms::taobao::client::{describe, form_encode};
 use crate::platforms::taobao::envelope::excerpt;
-use crate::platforms::taobao::error::{self as top_error, Malformed};
+use crate::platforms::taobao::error as top_error;
 use crate::platforms::{
-    Anomaly, ErrorKind, Order, Page, PageRequest, ParcelTrace, Platform, PlatformError, PlatformMessage, Refund,
-    Rejected, TimeWindow,
+    ErrorKind, Order, Page, PageRequest, ParcelTrace, Platform, PlatformError, PlatformMessage, Refund, TimeWindow,
 };
 
 /// How long one call may take, answer included.
@@ -306,31 +305,7 @@ impl DouyinClient {
         params.insert("order_by".into(), json!(time_key));
         params.insert("order_asc".into(), json!(false));
         let data = self.call(ORDER_SEARCH_LIST, &params).await.map_err(|e| e.into_platform_error(ORDER_SEARCH_LIST))?;
-        let list = records(&data, "shop_order_list").map_err(|error| error.into_platform_error(ORDER_SEARCH_LIST))?;
-        let (items, rejected) = self.read_each(ORDER_SEARCH_LIST, list, |record| mapping::order(&self.shop, record));
-        page_of(ORDER_SEARCH_LIST, &data, page, items, rejected)
-    }
-
-    /// Reads each record of a page on its own: one that cannot be read is
-    /// set aside with its reason and the rest of the page goes on.
-    fn read_each<T>(
-        &self,
-        method: &str,
-        list: &[Json],
-        read: impl Fn(&Json) -> Result<T, Malformed>,
-    ) -> (Vec<T>, Vec<Rejected>) {
-        let mut items = Vec::with_capacity(list.len());
-        let mut rejected = Vec::new();
-        for record in list {
-            match read(record) {
-                Ok(item) => items.push(item),
-                Err(error) => {
-                    tracing::warn!(shop = %self.shop, method, reason = %error.message, "A Douyin record is set aside.");
-                    rejected.push(Rejected { raw: record.clone(), reason: error.message });
-                }
-            }
-        }
-        (items, rejected)
+        mapping::order_page(&self.shop, &data, page)
     }
 
     /// A single-record lookup: `None` when Douyin says it does not exist.
@@ -415,9 +390,7 @@ impl Platform for DouyinClient {
         params.insert("page".into(), json!(page.page_no - 1));
         params.insert("size".into(), json!(page.page_size));
         let data = self.call(AFTER_SALE_LIST, &params).await.map_err(|e| e.into_platform_error(AFTER_SALE_LIST))?;
-        let list = records(&data, "items").map_err(|error| error.into_platform_error(AFTER_SALE_LIST))?;
-        let (items, rejected) = self.read_each(AFTER_SALE_LIST, list, |record| mapping::refund(&self.shop, record));
-        page_of(AFTER_SALE_LIST, &data, page, items, rejected)
+        mapping::refund_page(&self.shop, &data, page)
     }
 
     async fn refund(&self, refund_id: i64) -> Result<Option<Refund>, PlatformError> {
@@ -451,42 +424,6 @@ impl Platform for DouyinClient {
     fn guard(&self) -> &ShopGuard {
         &self.guard
     }
-}
-
-/// The records of a list: absent or `null` is empty, anything but a list is
-/// a mistyped answer.
-fn records<'a>(data: &'a Json, key: &str) -> Result<&'a [Json], Malformed> {
-    match data.get(key) {
-        None | Some(Json::Null) => Ok(&[]),
-        Some(Json::Array(items)) => Ok(items),
-        Some(other) => Err(Malformed::field(format!("{key} is not a list: {}", excerpt(&other.to_string())))),
-    }
-}
-
-/// A page of `items` and the records set aside; an empty one although the
-/// answer says records exist on or after it lost its list on the way: an
-/// anomaly, not an empty page.
-fn page_of<T>(
-    method: &str,
-    data: &Json,
-    page: PageRequest,
-    items: Vec<T>,
-    rejected: Vec<Rejected>,
-) -> Result<Page<T>, PlatformError> {
-    let received = items.len() + rejected.len();
-    let (total, has_next) = mapping::paging(data, page, received);
-    let skipped = u64::from(page.page_no - 1) * u64::from(page.page_size);
-    if received == 0 && (has_next || total.is_some_and(|total| total > skipped)) {
-        let message = format!(
-            "page {} (Douyin page {}) has no records although the answer says {} exist: {:?}",
-            page.page_no,
-            page.page_no - 1,
-            total.map_or_else(|| "more".to_owned(), |total| total.to_string()),
-            excerpt(&data.to_string())
-        );
-        return Err(Malformed::new(Anomaly::MissingList, message).into_platform_error(method));
-    }
-    Ok(Page { items, total, has_next, rejected })
 }
 
 /// The window as inclusive Unix seconds `[start, end]`, or `None` when it is

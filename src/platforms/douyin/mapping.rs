@@ -18,9 +18,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value as Json;
 
 use super::PLATFORM;
+use super::methods::{AFTER_SALE_LIST, ORDER_SEARCH_LIST};
 use crate::platforms::taobao::envelope::{boolean, excerpt, id, is_blank, text};
 use crate::platforms::taobao::error::Malformed;
-use crate::platforms::{Money, Order, OrderItem, PageRequest, Refund};
+use crate::platforms::{Anomaly, Money, Order, OrderItem, Page, PageRequest, PlatformError, Refund, Rejected};
 
 /// The normalised status of a Douyin `order_status` (SDK: 1 awaiting
 /// payment, 105 paid, 2 to ship, 101 partly shipped, 3 shipped, 4 cancelled,
@@ -245,6 +246,80 @@ pub fn refund_detail(shop: &str, data: &Json) -> Result<Refund, Malformed> {
     })
 }
 
+/// One page of `order.searchList`'s `data` for `shop`: its orders, and the
+/// records that cannot be read set aside, each with its reason.
+pub fn order_page(shop: &str, data: &Json, page: PageRequest) -> Result<Page<Order>, PlatformError> {
+    read_page(ORDER_SEARCH_LIST, shop, data, "shop_order_list", page, order)
+}
+
+/// One page of `afterSale.List`'s `data` for `shop`: its refunds, and the
+/// items that cannot be read set aside, each with its reason.
+pub fn refund_page(shop: &str, data: &Json, page: PageRequest) -> Result<Page<Refund>, PlatformError> {
+    read_page(AFTER_SALE_LIST, shop, data, "items", page, refund)
+}
+
+/// Reads each record of `data[key]` on its own: one that cannot be read is
+/// set aside and the rest of the page goes on. A list of the wrong type, or
+/// none although the answer says records exist, fails the page.
+fn read_page<T>(
+    method: &str,
+    shop: &str,
+    data: &Json,
+    key: &str,
+    page: PageRequest,
+    read: fn(&str, &Json) -> Result<T, Malformed>,
+) -> Result<Page<T>, PlatformError> {
+    let list = records(data, key).map_err(|error| error.into_platform_error(method))?;
+    let mut items = Vec::with_capacity(list.len());
+    let mut rejected = Vec::new();
+    for record in list {
+        match read(shop, record) {
+            Ok(item) => items.push(item),
+            Err(error) => {
+                tracing::warn!(shop, method, reason = %error.message, "A Douyin record is set aside.");
+                rejected.push(Rejected { raw: record.clone(), reason: error.message });
+            }
+        }
+    }
+    page_of(method, data, page, items, rejected)
+}
+
+/// The records of a list: absent or `null` is empty, anything but a list is
+/// a mistyped answer.
+fn records<'a>(data: &'a Json, key: &str) -> Result<&'a [Json], Malformed> {
+    match data.get(key) {
+        None | Some(Json::Null) => Ok(&[]),
+        Some(Json::Array(items)) => Ok(items),
+        Some(other) => Err(Malformed::field(format!("{key} is not a list: {}", excerpt(&other.to_string())))),
+    }
+}
+
+/// A page of `items` and the records set aside; an empty one although the
+/// answer says records exist on or after it lost its list on the way: an
+/// anomaly, not an empty page.
+fn page_of<T>(
+    method: &str,
+    data: &Json,
+    page: PageRequest,
+    items: Vec<T>,
+    rejected: Vec<Rejected>,
+) -> Result<Page<T>, PlatformError> {
+    let received = items.len() + rejected.len();
+    let (total, has_next) = paging(data, page, received);
+    let skipped = u64::from(page.page_no - 1) * u64::from(page.page_size);
+    if received == 0 && (has_next || total.is_some_and(|total| total > skipped)) {
+        let message = format!(
+            "page {} (Douyin page {}) has no records although the answer says {} exist: {:?}",
+            page.page_no,
+            page.page_no - 1,
+            total.map_or_else(|| "more".to_owned(), |total| total.to_string()),
+            excerpt(&data.to_string())
+        );
+        return Err(Malformed::new(Anomaly::MissingList, message).into_platform_error(method));
+    }
+    Ok(Page { items, total, has_next, rejected })
+}
+
 /// A page's total and whether another page follows: from `total`, else from
 /// `has_more`, else from whether the page came back full. `request` is
 /// 1-based, as the trait's.
@@ -342,7 +417,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::platforms::Anomaly;
 
     /// A shop order in the SDK's shape (field names and types of
     /// `ShopOrderListItem`), a deposit presale with its deposit paid.

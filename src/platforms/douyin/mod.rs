@@ -19,6 +19,8 @@
 pub mod client;
 pub mod envelope;
 pub mod error;
+#[cfg(test)]
+mod fixtures;
 pub mod mapping;
 #[cfg(test)]
 mod parser_props;

@@ -5,6 +5,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::*;
+use crate::platforms::Anomaly;
 use crate::sim::{FaultKind, SimConfig, SimHandle, Simulator};
 
 async fn simulator(orders: usize) -> SimHandle {
