@@ -1,12 +1,14 @@
 //! Generated inputs for the Douyin answer parser: whatever comes back,
 //! [`envelope::parse`] and [`mapping`] answer with `Ok` or `Err` and never
-//! panic, and a body cut short is never read as an answer with fewer orders.
+//! panic, a body cut short is never read as an answer with fewer orders, and
+//! a record's field of any type or value costs at most that record.
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use serde_json::{Value as Json, json};
 
 use super::{envelope, mapping};
+use crate::platforms::PageRequest;
 
 const ORDERS: usize = 3;
 
@@ -101,7 +103,10 @@ proptest! {
     }
 
     #[test]
-    fn any_field_of_any_type_never_panics(place in prop::sample::select(PLACES.to_vec()), value in json_value()) {
+    fn any_field_of_any_type_costs_at_most_its_record(
+        place in prop::sample::select(PLACES.to_vec()),
+        value in json_value(),
+    ) {
         let mut answer = answer();
         let mut target = &mut answer["data"]["shop_order_list"][0];
         for step in place.split('.') {
@@ -111,7 +116,12 @@ proptest! {
             };
         }
         *target = value;
-        let _ = read(answer.to_string().as_bytes());
+        let data = envelope::parse(answer.to_string().as_bytes()).expect("the envelope is intact");
+        let request = PageRequest { page_no: 1, page_size: 100, with_total: true };
+        let page = mapping::order_page("dy", &data, request).expect("one record never fails its page");
+        prop_assert_eq!(page.items.len() + page.rejected.len(), ORDERS);
+        prop_assert!(page.items.len() >= ORDERS - 1, "only the changed record may be set aside");
+        prop_assert!(page.rejected.iter().all(|r| !r.reason.is_empty()));
     }
 
     #[test]
