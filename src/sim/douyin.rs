@@ -2,12 +2,15 @@
 //! expiry and mutation stream, served through Douyin's endpoints and shapes
 //! under `/douyin/<method path>`.
 //!
-//! A Douyin request is checked the way Douyin does (its signature pattern,
-//! `v=2`, a Unix-seconds timestamp within ten minutes), then translated into
+//! A Douyin request is checked the way Douyin does (its signature pattern
+//! over `param_json` sorted at every level, `v=2`, a Unix-seconds timestamp
+//! within ten minutes, `order_by=update_time` on a query by update time),
+//! then translated into
 //! the TOP call that asks the same question and answered by the TOP gateway
 //! itself, so that every TOP check, quota, ban, expiry and fault applies
-//! unchanged; the answer is translated back: `{code: 10000, data}` with ids
-//! as strings, times in Unix seconds, money in fen and numeric statuses, or
+//! unchanged; the answer is translated back into the official SDK's shapes:
+//! `{code: 10000, data}` with ids as strings, times in Unix seconds, money in
+//! fen, numeric statuses, presale stage orders and nested after-sales, or
 //! an error envelope with the codes the Douyin client classifies. Broken
 //! answers (HTML, empty, cut short) pass through as they are, and records
 //! with a mistyped field keep the mistyped value, so a Douyin client meets
@@ -58,8 +61,9 @@ pub fn douyin_order_status(top_status: &str) -> Option<i64> {
     })
 }
 
-/// The Douyin `after_sale_status` of a TOP refund status (assumed codes, as
-/// the client reads them).
+/// The Douyin after-sale status of a TOP refund status (the SDK's codes:
+/// 6 asked, 7 awaiting the return, 11 returned, 12 succeeded, 27 refused,
+/// 28 failed).
 fn after_sale_status(top_status: &str) -> Option<i64> {
     Some(match top_status {
         "WAIT_SELLER_AGREE" => 6,
@@ -332,7 +336,7 @@ fn translate_answer(method: &str, top: &Map<String, Json>, log_id: &str) -> Json
 
 /// The records of a TOP list container (`{"trade": [...]}`) translated; a
 /// container of another shape is passed on as it is (a mistyped field).
-fn records(container: &Json, item: &str, translate: fn(&Json) -> Json) -> Json {
+fn records(container: &Json, item: &str, translate: impl Fn(&Json) -> Json) -> Json {
     match container.get(item).and_then(Json::as_array) {
         Some(items) => Json::Array(items.iter().map(translate).collect()),
         None => container.clone(),
@@ -377,10 +381,7 @@ fn shop_order(trade: &Json) -> Json {
     });
     if let Some(lines) = trade.get("orders") {
         let trade_type = if presale { DEPOSIT_PRESALE } else { 0 };
-        order["sku_order_list"] = match lines.get("order").and_then(Json::as_array) {
-            Some(lines) => lines.iter().map(|line| sku_order(line, trade_type)).collect(),
-            None => lines.clone(),
-        };
+        order["sku_order_list"] = records(lines, "order", |line| sku_order(line, trade_type));
     }
     order
 }
@@ -460,8 +461,10 @@ fn after_sale(refund: &Json) -> Json {
 /// names than the list's, ids as numbers, amounts with the freight.
 fn after_sale_detail(refund: &Json) -> Map<String, Json> {
     let status = refund.get("status").cloned().unwrap_or(Json::Null);
-    let detail = json!({
-        "process_info": {"after_sale_info": {
+    let mut data = Map::new();
+    data.insert(
+        "process_info".into(),
+        json!({"after_sale_info": {
             "after_sale_id": id_number(refund.get("refund_id")),
             "after_sale_status": status.as_str().and_then(after_sale_status).map_or(status.clone(), Json::from),
             "after_sale_type": 0,
@@ -469,16 +472,16 @@ fn after_sale_detail(refund: &Json) -> Map<String, Json> {
             "refund_post_amount": 0,
             "apply_time": refund.get("created").map_or(Json::Null, seconds),
             "update_time": refund.get("modified").map_or(Json::Null, seconds),
-        }},
-        "order_info": {
+        }}),
+    );
+    data.insert(
+        "order_info".into(),
+        json!({
             "shop_order_id": id_number(refund.get("tid")),
             "sku_order_infos": [{"sku_order_id": id_number(refund.get("oid"))}],
-        },
-    });
-    match detail {
-        Json::Object(map) => map,
-        _ => Map::new(),
-    }
+        }),
+    );
+    data
 }
 
 /// An id as a JSON number, as the after-sale detail writes them; anything

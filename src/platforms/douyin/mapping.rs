@@ -269,7 +269,7 @@ fn read_page<T>(
     page: PageRequest,
     read: fn(&str, &Json) -> Result<T, Malformed>,
 ) -> Result<Page<T>, PlatformError> {
-    let list = records(data, key).map_err(|error| error.into_platform_error(method))?;
+    let list = list(data, key, "the page").map_err(|error| error.into_platform_error(method))?;
     let mut items = Vec::with_capacity(list.len());
     let mut rejected = Vec::new();
     for record in list {
@@ -282,16 +282,6 @@ fn read_page<T>(
         }
     }
     page_of(method, data, page, items, rejected)
-}
-
-/// The records of a list: absent or `null` is empty, anything but a list is
-/// a mistyped answer.
-fn records<'a>(data: &'a Json, key: &str) -> Result<&'a [Json], Malformed> {
-    match data.get(key) {
-        None | Some(Json::Null) => Ok(&[]),
-        Some(Json::Array(items)) => Ok(items),
-        Some(other) => Err(Malformed::field(format!("{key} is not a list: {}", excerpt(&other.to_string())))),
-    }
 }
 
 /// A page of `items` and the records set aside; an empty one although the
