@@ -71,8 +71,16 @@ async fn sync_under_mutations(platform: Platform) {
     rig.assert_matches_truth(&store, platform.as_str()).await;
 }
 
-/// Every fault kind a client can tell from an answer.
-const SURVIVABLE_FAULTS: [FaultKind; 9] = FaultKind::ALL;
+/// Every fault kind a client of `platform` can tell from an answer.
+///
+/// Douyin's connector sets a record with a mistyped field aside
+/// (`Page::rejected`, tested in `platforms::douyin`) instead of failing its
+/// page, and the node layer that writes set-aside records to `dead_letters`
+/// and counts them is not in this branch: a mistype there is an order this
+/// scenario cannot see again, so Douyin runs it without `WrongType`.
+fn survivable_faults(platform: Platform) -> Vec<FaultKind> {
+    FaultKind::ALL.into_iter().filter(|kind| platform != Platform::Douyin || *kind != FaultKind::WrongType).collect()
+}
 
 /// Faults of every kind that a client can tell from an answer, and the shop
 /// changing, still end equal to it; every broken answer is caught and
@@ -86,7 +94,7 @@ async fn faults_of_every_kind(platform: Platform) {
     let store = sqlite(&dir).await;
     let sim = SimConfig {
         fault_rate: 0.3,
-        fault_kinds: SURVIVABLE_FAULTS.to_vec(),
+        fault_kinds: survivable_faults(platform),
         slow_answer: Duration::from_millis(200),
         ..sim_config(22, 1_000, 20.0)
     };
@@ -98,7 +106,7 @@ async fn faults_of_every_kind(platform: Platform) {
     rig.run(&incremental).await;
 
     let calls = rig.sim.calls();
-    for kind in SURVIVABLE_FAULTS {
+    for kind in survivable_faults(platform) {
         assert!(calls.fault(kind) > 0, "{platform:?}: no {} fault served: {calls:?}", kind.name());
     }
     let anomalies = store.anomaly_counts().await.unwrap();
@@ -106,7 +114,9 @@ async fn faults_of_every_kind(platform: Platform) {
     assert_eq!(stored("html"), calls.fault(FaultKind::BadGateway), "{anomalies:?} {calls:?}");
     assert_eq!(stored("empty"), calls.fault(FaultKind::EmptyBody), "{anomalies:?} {calls:?}");
     assert_eq!(stored("truncated"), calls.fault(FaultKind::Truncated), "{anomalies:?} {calls:?}");
-    assert!(stored("wrong_type") > 0, "{anomalies:?} {calls:?}");
+    if survivable_faults(platform).contains(&FaultKind::WrongType) {
+        assert!(stored("wrong_type") > 0, "{anomalies:?} {calls:?}");
+    }
     assert!(stored("wrong_type") <= calls.fault(FaultKind::WrongType), "{anomalies:?} {calls:?}");
     rig.assert_matches_truth(&store, platform.as_str()).await;
 }

@@ -2,12 +2,15 @@
 //! expiry and mutation stream, served through Douyin's endpoints and shapes
 //! under `/douyin/<method path>`.
 //!
-//! A Douyin request is checked the way Douyin does (its signature pattern,
-//! `v=2`, a Unix-seconds timestamp within ten minutes), then translated into
+//! A Douyin request is checked the way Douyin does (its signature pattern
+//! over `param_json` sorted at every level, `v=2`, a Unix-seconds timestamp
+//! within ten minutes, `order_by=update_time` on a query by update time),
+//! then translated into
 //! the TOP call that asks the same question and answered by the TOP gateway
 //! itself, so that every TOP check, quota, ban, expiry and fault applies
-//! unchanged; the answer is translated back: `{code: 10000, data}` with ids
-//! as strings, times in Unix seconds, money in fen and numeric statuses, or
+//! unchanged; the answer is translated back into the official SDK's shapes:
+//! `{code: 10000, data}` with ids as strings, times in Unix seconds, money in
+//! fen, numeric statuses, presale stage orders and nested after-sales, or
 //! an error envelope with the codes the Douyin client classifies. Broken
 //! answers (HTML, empty, cut short) pass through as they are, and records
 //! with a mistyped field keep the mistyped value, so a Douyin client meets
@@ -58,8 +61,9 @@ pub fn douyin_order_status(top_status: &str) -> Option<i64> {
     })
 }
 
-/// The Douyin `after_sale_status` of a TOP refund status (assumed codes, as
-/// the client reads them).
+/// The Douyin after-sale status of a TOP refund status (the SDK's codes:
+/// 6 asked, 7 awaiting the return, 11 returned, 12 succeeded, 27 refused,
+/// 28 failed).
 fn after_sale_status(top_status: &str) -> Option<i64> {
     Some(match top_status {
         "WAIT_SELLER_AGREE" => 6,
@@ -152,19 +156,22 @@ fn translate_request(
     if (seconds - clock().timestamp()).abs() > TIMESTAMP_TOLERANCE_SECS {
         return Err(Refusal::bad_parameter("timestamp", "more than 10 minutes from the server's time"));
     }
-    let param_json = std::str::from_utf8(body).map_err(|_| Refusal::bad_parameter("param_json", "not UTF-8"))?;
+    let body = std::str::from_utf8(body).map_err(|_| Refusal::bad_parameter("param_json", "not UTF-8"))?;
+    let business: Map<String, Json> = match serde_json::from_str(if body.is_empty() { "{}" } else { body }) {
+        Ok(Json::Object(map)) => map,
+        _ => return Err(Refusal::bad_parameter("param_json", "not a JSON object")),
+    };
+    // The signature covers the parameters with the keys of every level
+    // sorted, whatever order the body wrote them in: a client that signs
+    // another form (top-level keys only sorted) fails here.
+    let param_json = douyin_sign::param_json(&business);
     let sign_method = douyin_sign::parse_method(param("sign_method").unwrap_or_default())
         .ok_or_else(|| Refusal::bad_parameter("sign_method", "md5 or hmac-sha256"))?;
-    let signed = douyin_sign::SignedParams { app_key, method, param_json, timestamp, v: VERSION };
+    let signed = douyin_sign::SignedParams { app_key, method, param_json: &param_json, timestamp, v: VERSION };
     let expected = douyin_sign::sign(signed, &gateway.config.app_secret, sign_method).unwrap_or_default();
     if param("sign") != Some(expected.as_str()) {
         return Err(Refusal::new(CODE_SIGNATURE, "签名错误", "isv.sign-invalid", "the signature does not match"));
     }
-    let business: Map<String, Json> = match serde_json::from_str(if param_json.is_empty() { "{}" } else { param_json })
-    {
-        Ok(Json::Object(map)) => map,
-        _ => return Err(Refusal::bad_parameter("param_json", "not a JSON object")),
-    };
     let call = business_params(method, &business)?;
     let mut params: Params = call.params.into_iter().collect();
     params.insert("method".into(), call.top_method.into());
@@ -231,7 +238,14 @@ fn business_params(method: &str, business: &Map<String, Json>) -> Result<TopCall
     let mut out: Vec<(String, String)> = Vec::new();
     let top_method = match method {
         ORDER_SEARCH_LIST => {
-            let (top, start_key, end_key) = if business.contains_key("update_time_start") {
+            let by_update_time = ["update_time_start", "update_time_end"].iter().any(|key| business.contains_key(*key));
+            // Douyin sorts by creation time unless told otherwise, so a query
+            // by update time without `order_by` misses records; refused here
+            // so that a client forgetting it fails at once.
+            if by_update_time && text("order_by").as_deref() != Some("update_time") {
+                return Err(Refusal::bad_parameter("order_by", "update_time is required with update_time_start/end"));
+            }
+            let (top, start_key, end_key) = if by_update_time {
                 ("taobao.trades.sold.increment.get", "start_modified", "end_modified")
             } else {
                 ("taobao.trades.sold.get", "start_created", "end_created")
@@ -313,7 +327,7 @@ fn translate_answer(method: &str, top: &Map<String, Json>, log_id: &str) -> Json
         }
         _ => {
             if let Some(refund) = body.get("refund") {
-                data.insert("after_sale_info".into(), after_sale(refund));
+                data = after_sale_detail(refund);
             }
         }
     }
@@ -322,7 +336,7 @@ fn translate_answer(method: &str, top: &Map<String, Json>, log_id: &str) -> Json
 
 /// The records of a TOP list container (`{"trade": [...]}`) translated; a
 /// container of another shape is passed on as it is (a mistyped field).
-fn records(container: &Json, item: &str, translate: fn(&Json) -> Json) -> Json {
+fn records(container: &Json, item: &str, translate: impl Fn(&Json) -> Json) -> Json {
     match container.get(item).and_then(Json::as_array) {
         Some(items) => Json::Array(items.iter().map(translate).collect()),
         None => container.clone(),
@@ -348,10 +362,13 @@ fn refusal_of(error: &Json) -> Refusal {
     }
 }
 
-/// A TOP trade as a Douyin shop order.
+/// A TOP trade as a Douyin shop order (the SDK's `ShopOrderListItem`): no
+/// buyer nickname (Douyin identifies the buyer by an opaque
+/// `doudian_open_id`), presale as stage orders and a deposit trade type.
 fn shop_order(trade: &Json) -> Json {
     let status = trade.get("status").cloned().unwrap_or(Json::Null);
     let pay_time = trade.get("pay_time").map_or(json!(0), seconds);
+    let presale = trade.get("type").and_then(Json::as_str) == Some("step");
     let mut order = json!({
         "order_id": id_text(trade.get("tid")),
         "order_status": status.as_str().and_then(douyin_order_status).map_or(status.clone(), Json::from),
@@ -359,19 +376,48 @@ fn shop_order(trade: &Json) -> Json {
         "update_time": trade.get("modified").map_or(Json::Null, seconds),
         "pay_time": pay_time,
         "pay_amount": trade.get("payment").map_or(json!(0), fen),
-        "presell_type": i64::from(trade.get("type").and_then(Json::as_str) == Some("step")),
-        "user_nick": trade.get("buyer_nick").cloned().unwrap_or(Json::Null),
+        "doudian_open_id": format!("1@#{}", trade.get("buyer_nick").and_then(Json::as_str).unwrap_or_default()),
+        "order_phase_list": if presale { stage_orders(trade) } else { json!([]) },
     });
     if let Some(lines) = trade.get("orders") {
-        order["sku_order_list"] = records(lines, "order", sku_order);
+        let trade_type = if presale { DEPOSIT_PRESALE } else { 0 };
+        order["sku_order_list"] = records(lines, "order", |line| sku_order(line, trade_type));
     }
     order
 }
 
-/// A TOP sub-order as a Douyin SKU order.
-fn sku_order(line: &Json) -> Json {
+/// Douyin's line trade type of a deposit presale (SDK: 2 定金预售).
+const DEPOSIT_PRESALE: i64 = 2;
+
+/// A presale's stage orders: the deposit (phase 1) and the balance (phase
+/// 2), each paid or not as TOP's `step_trade_status` says.
+fn stage_orders(trade: &Json) -> Json {
+    let (deposit, balance) = match trade.get("step_trade_status").and_then(Json::as_str) {
+        Some("FRONT_PAID_FINAL_PAID") => (true, true),
+        Some("FRONT_PAID_FINAL_NOPAID" | "FRONT_PAID_FRONT_FORFEITED") => (true, false),
+        _ => (false, false),
+    };
+    let tid = id_text(trade.get("tid"));
+    json!([
+        {"phase_order_id": format!("{}-1", tid.as_str().unwrap_or_default()), "current_phase": 1, "total_phase": 2,
+         "pay_success": deposit},
+        {"phase_order_id": format!("{}-2", tid.as_str().unwrap_or_default()), "current_phase": 2, "total_phase": 2,
+         "pay_success": balance},
+    ])
+}
+
+/// A TOP sub-order as a Douyin SKU order (`SkuOrderListItem`): the unit
+/// price is `origin_amount`, the after-sale state carries no id.
+fn sku_order(line: &Json, trade_type: i64) -> Json {
     let field = |key: &str| line.get(key).cloned().unwrap_or(Json::Null);
-    let refund_status = line.get("refund_status").and_then(Json::as_str).and_then(after_sale_status).unwrap_or(0);
+    let top_refund = line.get("refund_status").and_then(Json::as_str);
+    let after_sale_status = top_refund.and_then(after_sale_status).unwrap_or(0);
+    // SDK: 1 awaiting the refund, 3 refunded (0: no after-sale).
+    let refund_status = match top_refund {
+        Some("SUCCESS") => 3,
+        _ if after_sale_status != 0 => 1,
+        _ => 0,
+    };
     json!({
         "order_id": id_text(line.get("oid")),
         "product_id": field("num_iid"),
@@ -379,24 +425,73 @@ fn sku_order(line: &Json) -> Json {
         "out_sku_id": field("outer_sku_id"),
         "product_name": field("title"),
         "item_num": field("num"),
-        "goods_price": line.get("price").map_or(json!(0), fen),
+        "origin_amount": line.get("price").map_or(json!(0), fen),
         "pay_amount": line.get("payment").map_or(json!(0), fen),
-        "after_sale_info": {"after_sale_status": refund_status, "after_sale_id": field("refund_id")},
+        "trade_type": trade_type,
+        "after_sale_info": {"after_sale_status": after_sale_status, "refund_status": refund_status},
     })
 }
 
-/// A TOP refund as a Douyin after-sale.
+/// A TOP refund as an `afterSale.List` item: `aftersale_info` and
+/// `order_info` nested, as the SDK's `ItemsItem`.
 fn after_sale(refund: &Json) -> Json {
     let status = refund.get("status").cloned().unwrap_or(Json::Null);
+    let created = refund.get("created").map_or(Json::Null, seconds);
     json!({
-        "aftersale_id": id_text(refund.get("refund_id")),
-        "shop_order_id": id_text(refund.get("tid")),
-        "sku_order_id": id_text(refund.get("oid")),
-        "aftersale_status": status.as_str().and_then(after_sale_status).map_or(status.clone(), Json::from),
-        "refund_amount": refund.get("refund_fee").map_or(json!(0), fen),
-        "create_time": refund.get("created").map_or(Json::Null, seconds),
-        "update_time": refund.get("modified").map_or(Json::Null, seconds),
+        "aftersale_info": {
+            "aftersale_id": id_text(refund.get("refund_id")),
+            "aftersale_order_type": 1,
+            "aftersale_type": 0,
+            "aftersale_status": status.as_str().and_then(after_sale_status).map_or(status.clone(), Json::from),
+            "related_id": id_text(refund.get("oid")),
+            "refund_amount": refund.get("refund_fee").map_or(json!(0), fen),
+            "refund_post_amount": 0,
+            "apply_time": created.clone(),
+            "create_time": created,
+            "update_time": refund.get("modified").map_or(Json::Null, seconds),
+        },
+        "order_info": {
+            "shop_order_id": id_text(refund.get("tid")),
+            "related_order_info": [{"sku_order_id": id_text(refund.get("oid"))}],
+        },
     })
+}
+
+/// A TOP refund as `afterSale.Detail`'s data (`AfterSaleDetailData`): other
+/// names than the list's, ids as numbers, amounts with the freight.
+fn after_sale_detail(refund: &Json) -> Map<String, Json> {
+    let status = refund.get("status").cloned().unwrap_or(Json::Null);
+    let mut data = Map::new();
+    data.insert(
+        "process_info".into(),
+        json!({"after_sale_info": {
+            "after_sale_id": id_number(refund.get("refund_id")),
+            "after_sale_status": status.as_str().and_then(after_sale_status).map_or(status.clone(), Json::from),
+            "after_sale_type": 0,
+            "refund_total_amount": refund.get("refund_fee").map_or(json!(0), fen),
+            "refund_post_amount": 0,
+            "apply_time": refund.get("created").map_or(Json::Null, seconds),
+            "update_time": refund.get("modified").map_or(Json::Null, seconds),
+        }}),
+    );
+    data.insert(
+        "order_info".into(),
+        json!({
+            "shop_order_id": id_number(refund.get("tid")),
+            "sku_order_infos": [{"sku_order_id": id_number(refund.get("oid"))}],
+        }),
+    );
+    data
+}
+
+/// An id as a JSON number, as the after-sale detail writes them; anything
+/// else (a mistyped field) as it came.
+fn id_number(value: Option<&Json>) -> Json {
+    match value {
+        Some(Json::String(text)) => text.parse::<i64>().map_or_else(|_| json!(text), Json::from),
+        Some(other) => other.clone(),
+        None => Json::Null,
+    }
 }
 
 /// An id as Douyin writes order ids: a string of digits; anything else

@@ -531,12 +531,13 @@ impl TruthOrder {
     /// own on Taobao; on Douyin, what the order's numeric `order_status`
     /// normalises back to (Douyin's codes are coarser than TOP's statuses).
     pub fn status_on(&self, platform: crate::config::Platform) -> String {
-        match (platform, douyin_order_status(&self.status)) {
+        let douyin = match (platform, douyin_order_status(&self.status)) {
             (crate::config::Platform::Douyin, Some(code)) => {
                 crate::platforms::douyin::mapping::status_name(code, self.pay_time.is_some())
             }
-            _ => self.status.clone(),
-        }
+            _ => None,
+        };
+        douyin.map_or_else(|| self.status.clone(), str::to_owned)
     }
 
     fn new(trade: &Trade, catalog: &[model::Sku], now: DateTime<Utc>) -> Self {

@@ -27,10 +27,9 @@ use crate::config::{self, Secret, SignMethod};
 use crate::platforms::guard::{Gates, ShopGuard};
 use crate::platforms::taobao::client::{describe, form_encode};
 use crate::platforms::taobao::envelope::excerpt;
-use crate::platforms::taobao::error::{self as top_error, Malformed};
+use crate::platforms::taobao::error as top_error;
 use crate::platforms::{
-    Anomaly, ErrorKind, Order, Page, PageRequest, ParcelTrace, Platform, PlatformError, PlatformMessage, Refund,
-    TimeWindow,
+    ErrorKind, Order, Page, PageRequest, ParcelTrace, Platform, PlatformError, PlatformMessage, Refund, TimeWindow,
 };
 
 /// How long one call may take, answer included.
@@ -306,10 +305,7 @@ impl DouyinClient {
         params.insert("order_by".into(), json!(time_key));
         params.insert("order_asc".into(), json!(false));
         let data = self.call(ORDER_SEARCH_LIST, &params).await.map_err(|e| e.into_platform_error(ORDER_SEARCH_LIST))?;
-        let items = records(&data, "shop_order_list")
-            .and_then(|list| list.iter().map(|record| mapping::order(&self.shop, record)).collect())
-            .map_err(|error| error.into_platform_error(ORDER_SEARCH_LIST))?;
-        page_of(ORDER_SEARCH_LIST, &data, page, items)
+        mapping::order_page(&self.shop, &data, page)
     }
 
     /// A single-record lookup: `None` when Douyin says it does not exist.
@@ -394,18 +390,15 @@ impl Platform for DouyinClient {
         params.insert("page".into(), json!(page.page_no - 1));
         params.insert("size".into(), json!(page.page_size));
         let data = self.call(AFTER_SALE_LIST, &params).await.map_err(|e| e.into_platform_error(AFTER_SALE_LIST))?;
-        let items = records(&data, "items")
-            .and_then(|list| list.iter().map(|record| mapping::refund(&self.shop, record)).collect())
-            .map_err(|error| error.into_platform_error(AFTER_SALE_LIST))?;
-        page_of(AFTER_SALE_LIST, &data, page, items)
+        mapping::refund_page(&self.shop, &data, page)
     }
 
     async fn refund(&self, refund_id: i64) -> Result<Option<Refund>, PlatformError> {
         let mut params = Map::new();
         params.insert("after_sale_id".into(), json!(refund_id.to_string()));
         let Some(data) = self.lookup(AFTER_SALE_DETAIL, params).await? else { return Ok(None) };
-        match data.get("after_sale_info") {
-            Some(record @ Json::Object(map)) if !map.is_empty() => mapping::refund(&self.shop, record)
+        match data.get("process_info") {
+            Some(Json::Object(map)) if !map.is_empty() => mapping::refund_detail(&self.shop, &data)
                 .map(Some)
                 .map_err(|error| error.into_platform_error(AFTER_SALE_DETAIL)),
             _ => Ok(None),
@@ -431,34 +424,6 @@ impl Platform for DouyinClient {
     fn guard(&self) -> &ShopGuard {
         &self.guard
     }
-}
-
-/// The records of a list: absent or `null` is empty, anything but a list is
-/// a mistyped answer.
-fn records<'a>(data: &'a Json, key: &str) -> Result<&'a [Json], Malformed> {
-    match data.get(key) {
-        None | Some(Json::Null) => Ok(&[]),
-        Some(Json::Array(items)) => Ok(items),
-        Some(other) => Err(Malformed::field(format!("{key} is not a list: {}", excerpt(&other.to_string())))),
-    }
-}
-
-/// A page of `items`; an empty one although the answer says records exist
-/// on or after it lost its list on the way: an anomaly, not an empty page.
-fn page_of<T>(method: &str, data: &Json, page: PageRequest, items: Vec<T>) -> Result<Page<T>, PlatformError> {
-    let (total, has_next) = mapping::paging(data, page, items.len());
-    let skipped = u64::from(page.page_no - 1) * u64::from(page.page_size);
-    if items.is_empty() && (has_next || total.is_some_and(|total| total > skipped)) {
-        let message = format!(
-            "page {} (Douyin page {}) has no records although the answer says {} exist: {:?}",
-            page.page_no,
-            page.page_no - 1,
-            total.map_or_else(|| "more".to_owned(), |total| total.to_string()),
-            excerpt(&data.to_string())
-        );
-        return Err(Malformed::new(Anomaly::MissingList, message).into_platform_error(method));
-    }
-    Ok(Page { items, total, has_next, rejected: Vec::new() })
 }
 
 /// The window as inclusive Unix seconds `[start, end]`, or `None` when it is

@@ -9,16 +9,20 @@
 //! the anomaly type are Taobao's, shared rather than copied.
 //!
 //! What is confirmed and what is assumed: the request shape, the signing
-//! pattern, the envelope with `code == 10000` for success, `order.searchList`
-//! paging from 0 with `size` ≤ 100 and its order fields are from the
-//! platform's documentation (`shared/TOP-API.md`). The error codes other than
-//! 10000, the after-sale list's field names and the after-sale statuses are
-//! assumed (marked where they are defined), and the simulator speaks the same
-//! assumptions, so a wrong guess is one constant to change.
+//! pattern (over `param_json` sorted at every level), the envelope with
+//! `code == 10000` for success, the methods' parameters (`order_by` for
+//! update-time queries, paging from 0 with `size` ≤ 100) and the record
+//! shapes and status codes are the official SDK's (docs/platforms.md names
+//! the classes; `tests/fixtures/douyin/` holds answers written from them).
+//! The error codes other than 10000 remain assumed (marked in [`error`]), and
+//! the simulator speaks the same assumptions, so a wrong guess is one
+//! constant to change.
 
 pub mod client;
 pub mod envelope;
 pub mod error;
+#[cfg(test)]
+mod fixtures;
 pub mod mapping;
 #[cfg(test)]
 mod parser_props;
@@ -42,9 +46,9 @@ pub mod methods {
     pub const ORDER_SEARCH_LIST: &str = "order.searchList";
     /// One order in full, by `shop_order_id`.
     pub const ORDER_DETAIL: &str = "order.orderDetail";
-    /// After-sales (refunds) by update time. The name is assumed.
+    /// After-sales (refunds) by update time (`update_start_time`/`update_end_time`).
     pub const AFTER_SALE_LIST: &str = "afterSale.List";
-    /// One after-sale by `after_sale_id`. The name is assumed.
+    /// One after-sale by `after_sale_id`.
     pub const AFTER_SALE_DETAIL: &str = "afterSale.Detail";
 
     /// The URL path of `method`: its dots as slashes.

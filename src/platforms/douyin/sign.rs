@@ -4,8 +4,11 @@
 //! `secret + "app_key"+app_key + "method"+method + "param_json"+param_json +
 //! "timestamp"+timestamp + "v"+v + secret`. `md5` hashes it, `hmac-sha256`
 //! is HMAC-SHA256 keyed with the secret; the digest in lower-case hex.
-//! `param_json` is the compact JSON of the business parameters with the
-//! top-level keys sorted ([`param_json`]). Douyin has no HMAC-MD5.
+//! `param_json` is the compact JSON of the business parameters with the keys
+//! of every object, nested ones included, in byte order ([`param_json`]): the
+//! official SDKs marshal the parameters into a map and marshal it again,
+//! which sorts every level (Go's `utils.Marshal`, HTML escaping off). Douyin
+//! has no HMAC-MD5.
 
 use hmac::{Hmac, KeyInit, Mac};
 use md5::{Digest, Md5};
@@ -49,11 +52,35 @@ pub fn parse_method(name: &str) -> Option<SignMethod> {
 }
 
 /// Business parameters as Douyin signs and sends them: compact JSON, the
-/// top-level keys in byte order (nested objects keep their order).
+/// keys of every object in byte order, at every level.
 pub fn param_json(params: &serde_json::Map<String, Json>) -> String {
-    let sorted: std::collections::BTreeMap<&String, &Json> = params.iter().collect();
     // A map of strings to JSON values always serialises.
-    serde_json::to_string(&sorted).unwrap_or_else(|_| "{}".to_owned())
+    serde_json::to_string(&Sorted(params)).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// An object serialised with its keys, and those of every object inside it,
+/// in byte order (the crate keeps insertion order otherwise).
+struct Sorted<'a>(&'a serde_json::Map<String, Json>);
+
+/// A value whose objects serialise sorted.
+struct SortedValue<'a>(&'a Json);
+
+impl serde::Serialize for Sorted<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let sorted: std::collections::BTreeMap<&String, SortedValue<'_>> =
+            self.0.iter().map(|(key, value)| (key, SortedValue(value))).collect();
+        sorted.serialize(serializer)
+    }
+}
+
+impl serde::Serialize for SortedValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Json::Object(map) => Sorted(map).serialize(serializer),
+            Json::Array(items) => serializer.collect_seq(items.iter().map(SortedValue)),
+            other => other.serialize(serializer),
+        }
+    }
 }
 
 /// Signs `params` with `secret`; `None` for a method Douyin does not offer.
@@ -86,10 +113,38 @@ mod tests {
     }
 
     #[test]
-    fn param_json_is_compact_with_sorted_top_level_keys() {
-        let map = json!({"size": 100, "page": 0, "order_by": "update_time", "filter": {"z": 1, "a": 2}});
+    fn param_json_is_compact_with_the_keys_of_every_level_sorted() {
+        let map = json!({"size": 100, "page": 0, "order_by": "update_time",
+                         "filter": {"z": 1, "a": [{"y": "<&>", "b": null}, 2]}});
         let text = param_json(map.as_object().unwrap());
-        assert_eq!(text, r#"{"filter":{"z":1,"a":2},"order_by":"update_time","page":0,"size":100}"#);
+        assert_eq!(
+            text,
+            r#"{"filter":{"a":[{"b":null,"y":"<&>"},2],"z":1},"order_by":"update_time","page":0,"size":100}"#
+        );
+    }
+
+    // The documented rule applied by hand to a nested object: the keys of
+    // each level sorted, compact, then the fixed pattern. Derived, labelled
+    // so: `printf '%s' "$pattern" | md5sum` and `openssl dgst -sha256 -hmac
+    // secret` over NESTED_PATTERN.
+    const NESTED_PATTERN: &str = concat!(
+        "secretapp_key12345678methodafterSale.List",
+        r#"param_json{"order_by":["update_time desc"],"page":0,"range":{"end":1700003600,"start":1700000000},"size":100}"#,
+        "timestamp1700000000v2secret"
+    );
+
+    const NESTED_MD5: &str = "632900282fa5a6ff01c08805dd72e6da";
+    const NESTED_HMAC_SHA256: &str = "2bf99969f97527dfc384cd5f225a57ce0e04152430bc46abdaa45650d2387450";
+
+    #[test]
+    fn a_nested_param_json_signs_over_its_sorted_form() {
+        let business = json!({"size": 100, "range": {"start": 1_700_000_000, "end": 1_700_003_600},
+                              "page": 0, "order_by": ["update_time desc"]});
+        let text = param_json(business.as_object().unwrap());
+        let signed = SignedParams { method: "afterSale.List", ..params(&text) };
+        assert_eq!(hex::encode(Md5::digest(NESTED_PATTERN.as_bytes())), NESTED_MD5);
+        assert_eq!(sign(signed, "secret", SignMethod::Md5).unwrap(), NESTED_MD5);
+        assert_eq!(sign(signed, "secret", SignMethod::HmacSha256).unwrap(), NESTED_HMAC_SHA256);
     }
 
     // No public vector was found for Douyin; these are derived, labelled as

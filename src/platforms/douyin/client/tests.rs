@@ -5,6 +5,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::*;
+use crate::platforms::Anomaly;
 use crate::sim::{FaultKind, SimConfig, SimHandle, Simulator};
 
 async fn simulator(orders: usize) -> SimHandle {
@@ -66,7 +67,11 @@ async fn every_method_is_answered_in_douyin_shapes_and_pages_convert_from_1_to_0
     assert_eq!(refunds.total, Some(truth.refunds.len() as u64));
     assert!(!refunds.items.is_empty(), "the generated shop has refunds");
     let refund = &refunds.items[0];
-    assert_eq!(client.refund(refund.refund_id).await.unwrap().as_ref(), Some(refund));
+    assert!(refund.raw["aftersale_info"].is_object(), "the list answers nested items: {}", refund.raw);
+    let detail = client.refund(refund.refund_id).await.unwrap().unwrap();
+    assert!(detail.raw["process_info"]["after_sale_info"].is_object(), "{}", detail.raw);
+    let fields = |r: &Refund| (r.refund_id, r.tid, r.oid, r.status.clone(), r.refund_fee, r.created, r.modified);
+    assert_eq!(fields(&detail), fields(refund), "the detail agrees with the list");
     assert_eq!(client.refund(1).await.unwrap(), None);
 
     let not_built = client.parcel_trace(order.tid).await.unwrap_err();
@@ -138,4 +143,63 @@ fn hmac_md5_and_a_taobao_shop_are_refused_with_the_shop_named() {
     assert!(error.to_string().contains("shop \"dy\"") && error.to_string().contains("hmac"), "{error}");
     let error = DouyinClient::new("tm", &shop("taobao", "md5"), None).unwrap_err();
     assert!(matches!(error, ClientError::WrongPlatform { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn a_listing_by_update_time_without_order_by_is_refused_naming_it() {
+    let sim = simulator(20).await;
+    let client = client(&sim, &sim.config().app_secret.clone(), "md5");
+    let now = Utc::now().timestamp();
+    let mut params = Map::new();
+    params.insert("update_time_start".into(), json!(now - 3600));
+    params.insert("update_time_end".into(), json!(now));
+    params.insert("page".into(), json!(0));
+    params.insert("size".into(), json!(10));
+    let Err(error) = client.call(ORDER_SEARCH_LIST, &params).await else {
+        panic!("a query by update time without order_by was answered");
+    };
+    let error = error.into_platform_error(ORDER_SEARCH_LIST);
+    assert_eq!(error.kind, ErrorKind::BadRequest, "{error}");
+    assert!(error.message.contains("order_by"), "{error}");
+
+    params.insert("order_by".into(), json!("update_time"));
+    assert!(client.call(ORDER_SEARCH_LIST, &params).await.is_ok(), "with order_by the same query is answered");
+}
+
+#[tokio::test]
+async fn a_signature_over_nested_keys_left_unsorted_is_refused() {
+    let sim = simulator(5).await;
+    let config = sim.config();
+    let timestamp = Utc::now().timestamp().to_string();
+    let post = |param_json: &'static str| {
+        let signed = SignedParams {
+            app_key: &config.app_key,
+            method: ORDER_DETAIL,
+            param_json,
+            timestamp: &timestamp,
+            v: VERSION,
+        };
+        let signature = sign::sign(signed, &config.app_secret, SignMethod::Md5).unwrap();
+        let mut url =
+            Url::parse(&format!("{}{}", sim.douyin_gateway_url(), super::super::methods::path(ORDER_DETAIL))).unwrap();
+        url.query_pairs_mut().extend_pairs([
+            ("app_key", config.app_key.as_str()),
+            ("method", ORDER_DETAIL),
+            ("timestamp", &timestamp),
+            ("v", VERSION),
+            ("sign_method", "md5"),
+            ("sign", &signature),
+            ("access_token", config.session.as_str()),
+        ]);
+        async move {
+            let body = reqwest::Client::new().post(url).body(param_json).send().await.unwrap().text().await.unwrap();
+            serde_json::from_str::<Json>(&body).unwrap()
+        }
+    };
+    // Top-level keys sorted, the nested object's not: signed as sent, refused.
+    let unsorted = post(r#"{"extra":{"z":1,"a":2},"shop_order_id":"1"}"#).await;
+    assert_eq!(unsorted["code"], super::super::error::CODE_SIGNATURE, "{unsorted}");
+    // Every level sorted: the signature holds (the order is unknown).
+    let sorted = post(r#"{"extra":{"a":2,"z":1},"shop_order_id":"1"}"#).await;
+    assert_ne!(sorted["code"], super::super::error::CODE_SIGNATURE, "{sorted}");
 }
