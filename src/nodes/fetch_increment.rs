@@ -16,6 +16,7 @@ use crate::store::NewAnomaly;
 use crate::sync::breaker::{Breaker, BreakerSettings, Plan};
 use crate::sync::by_created::CreatedReader;
 use crate::sync::by_modified::{self, Newest, Windows};
+use crate::sync::progress::Progress;
 use crate::sync::{self, CallFailure, INCREMENT_STREAM, Span};
 
 /// Lists the orders modified since the shop's stored cursor, window by
@@ -238,8 +239,9 @@ impl IncrementSource {
         );
         let mut windows = Windows::new(start, end, self.settings.window.chrono(), self.settings.split_above);
         let mut overloads = 0;
+        let mut progress = Progress::new(platform, "orders_modified");
         while let Some(window) = windows.next() {
-            let mut orders = match self.read_window(ctx, window, windows.split_limit(window)).await {
+            let mut orders = match self.read_window(ctx, window, windows.split_limit(window), &mut progress).await {
                 Ok(Some(orders)) => orders,
                 Ok(None) => {
                     windows.shrink(window);
@@ -255,7 +257,7 @@ impl IncrementSource {
                 Err(failure) => return Err(failure.into()),
             };
             if self.is_drop(window, orders.len(), baseline) {
-                orders = self.read_drop_again(ctx, window, orders, baseline).await?;
+                orders = self.read_drop_again(ctx, window, orders, baseline, &mut progress).await?;
             }
             let per_minute = orders.len() as f64 / (window.span().num_seconds().max(1) as f64 / 60.0);
             baseline = Some(baseline.map_or(per_minute, |b| b + BASELINE_WEIGHT * (per_minute - b)));
@@ -290,6 +292,7 @@ impl IncrementSource {
         window: TimeWindow,
         first: Vec<Order>,
         baseline: Option<f64>,
+        progress: &mut Progress,
     ) -> Result<Vec<Order>, NodeError> {
         let platform = self.platform.as_ref();
         let excerpt = format!(
@@ -312,7 +315,7 @@ impl IncrementSource {
         ctx.store.record_anomalies(&[anomaly], Utc::now()).await?;
         let mut orders = Newest::default();
         orders.extend(first);
-        if let Some(again) = self.read_window(ctx, window, None).await? {
+        if let Some(again) = self.read_window(ctx, window, None, progress).await? {
             orders.extend(again);
         }
         Ok(orders.into_vec())
@@ -354,9 +357,12 @@ impl IncrementSource {
         ctx: &NodeContext,
         window: TimeWindow,
         split_above: Option<u64>,
+        progress: &mut Progress,
     ) -> Result<Option<Vec<Order>>, CallFailure> {
-        by_modified::read_window(ctx, window, self.settings.page_size, split_above, |page| self.page(ctx, window, page))
-            .await
+        by_modified::read_window(ctx, window, self.settings.page_size, split_above, progress, |page| {
+            self.page(ctx, window, page)
+        })
+        .await
     }
 
     /// One page, every attempt counted by the breaker.
@@ -496,5 +502,50 @@ mod tests {
         let quiet: Vec<&TimeWindow> = windows.iter().filter(|w| w.start > last_order).collect();
         let first_quiet = quiet.first().expect("quiet windows were read");
         assert_eq!(quiet.iter().filter(|w| **w == *first_quiet).count(), 2, "read again once: {quiet:?}");
+    }
+
+    #[tokio::test]
+    async fn a_gateway_answering_the_same_page_to_every_window_fails_the_run_soon() {
+        let now = Utc::now();
+        let orders = (0..150).map(|i| (1_000 + i, now - chrono::Duration::minutes(i)));
+        let platform = FakeShop::new(orders, None);
+        let recent = TimeWindow { start: now - chrono::Duration::hours(3), end: now };
+        platform.stuck_on(recent, PageRequest { page_no: 1, page_size: 100, with_total: true });
+        let settings: FetchIncrementSettings =
+            serde_json::from_value(json!({"shop": "s", "first_run": "1d", "drop_below": 0})).unwrap();
+        let Ok(crate::nodes::Built::Source(node)) = FetchIncrement::build(settings, &platform.context()) else {
+            panic!("builds")
+        };
+        let store = crate::store::Store::connect("sqlite::memory:").await.unwrap();
+        let error = crate::nodes::testing::run_source_in(node, crate::flow::OnError::Fail, &store)
+            .await
+            .expect_err("the run fails")
+            .to_string();
+
+        assert!(error.contains("no progress") && error.contains("orders_modified"), "{error}");
+        assert!(error.contains("holds the same 100 records"), "{error}");
+        // One window read in full (probe, page 2, page 1), then each later
+        // window's probe repeats it: a stall each.
+        let calls = platform.windows.lock().unwrap().len();
+        let stalls = sync::progress::MAX_STALLS as usize;
+        assert!(calls <= 3 * (1 + stalls), "{calls} calls before failing");
+        let anomalies = store.recent_anomalies(10).await.unwrap();
+        assert_eq!(anomalies.iter().filter(|a| a.kind == "no_progress").count(), stalls, "{anomalies:?}");
+    }
+
+    #[tokio::test]
+    async fn halving_a_window_crowded_in_its_first_minute_is_progress() {
+        let now = Utc::now();
+        let rush = now - chrono::Duration::minutes(50);
+        // 700 orders in one minute: every halving's probe lists the same
+        // newest page, for windows that overlap.
+        let orders = (0..700).map(|i| (1_000 + i, rush + chrono::Duration::milliseconds(80 * i)));
+        let platform = FakeShop::new(orders, None);
+        let settings = json!({"shop": "s", "first_run": "1h", "page_size": 100, "split_above": 200, "drop_below": 0});
+        let batches = source_batches::<FetchIncrement>(settings, &platform.context()).await;
+
+        let read: BTreeSet<i64> =
+            batches.iter().flatten().filter_map(|r| r.fields.get("tid").and_then(Json::as_i64)).collect();
+        assert_eq!(read.len(), 700);
     }
 }

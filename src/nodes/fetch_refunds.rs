@@ -13,6 +13,7 @@ use super::{BuildContext, BuildError, Built, Emitter, NodeContext, NodeError, No
 use crate::platforms::taobao::fields::{REFUND_FIELDS, REFUND_LIST_FIELDS};
 use crate::platforms::{Page, PageRequest, Platform, Refund, TimeWindow};
 use crate::sync::by_modified::{self, Windows};
+use crate::sync::progress::Progress;
 use crate::sync::{self, CallFailure, REFUNDS_STREAM, Span};
 
 /// Lists the refunds modified since the shop's stored cursor, window by
@@ -128,9 +129,10 @@ impl Source for RefundsSource {
         );
         let mut windows = Windows::new(start, end, self.settings.window.chrono(), self.settings.split_above);
         let mut overloads = 0;
+        let mut progress = Progress::new(platform, "refunds_modified");
         while let Some(window) = windows.next() {
-            let page_size = self.settings.page_size;
-            let listed = by_modified::read_window(ctx, window, page_size, windows.split_limit(window), |page| {
+            let (page_size, split_limit) = (self.settings.page_size, windows.split_limit(window));
+            let listed = by_modified::read_window(ctx, window, page_size, split_limit, &mut progress, |page| {
                 self.page(ctx, window, page)
             })
             .await;

@@ -8,6 +8,7 @@
 pub mod breaker;
 pub mod by_created;
 pub mod by_modified;
+pub mod progress;
 
 use std::borrow::Cow;
 use std::fmt;
