@@ -23,9 +23,13 @@ use crate::sync::{self, FULL_STREAM, INCREMENT_STREAM, Span};
 /// goes downstream with the backfill's position `{"since", "until",
 /// "next_end", "complete"}` behind it, committed with the page's orders. A
 /// backfill killed midway resumes from its last committed page on the next
-/// run instead of starting over. When it completes, the increment cursor is
-/// set to the backfill's start (unless it is already later), so that
-/// `fetch_increment` picks up every order changed during the backfill.
+/// run instead of starting over; the position is the shop's, shared by
+/// every backfill flow of the shop. When it completes, the shop's handover
+/// point (stream `orders.increment`) is set to the backfill's start (unless
+/// it is already later): every `fetch_increment` flow without a cursor of
+/// its own starts there, so it picks up every order changed during the
+/// backfill. A page that does not move the window's end back is recorded as
+/// a `no_progress` anomaly and read again; three in a row fail the run.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FetchFullSettings {

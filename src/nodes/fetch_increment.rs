@@ -19,7 +19,7 @@ use crate::sync::by_modified::{self, Newest, Windows};
 use crate::sync::progress::Progress;
 use crate::sync::{self, CallFailure, INCREMENT_STREAM, Span};
 
-/// Lists the orders modified since the shop's stored cursor, window by
+/// Lists the orders modified since this flow's stored cursor, window by
 /// window, and moves the cursor as the sink stores them.
 ///
 /// Each run starts at the cursor minus `lookback` (orders the platform
@@ -30,10 +30,13 @@ use crate::sync::{self, CallFailure, INCREMENT_STREAM, Span};
 /// (their new time is later), which only moves unread orders towards pages
 /// still to come, so none is missed; if the window grew instead, it is read
 /// again. Reading N orders costs ⌈N / page_size⌉ + 1 calls per window (one
-/// when it fits in a page). The cursor `{"modified_until": time}` follows the
-/// last order of each window to the sink, which commits it with them.
-/// Without a cursor, the run starts `first_run` ago (run `fetch_full` first
-/// to backfill and set it).
+/// when it fits in a page). The cursor `{"modified_until": time}` of stream
+/// `orders.increment/<flow>/<node>` follows the last order of each window to
+/// the sink, which commits it with them: each flow keeps its own. A flow
+/// without one starts at the shop's handover point (`orders.increment`, set
+/// by `fetch_full` when its backfill completes), or without that `first_run`
+/// ago. The same page again for window after window is recorded as a
+/// `no_progress` anomaly; three in a row fail the run.
 ///
 /// Resilience: a window the platform refuses as too heavy is halved and
 /// retried after `overload_wait`; a window far below the recent baseline is
@@ -63,7 +66,8 @@ pub struct FetchIncrementSettings {
     /// before they are read; later windows grow back when they are quiet.
     #[serde(default = "default_split_above")]
     pub split_above: u64,
-    /// How far back the first run reaches when the shop has no cursor yet.
+    /// How far back the first run reaches when neither the flow has a cursor
+    /// nor the shop a handover point yet.
     #[serde(default = "default_first_run")]
     pub first_run: Span,
     /// The platform fields to list; empty asks for every field the order
@@ -222,13 +226,13 @@ impl IncrementSource {
     async fn read_increment(&self, out: &mut Emitter<'_>) -> Result<Increment, NodeError> {
         let ctx = out.ctx();
         let platform = self.platform.as_ref();
-        let stored = ctx.store.load_cursor(platform.name(), platform.shop(), INCREMENT_STREAM).await?;
+        let (stream, stored) = sync::resume_point(ctx, platform, INCREMENT_STREAM).await?;
         let resumed = stored.as_ref().and_then(sync::modified_until);
         let mut baseline = stored.as_ref().and_then(|value| value.get(BASELINE_KEY)?.as_f64());
         let end = sync::settled_now();
         if resumed.is_none() {
             tracing::warn!(node_id = %ctx.node_id, shop = platform.shop(), first_run = %self.settings.first_run,
-                "No increment cursor yet: starting from `first_run` ago (run fetch_full to backfill).");
+                "No increment cursor of this flow or handover point of the shop yet: starting from `first_run` ago (run fetch_full to backfill).");
         }
         let start = by_modified::run_start(
             resumed,
@@ -262,8 +266,7 @@ impl IncrementSource {
             let per_minute = orders.len() as f64 / (window.span().num_seconds().max(1) as f64 / 60.0);
             baseline = Some(baseline.map_or(per_minute, |b| b + BASELINE_WEIGHT * (per_minute - b)));
             let until = resumed.map_or(window.end, |r| r.max(window.end));
-            let cursor =
-                sync::cursor(platform, INCREMENT_STREAM, json!({ "modified_until": until, BASELINE_KEY: baseline }));
+            let cursor = sync::cursor(platform, &stream, json!({ "modified_until": until, BASELINE_KEY: baseline }));
             windows.advance(window, orders.len());
             emit_window(out, orders, cursor).await?;
             if self.lock_breaker().trips(self.clock.now()) {

@@ -25,12 +25,46 @@ use crate::platforms::{Anomaly, ErrorKind, Order, Platform, PlatformError, Refun
 use crate::record::Record;
 use crate::store::{AppBan, Cursor, NewAlert, NewAnomaly};
 
-/// The cursor stream of `fetch_increment`: `{"modified_until": time}`.
+/// The cursor streams of `fetch_increment`, one per flow and node
+/// ([`flow_stream`]): `{"modified_until": time}`. The stream of this very name
+/// is the shop's handover point: where a completed backfill leaves the
+/// increment, and where flows start that have no cursor of their own yet.
 pub const INCREMENT_STREAM: &str = "orders.increment";
-/// The cursor stream of `fetch_full`: see `fetch_full`'s `Backfill`.
+/// The cursor stream of `fetch_full`, one per shop: see `fetch_full`'s `Backfill`.
 pub const FULL_STREAM: &str = "orders.full";
-/// The cursor stream of `fetch_refunds`: `{"modified_until": time}`.
+/// The cursor streams of `fetch_refunds`, one per flow and node
+/// ([`flow_stream`]): `{"modified_until": time}`.
 pub const REFUNDS_STREAM: &str = "refunds.increment";
+
+/// The stream in which node `node_id` of `flow` keeps its position in
+/// `base`, e.g. `orders.increment/taobao-incremental/changed`: each flow moves
+/// only its own cursor, so two flows reading one shop never skip each
+/// other's orders.
+pub fn flow_stream(base: &str, flow: &str, node_id: &str) -> String {
+    format!("{base}/{flow}/{node_id}")
+}
+
+/// The stream the running node commits its positions in `base` to, and
+/// where it resumes: its own cursor, or before its flow's first committed
+/// window, the shop's `base` cursor — the handover point of a completed
+/// backfill, or the cursor every flow of the shop shared before each flow
+/// had its own (so existing databases resume where they stood).
+pub async fn resume_point(
+    ctx: &NodeContext,
+    platform: &dyn Platform,
+    base: &str,
+) -> Result<(String, Option<Json>), NodeError> {
+    let stream = flow_stream(base, &ctx.flow, &ctx.node_id);
+    if let Some(own) = ctx.store.load_cursor(platform.name(), platform.shop(), &stream).await? {
+        return Ok((stream, Some(own)));
+    }
+    let shared = ctx.store.load_cursor(platform.name(), platform.shop(), base).await?;
+    if let Some(until) = shared.as_ref().and_then(modified_until) {
+        tracing::info!(node_id = %ctx.node_id, flow = %ctx.flow, shop = platform.shop(), %until,
+            "No cursor of this flow yet: starting from the shop's {base} handover point.");
+    }
+    Ok((stream, shared))
+}
 
 /// A duration setting written as humans do: `90s`, `5m`, `1h 30m`, `1d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
