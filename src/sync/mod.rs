@@ -371,6 +371,30 @@ pub const NEEDS_REAUTH_ALERT: &str = "needs_reauth";
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_flow_resumes_from_its_own_cursor_else_from_the_shops() {
+        use crate::nodes::testing::{FakeShop, node_ctx};
+        let store = crate::store::Store::connect("sqlite::memory:").await.unwrap();
+        let ctx = node_ctx(&store, crate::flow::OnError::Fail);
+        let shop = FakeShop::new([], None);
+        let value = |until: &str| serde_json::json!({ "modified_until": until });
+        let save = |stream: &str, until: &str| {
+            let cursor = cursor(shop.as_ref(), stream, value(until));
+            let store = store.clone();
+            async move { store.save_orders(&[], &[cursor]).await.unwrap() }
+        };
+
+        let (stream, start) = resume_point(&ctx, shop.as_ref(), INCREMENT_STREAM).await.unwrap();
+        assert_eq!((stream.as_str(), start), ("orders.increment/test/under_test", None));
+        save(INCREMENT_STREAM, "2026-11-01T00:00:00Z").await;
+        save("orders.increment/other-flow/under_test", "2026-11-03T00:00:00Z").await;
+        let (_, start) = resume_point(&ctx, shop.as_ref(), INCREMENT_STREAM).await.unwrap();
+        assert_eq!(start, Some(value("2026-11-01T00:00:00Z")), "the shop's handover point, not another flow's");
+        save(&stream, "2026-11-02T00:00:00Z").await;
+        let (_, start) = resume_point(&ctx, shop.as_ref(), INCREMENT_STREAM).await.unwrap();
+        assert_eq!(start, Some(value("2026-11-02T00:00:00Z")), "its own cursor");
+    }
+
     #[test]
     fn spans_read_human_durations_and_refuse_the_rest() {
         let span: Span = serde_json::from_value(Json::from("1h 30m")).unwrap();
