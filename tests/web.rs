@@ -346,6 +346,9 @@ async fn beyond_loopback_a_token_is_required_and_checked() {
     test.cleanup().await;
 }
 
+/// A flow's cursor stream with a long flow name.
+const LONG_STREAM: &str = "orders.increment/taobao-incremental-of-the-flagship-store-and-its-outlets/changed";
+
 #[tokio::test]
 async fn the_queries_of_the_page_on_every_backend() {
     for test in support::test_stores().await {
@@ -387,7 +390,8 @@ async fn the_queries_of_the_page_on_every_backend() {
             .save_orders(
                 &[],
                 &[
-                    cursor("b-shop", "orders.increment/sync/changed", "2026-11-01T07:00:00Z"),
+                    // Longer than the 64 characters streams held before.
+                    cursor("b-shop", LONG_STREAM, "2026-11-01T07:00:00Z"),
                     cursor("a-shop", "orders.increment/sync/changed", "2026-11-01T07:30:00Z"),
                     cursor("a-shop", "orders.increment/presale/changed", "2026-11-01T07:20:00Z"),
                     // The handover point of a backfill is no flow's position.
@@ -404,7 +408,7 @@ async fn the_queries_of_the_page_on_every_backend() {
             [
                 ("a-shop", "orders.increment/presale/changed"),
                 ("a-shop", "orders.increment/sync/changed"),
-                ("b-shop", "orders.increment/sync/changed")
+                ("b-shop", LONG_STREAM)
             ],
             "{label}"
         );
