@@ -209,7 +209,7 @@ mod tests {
         let error = result.expect_err("the backfill fails").to_string();
         assert!(error.contains("no progress") && error.contains("orders_created"), "{error}");
         let calls = shop.windows.lock().unwrap().len();
-        assert!(calls <= 2 + sync::progress::MAX_STALLS as usize, "{calls} calls before failing");
+        assert_eq!(calls, 1 + sync::progress::MAX_STALLS as usize, "calls before failing");
         let anomalies = store.recent_anomalies(10).await.unwrap();
         assert_eq!(anomalies.len(), sync::progress::MAX_STALLS as usize, "{anomalies:?}");
         assert!(anomalies.iter().all(|a| a.kind == "no_progress" && a.excerpt.contains("not back")), "{anomalies:?}");

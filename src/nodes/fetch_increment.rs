@@ -531,7 +531,7 @@ mod tests {
         // window's probe repeats it: a stall each.
         let calls = platform.windows.lock().unwrap().len();
         let stalls = sync::progress::MAX_STALLS as usize;
-        assert!(calls <= 3 * (1 + stalls), "{calls} calls before failing");
+        assert_eq!(calls, 3 * stalls + 1, "calls before failing");
         let anomalies = store.recent_anomalies(10).await.unwrap();
         assert_eq!(anomalies.iter().filter(|a| a.kind == "no_progress").count(), stalls, "{anomalies:?}");
     }
