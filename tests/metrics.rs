@@ -16,7 +16,7 @@ use orderflow::server::catalog::Catalog;
 use orderflow::server::web::{self, WebState};
 use orderflow::sim::SimConfig;
 use orderflow::store::{AppBan, BreakerRow, NewAlert, Store};
-use orderflow::sync::INCREMENT_STREAM;
+use orderflow::sync::{INCREMENT_STREAM, flow_stream};
 use orderflow::telemetry;
 use support::rig::{Rig, SHOP};
 use tokio_util::sync::CancellationToken;
@@ -246,8 +246,8 @@ async fn a_scrape_after_a_sync_counts_what_the_simulator_answered() {
     assert!(stored >= orders && stored <= reached as f64, "{stored} stored, {orders} orders, {reached} reached");
 
     // Gauges from the store.
-    let lag =
-        metrics.value(telemetry::SYNC_LAG, &[("platform", "taobao"), ("shop", SHOP), ("stream", INCREMENT_STREAM)]);
+    let stream = flow_stream(INCREMENT_STREAM, "taobao-incremental", "changed");
+    let lag = metrics.value(telemetry::SYNC_LAG, &[("platform", "taobao"), ("shop", SHOP), ("stream", &stream)]);
     assert!((0.0..600.0).contains(&lag), "the increment ran up to a few seconds ago: lag {lag} s");
     assert_eq!(metrics.value(telemetry::BREAKER_STATE, &[("shop", "other-shop")]), 2.0, "open is 2");
     assert_eq!(metrics.value(telemetry::APP_BANNED, &[("app_key", "banned-key")]), 1.0);

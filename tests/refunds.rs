@@ -12,7 +12,7 @@ use orderflow::platforms::taobao::time;
 use orderflow::platforms::{Money, Refund};
 use orderflow::sim::{SimConfig, Truth};
 use orderflow::store::{Cursor, SaveOutcome, Store};
-use orderflow::sync::REFUNDS_STREAM;
+use orderflow::sync::{REFUNDS_STREAM, flow_stream};
 use serde_json::{Value as Json, json};
 use support::rig::{Rig, SHOP};
 
@@ -86,8 +86,9 @@ async fn refunds_changing_while_synced_end_equal_to_the_truth() {
     for (tid, amount) in success.iter().take(50) {
         assert_eq!(store.refunded_amount("taobao", SHOP, *tid).await.unwrap(), *amount, "order {tid}");
     }
-    let cursor = store.load_cursor("taobao", SHOP, REFUNDS_STREAM).await.unwrap();
-    assert!(cursor.is_some_and(|c| c.get("modified_until").is_some()), "the cursor is stored");
+    let stream = flow_stream(REFUNDS_STREAM, "refunds", "refunds");
+    let cursor = store.load_cursor("taobao", SHOP, &stream).await.unwrap();
+    assert!(cursor.is_some_and(|c| c.get("modified_until").is_some()), "the flow's cursor is stored");
 }
 
 fn refund(id: i64, status: &str, fee: i64, second: u32) -> Refund {

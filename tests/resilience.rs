@@ -298,6 +298,73 @@ async fn reconcile_finds_and_repairs_orders_deleted_behind_its_back() {
     rig.assert_matches_truth(&store, "reconciled").await;
 }
 
+/// A fixed-offset time zone where it is now early afternoon, so that today
+/// has hours of orders whatever time the test runs.
+fn zone_in_the_afternoon() -> chrono_tz::Tz {
+    use chrono::Timelike;
+    let offset = (14 - i64::from(Utc::now().hour())).clamp(-12, 14);
+    // POSIX-style names: Etc/GMT-8 is eight hours ahead of UTC.
+    let name = match offset {
+        0 => "Etc/GMT".to_owned(),
+        ahead if ahead > 0 => format!("Etc/GMT-{ahead}"),
+        behind => format!("Etc/GMT+{}", -behind),
+    };
+    name.parse().expect("an Etc/GMT zone")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_repairs_orders_of_today_lost_before_its_settle_margin() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("today.db");
+    let store = Store::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    let sim = SimConfig { seed: 11, orders: 1_500, days: 3, ..SimConfig::default() };
+    let rig = Rig::new(sim, store.clone()).await;
+    rig.run(&rig.flow("backfill.yaml", &backfill_flow(""))).await;
+
+    // Lose every fourth order created today before the default settle
+    // margin of 30 minutes.
+    let zone = zone_in_the_afternoon();
+    let today = Utc::now().with_timezone(&zone).date_naive();
+    let settled = Utc::now() - chrono::Duration::minutes(31);
+    let victims: Vec<i64> = rig
+        .sim
+        .truth()
+        .orders
+        .iter()
+        .filter(|o| o.listed_by_default() && o.created.with_timezone(&zone).date_naive() == today)
+        .filter(|o| o.created < settled)
+        .map(|o| o.tid)
+        .step_by(4)
+        .collect();
+    assert!(victims.len() >= 20, "{} orders of today to delete", victims.len());
+    let mut db =
+        <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    for tid in &victims {
+        for table in ["orders", "order_items"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE tid = ?")).bind(tid).execute(&mut db).await.unwrap();
+        }
+    }
+
+    let flow = format!(
+        "flow: reconcile\nshop: tmall-main\nnodes:\n  compare: {{use: reconcile, with: {{days: 1, timezone: {}}}}}\n  save: {{use: store_orders, input: compare}}\n",
+        zone.name()
+    );
+    rig.run(&rig.flow("reconcile.yaml", &flow)).await;
+    let found = store.reconciliations("taobao", SHOP, 100).await.unwrap();
+    let missing: u64 = found.iter().filter(|r| r.refetched > 0).map(|r| r.missing).sum();
+    assert_eq!(missing, victims.len() as u64, "every lost order of today found by one run: {found:?}");
+    let midnight = today.and_hms_opt(0, 0, 0).unwrap().and_local_timezone(zone).unwrap().with_timezone(&Utc);
+    // Today as a whole, before the hours it was narrowed down to.
+    let compared_today =
+        found.iter().filter(|r| r.window_start == midnight).max_by_key(|r| r.window_end).expect("today compared");
+    let margin = Utc::now() - compared_today.window_end;
+    assert!(
+        margin >= chrono::Duration::minutes(30) && margin < chrono::Duration::minutes(31),
+        "today compared up to 30 minutes ago: {compared_today:?}"
+    );
+    rig.assert_matches_truth(&store, "today reconciled").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_app_secret_is_not_retried() {
     let dir = tempfile::tempdir().unwrap();

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::Utc;
 use orderflow::sim::{SimConfig, TruthOrder};
-use orderflow::store::{FreezeState, MovementKind, OrderLine, StockChange, StockLevel, Store};
+use orderflow::store::{Cursor, FreezeState, MovementKind, OrderLine, StockChange, StockLevel, Store};
+use orderflow::sync::{INCREMENT_STREAM, flow_stream, modified_until};
+use serde_json::json;
 use support::rig::{Rig, SHOP};
 
 fn line(oid: i64) -> OrderLine {
@@ -228,6 +230,62 @@ async fn the_presale_flow_freezes_each_paid_line_once_and_a_refund_releases_it()
     assert_eq!(moves, [MovementKind::Freeze, MovementKind::Release]);
     rig.run(&flow).await;
     assert_frozen(&rig, &after, "a run after").await;
+    rig.sim.shutdown().await;
+    store.cleanup().await;
+}
+
+/// `taobao-incremental` and `presale-stock-freeze` on one shop, as `serve
+/// --flows flows/` runs them: each keeps its own cursor, so each reads every
+/// change, and the presale flow moves stock for orders the other flow stored
+/// first. They start from the cursor both shared before cursors were per flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_incremental_and_presale_flows_run_together_and_every_presale_order_freezes_stock() {
+    let store = support::sqlite().await;
+    let sim = SimConfig { seed: 11, orders: 1_200, days: 3, mutations_per_sec: 0.0, ..SimConfig::default() };
+    let rig = Rig::new(sim, store.store.clone()).await;
+    let truth = rig.sim.truth().orders;
+    let skus: BTreeMap<String, i64> =
+        truth.iter().flat_map(|o| o.items.iter().map(|i| (i.outer_sku_id.clone(), 1_000))).collect();
+    let counts: Vec<StockLevel> =
+        skus.into_iter().map(|(sku, on_hand)| StockLevel { sku, on_hand, frozen: 0, on_order: 0 }).collect();
+    rig.store.import_stock(&counts, Utc::now()).await.unwrap();
+    // The one increment cursor of the shop, as a database from before
+    // cursors were per flow holds it: both flows start there.
+    let shared = Cursor {
+        platform: "taobao".into(),
+        shop: SHOP.into(),
+        stream: INCREMENT_STREAM.into(),
+        value: json!({ "modified_until": rig.sim.anchor() - chrono::Duration::days(4) }),
+    };
+    rig.store.save_orders(&[], &[shared]).await.unwrap();
+
+    let incremental = rig.example("taobao-incremental.yaml");
+    let presale = rig.example("presale-stock-freeze.yaml");
+    for round in 0..3 {
+        if round > 0 {
+            rig.sim.mutate_now(150);
+            // Increment windows end a second in the past: let the changes settle.
+            tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+        }
+        let (a, b) = tokio::join!(rig.run(&incremental), rig.run(&presale));
+        let presale_read = b.nodes.iter().find(|n| n.node_id == "changed").map(|n| n.records_out);
+        let incremental_read = a.nodes.iter().find(|n| n.node_id == "changed").map(|n| n.records_out);
+        assert!(
+            presale_read > Some(0),
+            "round {round}: the presale flow read changes ({incremental_read:?} by the other)"
+        );
+    }
+
+    let expected = expected_frozen(&rig.sim.truth().orders);
+    assert!(expected.len() >= 5, "the shop has paid presale lines: {}", expected.len());
+    assert_frozen(&rig, &expected, "both flows together").await;
+    rig.assert_matches_truth(&rig.store, "both flows together").await;
+    for flow in ["taobao-incremental", "presale-stock-freeze"] {
+        let stream = flow_stream(INCREMENT_STREAM, flow, "changed");
+        let cursor = rig.store.load_cursor("taobao", SHOP, &stream).await.unwrap();
+        let until = cursor.as_ref().and_then(modified_until).unwrap_or_else(|| panic!("{stream}: {cursor:?}"));
+        assert!(Utc::now() - until < chrono::Duration::minutes(1), "{stream} is at {until}");
+    }
     rig.sim.shutdown().await;
     store.cleanup().await;
 }

@@ -346,6 +346,9 @@ async fn beyond_loopback_a_token_is_required_and_checked() {
     test.cleanup().await;
 }
 
+/// A flow's cursor stream with a long flow name.
+const LONG_STREAM: &str = "orders.increment/taobao-incremental-of-the-flagship-store-and-its-outlets/changed";
+
 #[tokio::test]
 async fn the_queries_of_the_page_on_every_backend() {
     for test in support::test_stores().await {
@@ -387,17 +390,29 @@ async fn the_queries_of_the_page_on_every_backend() {
             .save_orders(
                 &[],
                 &[
-                    cursor("b-shop", INCREMENT_STREAM, "2026-11-01T07:00:00Z"),
-                    cursor("a-shop", INCREMENT_STREAM, "2026-11-01T07:30:00Z"),
+                    // Longer than the 64 characters streams held before.
+                    cursor("b-shop", LONG_STREAM, "2026-11-01T07:00:00Z"),
+                    cursor("a-shop", "orders.increment/sync/changed", "2026-11-01T07:30:00Z"),
+                    cursor("a-shop", "orders.increment/presale/changed", "2026-11-01T07:20:00Z"),
+                    // The handover point of a backfill is no flow's position.
+                    cursor("a-shop", INCREMENT_STREAM, "2026-10-01T00:00:00Z"),
                     cursor("a-shop", "orders.full", "2026-10-01T00:00:00Z"),
                 ],
             )
             .await
             .unwrap();
-        let cursors = store.cursors_of_stream(INCREMENT_STREAM).await.unwrap();
-        let shops: Vec<&str> = cursors.iter().map(|c| c.shop.as_str()).collect();
-        assert_eq!(shops, ["a-shop", "b-shop"], "{label}");
-        assert_eq!(cursors[0].value, json!({"modified_until": "2026-11-01T07:30:00Z"}), "{label}");
+        let cursors = store.flow_cursors(INCREMENT_STREAM).await.unwrap();
+        let streams: Vec<(&str, &str)> = cursors.iter().map(|c| (c.shop.as_str(), c.stream.as_str())).collect();
+        assert_eq!(
+            streams,
+            [
+                ("a-shop", "orders.increment/presale/changed"),
+                ("a-shop", "orders.increment/sync/changed"),
+                ("b-shop", LONG_STREAM)
+            ],
+            "{label}"
+        );
+        assert_eq!(cursors[1].value, json!({"modified_until": "2026-11-01T07:30:00Z"}), "{label}");
 
         assert!(store.latest_restock_suggestions().await.unwrap().is_empty(), "{label}");
         let made = |run: &str, sku: &str, minutes: i64| suggestion(run, sku, at + chrono::Duration::minutes(minutes));

@@ -33,7 +33,10 @@ pub struct DedupeSettings {
     #[serde(default = "default_version")]
     pub version: String,
     /// Also compare with the `orders` table (records with `platform`,
-    /// `shop` and `tid`, versioned by `modified`).
+    /// `shop` and `tid`, versioned by `modified`). The table is the shop's,
+    /// written by every flow that stores its orders: turn this off in a flow
+    /// whose work is not storing them (moving stock, say), or it drops the
+    /// orders another flow stored first.
     #[serde(default = "default_true")]
     pub check_store: bool,
     /// How many keys the run remembers; past that, memory starts afresh

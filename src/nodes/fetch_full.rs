@@ -23,9 +23,13 @@ use crate::sync::{self, FULL_STREAM, INCREMENT_STREAM, Span};
 /// goes downstream with the backfill's position `{"since", "until",
 /// "next_end", "complete"}` behind it, committed with the page's orders. A
 /// backfill killed midway resumes from its last committed page on the next
-/// run instead of starting over. When it completes, the increment cursor is
-/// set to the backfill's start (unless it is already later), so that
-/// `fetch_increment` picks up every order changed during the backfill.
+/// run instead of starting over; the position is the shop's, shared by
+/// every backfill flow of the shop. When it completes, the shop's handover
+/// point (stream `orders.increment`) is set to the backfill's start (unless
+/// it is already later): every `fetch_increment` flow without a cursor of
+/// its own starts there, so it picks up every order changed during the
+/// backfill. A page that does not move the window's end back is recorded as
+/// a `no_progress` anomaly and read again; three in a row fail the run.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FetchFullSettings {
@@ -182,5 +186,48 @@ mod tests {
         assert_eq!(read, expected);
         let calls = shop.windows.lock().unwrap().len();
         assert!(calls <= 7, "{calls} calls for 281 orders in pages of 100");
+    }
+
+    /// Builds `settings` on `shop` and runs it to its end against a fresh store.
+    async fn run_on(shop: &std::sync::Arc<FakeShop>, settings: Json) -> (Result<(), NodeError>, crate::store::Store) {
+        let settings: FetchFullSettings = serde_json::from_value(settings).unwrap();
+        let Ok(Built::Source(node)) = FetchFull::build(settings, &shop.context()) else { panic!("builds") };
+        let store = crate::store::Store::connect("sqlite::memory:").await.unwrap();
+        let result = crate::nodes::testing::run_source_in(node, crate::flow::OnError::Fail, &store).await.map(drop);
+        (result, store)
+    }
+
+    #[tokio::test]
+    async fn a_gateway_answering_the_same_page_to_every_window_fails_the_backfill_soon() {
+        let now = Utc::now();
+        let orders = (0..150).map(|i| (1_000 + i, now - chrono::Duration::minutes(i)));
+        let shop = FakeShop::new(orders, None);
+        let everything = TimeWindow { start: now - chrono::Duration::days(1), end: now };
+        shop.stuck_on(everything, crate::platforms::PageRequest { page_no: 1, page_size: 100, with_total: false });
+        let (result, store) = run_on(&shop, json!({"shop": "s", "days": 9, "page_size": 100})).await;
+
+        let error = result.expect_err("the backfill fails").to_string();
+        assert!(error.contains("no progress") && error.contains("orders_created"), "{error}");
+        let calls = shop.windows.lock().unwrap().len();
+        assert_eq!(calls, 1 + sync::progress::MAX_STALLS as usize, "calls before failing");
+        let anomalies = store.recent_anomalies(10).await.unwrap();
+        assert_eq!(anomalies.len(), sync::progress::MAX_STALLS as usize, "{anomalies:?}");
+        assert!(anomalies.iter().all(|a| a.kind == "no_progress" && a.excerpt.contains("not back")), "{anomalies:?}");
+    }
+
+    #[tokio::test]
+    async fn a_gateway_repeating_the_page_of_a_crowded_second_fails_the_backfill_soon() {
+        let now = Utc::now();
+        // 150 orders in one second: more than a page, paged through in full.
+        let second = now - chrono::Duration::hours(2);
+        let shop = FakeShop::new((0..150).map(|i| (1_000 + i, second)), None);
+        let window = TimeWindow { start: now - chrono::Duration::days(1), end: now };
+        shop.stuck_on(window, crate::platforms::PageRequest { page_no: 1, page_size: 100, with_total: false });
+        let (result, _) = run_on(&shop, json!({"shop": "s", "days": 9, "page_size": 100})).await;
+
+        let error = result.expect_err("the backfill fails").to_string();
+        assert!(error.contains("the same 100 orders as page"), "{error}");
+        let calls = shop.windows.lock().unwrap().len();
+        assert!(calls <= 1 + sync::progress::MAX_STALLS as usize, "{calls} calls before failing");
     }
 }

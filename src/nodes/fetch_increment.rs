@@ -16,9 +16,10 @@ use crate::store::NewAnomaly;
 use crate::sync::breaker::{Breaker, BreakerSettings, Plan};
 use crate::sync::by_created::CreatedReader;
 use crate::sync::by_modified::{self, Newest, Windows};
+use crate::sync::progress::Progress;
 use crate::sync::{self, CallFailure, INCREMENT_STREAM, Span};
 
-/// Lists the orders modified since the shop's stored cursor, window by
+/// Lists the orders modified since this flow's stored cursor, window by
 /// window, and moves the cursor as the sink stores them.
 ///
 /// Each run starts at the cursor minus `lookback` (orders the platform
@@ -29,10 +30,13 @@ use crate::sync::{self, CallFailure, INCREMENT_STREAM, Span};
 /// (their new time is later), which only moves unread orders towards pages
 /// still to come, so none is missed; if the window grew instead, it is read
 /// again. Reading N orders costs ⌈N / page_size⌉ + 1 calls per window (one
-/// when it fits in a page). The cursor `{"modified_until": time}` follows the
-/// last order of each window to the sink, which commits it with them.
-/// Without a cursor, the run starts `first_run` ago (run `fetch_full` first
-/// to backfill and set it).
+/// when it fits in a page). The cursor `{"modified_until": time}` of stream
+/// `orders.increment/<flow>/<node>` follows the last order of each window to
+/// the sink, which commits it with them: each flow keeps its own. A flow
+/// without one starts at the shop's handover point (`orders.increment`, set
+/// by `fetch_full` when its backfill completes), or without that `first_run`
+/// ago. The same page again for window after window is recorded as a
+/// `no_progress` anomaly; three in a row fail the run.
 ///
 /// Resilience: a window the platform refuses as too heavy is halved and
 /// retried after `overload_wait`; a window far below the recent baseline is
@@ -62,7 +66,8 @@ pub struct FetchIncrementSettings {
     /// before they are read; later windows grow back when they are quiet.
     #[serde(default = "default_split_above")]
     pub split_above: u64,
-    /// How far back the first run reaches when the shop has no cursor yet.
+    /// How far back the first run reaches when neither the flow has a cursor
+    /// nor the shop a handover point yet.
     #[serde(default = "default_first_run")]
     pub first_run: Span,
     /// The platform fields to list; empty asks for every field the order
@@ -221,13 +226,13 @@ impl IncrementSource {
     async fn read_increment(&self, out: &mut Emitter<'_>) -> Result<Increment, NodeError> {
         let ctx = out.ctx();
         let platform = self.platform.as_ref();
-        let stored = ctx.store.load_cursor(platform.name(), platform.shop(), INCREMENT_STREAM).await?;
+        let (stream, stored) = sync::resume_point(ctx, platform, INCREMENT_STREAM).await?;
         let resumed = stored.as_ref().and_then(sync::modified_until);
         let mut baseline = stored.as_ref().and_then(|value| value.get(BASELINE_KEY)?.as_f64());
         let end = sync::settled_now();
         if resumed.is_none() {
             tracing::warn!(node_id = %ctx.node_id, shop = platform.shop(), first_run = %self.settings.first_run,
-                "No increment cursor yet: starting from `first_run` ago (run fetch_full to backfill).");
+                "No increment cursor of this flow or handover point of the shop yet: starting from `first_run` ago (run fetch_full to backfill).");
         }
         let start = by_modified::run_start(
             resumed,
@@ -238,8 +243,9 @@ impl IncrementSource {
         );
         let mut windows = Windows::new(start, end, self.settings.window.chrono(), self.settings.split_above);
         let mut overloads = 0;
+        let mut progress = Progress::new(platform, "orders_modified");
         while let Some(window) = windows.next() {
-            let mut orders = match self.read_window(ctx, window, windows.split_limit(window)).await {
+            let mut orders = match self.read_window(ctx, window, windows.split_limit(window), &mut progress).await {
                 Ok(Some(orders)) => orders,
                 Ok(None) => {
                     windows.shrink(window);
@@ -255,13 +261,12 @@ impl IncrementSource {
                 Err(failure) => return Err(failure.into()),
             };
             if self.is_drop(window, orders.len(), baseline) {
-                orders = self.read_drop_again(ctx, window, orders, baseline).await?;
+                orders = self.read_drop_again(ctx, window, orders, baseline, &mut progress).await?;
             }
             let per_minute = orders.len() as f64 / (window.span().num_seconds().max(1) as f64 / 60.0);
             baseline = Some(baseline.map_or(per_minute, |b| b + BASELINE_WEIGHT * (per_minute - b)));
             let until = resumed.map_or(window.end, |r| r.max(window.end));
-            let cursor =
-                sync::cursor(platform, INCREMENT_STREAM, json!({ "modified_until": until, BASELINE_KEY: baseline }));
+            let cursor = sync::cursor(platform, &stream, json!({ "modified_until": until, BASELINE_KEY: baseline }));
             windows.advance(window, orders.len());
             emit_window(out, orders, cursor).await?;
             if self.lock_breaker().trips(self.clock.now()) {
@@ -290,6 +295,7 @@ impl IncrementSource {
         window: TimeWindow,
         first: Vec<Order>,
         baseline: Option<f64>,
+        progress: &mut Progress,
     ) -> Result<Vec<Order>, NodeError> {
         let platform = self.platform.as_ref();
         let excerpt = format!(
@@ -312,7 +318,7 @@ impl IncrementSource {
         ctx.store.record_anomalies(&[anomaly], Utc::now()).await?;
         let mut orders = Newest::default();
         orders.extend(first);
-        if let Some(again) = self.read_window(ctx, window, None).await? {
+        if let Some(again) = self.read_window(ctx, window, None, progress).await? {
             orders.extend(again);
         }
         Ok(orders.into_vec())
@@ -354,9 +360,12 @@ impl IncrementSource {
         ctx: &NodeContext,
         window: TimeWindow,
         split_above: Option<u64>,
+        progress: &mut Progress,
     ) -> Result<Option<Vec<Order>>, CallFailure> {
-        by_modified::read_window(ctx, window, self.settings.page_size, split_above, |page| self.page(ctx, window, page))
-            .await
+        by_modified::read_window(ctx, window, self.settings.page_size, split_above, progress, |page| {
+            self.page(ctx, window, page)
+        })
+        .await
     }
 
     /// One page, every attempt counted by the breaker.
@@ -496,5 +505,50 @@ mod tests {
         let quiet: Vec<&TimeWindow> = windows.iter().filter(|w| w.start > last_order).collect();
         let first_quiet = quiet.first().expect("quiet windows were read");
         assert_eq!(quiet.iter().filter(|w| **w == *first_quiet).count(), 2, "read again once: {quiet:?}");
+    }
+
+    #[tokio::test]
+    async fn a_gateway_answering_the_same_page_to_every_window_fails_the_run_soon() {
+        let now = Utc::now();
+        let orders = (0..150).map(|i| (1_000 + i, now - chrono::Duration::minutes(i)));
+        let platform = FakeShop::new(orders, None);
+        let recent = TimeWindow { start: now - chrono::Duration::hours(3), end: now };
+        platform.stuck_on(recent, PageRequest { page_no: 1, page_size: 100, with_total: true });
+        let settings: FetchIncrementSettings =
+            serde_json::from_value(json!({"shop": "s", "first_run": "1d", "drop_below": 0})).unwrap();
+        let Ok(crate::nodes::Built::Source(node)) = FetchIncrement::build(settings, &platform.context()) else {
+            panic!("builds")
+        };
+        let store = crate::store::Store::connect("sqlite::memory:").await.unwrap();
+        let error = crate::nodes::testing::run_source_in(node, crate::flow::OnError::Fail, &store)
+            .await
+            .expect_err("the run fails")
+            .to_string();
+
+        assert!(error.contains("no progress") && error.contains("orders_modified"), "{error}");
+        assert!(error.contains("holds the same 100 records"), "{error}");
+        // One window read in full (probe, page 2, page 1), then each later
+        // window's probe repeats it: a stall each.
+        let calls = platform.windows.lock().unwrap().len();
+        let stalls = sync::progress::MAX_STALLS as usize;
+        assert_eq!(calls, 3 * stalls + 1, "calls before failing");
+        let anomalies = store.recent_anomalies(10).await.unwrap();
+        assert_eq!(anomalies.iter().filter(|a| a.kind == "no_progress").count(), stalls, "{anomalies:?}");
+    }
+
+    #[tokio::test]
+    async fn halving_a_window_crowded_in_its_first_minute_is_progress() {
+        let now = Utc::now();
+        let rush = now - chrono::Duration::minutes(50);
+        // 700 orders in one minute: every halving's probe lists the same
+        // newest page, for windows that overlap.
+        let orders = (0..700).map(|i| (1_000 + i, rush + chrono::Duration::milliseconds(80 * i)));
+        let platform = FakeShop::new(orders, None);
+        let settings = json!({"shop": "s", "first_run": "1h", "page_size": 100, "split_above": 200, "drop_below": 0});
+        let batches = source_batches::<FetchIncrement>(settings, &platform.context()).await;
+
+        let read: BTreeSet<i64> =
+            batches.iter().flatten().filter_map(|r| r.fields.get("tid").and_then(Json::as_i64)).collect();
+        assert_eq!(read.len(), 700);
     }
 }

@@ -13,9 +13,10 @@ use super::{BuildContext, BuildError, Built, Emitter, NodeContext, NodeError, No
 use crate::platforms::taobao::fields::{REFUND_FIELDS, REFUND_LIST_FIELDS};
 use crate::platforms::{Page, PageRequest, Platform, Refund, TimeWindow};
 use crate::sync::by_modified::{self, Windows};
+use crate::sync::progress::Progress;
 use crate::sync::{self, CallFailure, REFUNDS_STREAM, Span};
 
-/// Lists the refunds modified since the shop's stored cursor, window by
+/// Lists the refunds modified since this flow's stored cursor, window by
 /// window, and moves the cursor as the sink stores them.
 ///
 /// It reads refunds the way `fetch_increment` reads orders (see
@@ -26,9 +27,12 @@ use crate::sync::{self, CallFailure, REFUNDS_STREAM, Span};
 /// one holding more than `split_above` refunds is halved first, and one the
 /// platform refuses as too heavy is halved and retried after
 /// `overload_wait`. The cursor `{"modified_until": time}` of stream
-/// `refunds.increment` follows the last refund of each window to the sink
-/// (`store_refunds`), which commits it with them. Without a cursor, the run
-/// starts `first_run` ago (at most the 90 days the platform lists).
+/// `refunds.increment/<flow>/<node>` follows the last refund of each window
+/// to the sink (`store_refunds`), which commits it with them: each flow keeps
+/// its own. Without one, the run starts at the shop's `refunds.increment`
+/// cursor (the one flows shared before), or else `first_run` ago (at most the
+/// 90 days the platform lists). The same page again for window after window
+/// fails the run after three (`no_progress` anomalies).
 ///
 /// With `detail`, each listed refund lacking fields the listing never
 /// returns (the goods returned, the Alipay number, the SKU, …) is read
@@ -53,7 +57,8 @@ pub struct FetchRefundsSettings {
     /// before they are read; later windows grow back when they are quiet.
     #[serde(default = "default_split_above")]
     pub split_above: u64,
-    /// How far back the first run reaches when the shop has no cursor yet.
+    /// How far back the first run reaches when neither the flow nor the shop
+    /// has a cursor yet.
     #[serde(default = "default_first_run")]
     pub first_run: Span,
     /// How long to wait when the platform refuses a window as too heavy
@@ -112,12 +117,12 @@ impl Source for RefundsSource {
     async fn run(&mut self, out: &mut Emitter<'_>) -> Result<(), NodeError> {
         let ctx = out.ctx();
         let platform = self.platform.as_ref();
-        let stored = ctx.store.load_cursor(platform.name(), platform.shop(), REFUNDS_STREAM).await?;
+        let (stream, stored) = sync::resume_point(ctx, platform, REFUNDS_STREAM).await?;
         let resumed = stored.as_ref().and_then(sync::modified_until);
         let end = sync::settled_now();
         if resumed.is_none() {
             tracing::info!(node_id = %ctx.node_id, shop = platform.shop(), first_run = %self.settings.first_run,
-                "No refunds cursor yet: starting from `first_run` ago.");
+                "No refunds cursor of this flow or the shop yet: starting from `first_run` ago.");
         }
         let start = by_modified::run_start(
             resumed,
@@ -128,9 +133,10 @@ impl Source for RefundsSource {
         );
         let mut windows = Windows::new(start, end, self.settings.window.chrono(), self.settings.split_above);
         let mut overloads = 0;
+        let mut progress = Progress::new(platform, "refunds_modified");
         while let Some(window) = windows.next() {
-            let page_size = self.settings.page_size;
-            let listed = by_modified::read_window(ctx, window, page_size, windows.split_limit(window), |page| {
+            let (page_size, split_limit) = (self.settings.page_size, windows.split_limit(window));
+            let listed = by_modified::read_window(ctx, window, page_size, split_limit, &mut progress, |page| {
                 self.page(ctx, window, page)
             })
             .await;
@@ -153,7 +159,7 @@ impl Source for RefundsSource {
             let refunds = if self.settings.detail { self.with_detail(ctx, refunds).await? } else { refunds };
             let records = refunds.iter().map(sync::refund_record).collect::<Result<Vec<_>, _>>()?;
             let until = resumed.map_or(window.end, |r| r.max(window.end));
-            let cursor = sync::cursor(platform, REFUNDS_STREAM, json!({ "modified_until": until }));
+            let cursor = sync::cursor(platform, &stream, json!({ "modified_until": until }));
             emit_records(out, records, cursor).await?;
         }
         Ok(())

@@ -23,15 +23,17 @@ use crate::sync::{self, Span};
 /// `store_orders`), repairing orders that went missing however they did —
 /// a sync bug, a lost write, a row deleted by hand. Each compared window is
 /// recorded in the `reconciliations` table: both counts, how many orders were
-/// re-fetched and how many of them the database lacked. Today is left to
-/// the incremental sync; days past the platform's horizon are skipped.
+/// re-fetched and how many of them the database lacked. Today is compared
+/// too, from midnight up to `settle` ago: the orders of the last minutes may
+/// simply not be synced yet. Days past the platform's horizon are skipped.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReconcileSettings {
     /// The shop in `orderflow.yaml`; the flow's `shop:` when left out.
     #[serde(default)]
     pub shop: Option<String>,
-    /// How many whole days before today to compare.
+    /// How many whole days before today to compare (today itself is
+    /// always compared, up to `settle` ago).
     #[serde(default = "default_days")]
     #[schemars(range(min = 1, max = 89))]
     pub days: u32,
@@ -47,6 +49,14 @@ pub struct ReconcileSettings {
     /// How long to wait when the platform refuses a query as too heavy.
     #[serde(default = "sync::default_overload_wait")]
     pub overload_wait: Span,
+    /// Orders created this recently are left out of today's comparison: the
+    /// incremental sync may not have stored them yet (a few of its runs).
+    #[serde(default = "default_settle")]
+    pub settle: Span,
+}
+
+fn default_settle() -> Span {
+    Span(std::time::Duration::from_secs(30 * 60))
 }
 
 fn default_days() -> u32 {
@@ -70,7 +80,7 @@ impl NodeKind for Reconcile {
     type Settings = ReconcileSettings;
 
     fn example() -> &'static str {
-        "reconcile:\n  use: reconcile\n  with:\n    days: 3\n    timezone: Asia/Shanghai\n    split: 1h\n"
+        "reconcile:\n  use: reconcile\n  with:\n    days: 3\n    timezone: Asia/Shanghai\n    split: 1h\n    settle: 30m\n"
     }
 
     fn build(settings: ReconcileSettings, ctx: &BuildContext) -> Result<Built, BuildError> {
@@ -82,6 +92,9 @@ impl NodeKind for Reconcile {
         let day = std::time::Duration::from_secs(24 * 3600);
         if settings.split.0 < std::time::Duration::from_secs(60) || settings.split.0 > day {
             return Err(BuildError::setting("split", "must be 1m to 1d"));
+        }
+        if settings.settle.0 > day {
+            return Err(BuildError::setting("settle", "must be at most 1d: today would never be compared"));
         }
         if settings.days == 0 || i64::from(settings.days) >= platform.horizon().num_days() {
             return Err(BuildError::setting(
@@ -107,12 +120,15 @@ impl Source for ReconcileSource {
     async fn run(&mut self, out: &mut Emitter<'_>) -> Result<(), NodeError> {
         let ctx = out.ctx();
         let platform = self.platform.as_ref();
-        let today = Utc::now().with_timezone(&self.timezone).date_naive();
-        let oldest = sync::settled_now() - platform.horizon() + Days::minutes(1);
+        let now = sync::settled_now();
+        let today = now.with_timezone(&self.timezone).date_naive();
+        let oldest = now - platform.horizon() + Days::minutes(1);
+        let settled = now - self.settings.settle.chrono();
         let (mut differing, mut missing) = (0, 0);
-        for back in (1..=i64::from(self.settings.days)).rev() {
-            let day = self.day(today - Days::days(back));
-            if day.start < oldest {
+        for back in (0..=i64::from(self.settings.days)).rev() {
+            let whole = self.day(today - Days::days(back));
+            let day = TimeWindow { start: whole.start, end: whole.end.min(settled) };
+            if day.start < oldest || day.start >= day.end {
                 continue;
             }
             let found = self.compare(ctx, day).await?;

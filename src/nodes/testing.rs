@@ -110,10 +110,12 @@ pub(crate) type FakeOrders = BTreeMap<i64, (DateTime<Utc>, DateTime<Utc>)>;
 /// the first, the order modified most recently inside the window changes
 /// again (to `churn_to`): it leaves the window and every order behind it
 /// moves up one place — the case where reading pages front to back skips an
-/// order per change.
+/// order per change. Once [`FakeShop::stuck_on`], it answers every listing
+/// with the same page, whatever is asked.
 pub(crate) struct FakeShop {
     pub(crate) orders: Mutex<FakeOrders>,
     churn_to: Option<DateTime<Utc>>,
+    stuck: Mutex<Option<(TimeWindow, PageRequest)>>,
     listings: AtomicU32,
     /// Detail calls answered.
     pub(crate) details: AtomicU32,
@@ -136,6 +138,7 @@ impl FakeShop {
         Arc::new(Self {
             orders: Mutex::new(orders.into_iter().map(|(tid, at)| (tid, (at, at))).collect()),
             churn_to,
+            stuck: Mutex::default(),
             listings: AtomicU32::new(0),
             details: AtomicU32::new(0),
             windows: Mutex::default(),
@@ -152,8 +155,15 @@ impl FakeShop {
         ctx
     }
 
+    /// From now on, answers every listing as it answers `page` of `window`:
+    /// a gateway stuck on one answer.
+    pub(crate) fn stuck_on(&self, window: TimeWindow, page: PageRequest) {
+        *self.stuck.lock().expect("not poisoned") = Some((window, page));
+    }
+
     fn list(&self, window: TimeWindow, page: PageRequest, by_modified: bool) -> Page<Order> {
         self.windows.lock().expect("not poisoned").push(window);
+        let (window, page) = self.stuck.lock().expect("not poisoned").unwrap_or((window, page));
         let mut orders = self.orders.lock().expect("not poisoned");
         let time = |times: &(DateTime<Utc>, DateTime<Utc>)| if by_modified { times.1 } else { times.0 };
         let listed = |orders: &FakeOrders| {

@@ -177,6 +177,9 @@ pub enum Anomaly {
     WrongType,
     /// Far fewer records than the recent baseline for a window like it.
     Drop,
+    /// A reading that did not move the sync on: the same page again for
+    /// another window, or a page that does not move a window's end.
+    NoProgress,
     /// An answer with an HTTP status no API answer has.
     Status,
 }
@@ -193,6 +196,7 @@ impl Anomaly {
             Self::MissingList => "missing_list",
             Self::WrongType => "wrong_type",
             Self::Drop => "drop",
+            Self::NoProgress => "no_progress",
             Self::Status => "status",
         }
     }

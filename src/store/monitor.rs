@@ -1,33 +1,35 @@
-//! What the web page and `/metrics` read that no node needs: every cursor of a
-//! stream (for the sync lag) and the latest restock suggestions.
+//! What the web page and `/metrics` read that no node needs: every flow's
+//! cursor of a stream (for the sync lag) and the latest restock suggestions.
 
 use super::dialect::{self, DbText};
 use super::error::StoreError;
 use super::{Cursor, RestockSuggestion, Store};
 
 impl Store {
-    /// The cursor of `stream` (e.g. `orders.increment`) of every shop that has
-    /// one, by platform and shop.
-    pub async fn cursors_of_stream(&self, stream: &str) -> Result<Vec<Cursor>, StoreError> {
+    /// Every flow's cursor of the stream `base` (e.g. `orders.increment`):
+    /// the streams `<base>/<flow>/<node>`, by platform, shop and stream. The
+    /// shop's own `base` row, a backfill's handover point, is not one.
+    pub async fn flow_cursors(&self, base: &str) -> Result<Vec<Cursor>, StoreError> {
         let text = dialect::sort_text(self.backend);
         let sql = dialect::sql(
             self.backend,
             &format!(
-                "SELECT platform, shop, value FROM sync_cursors WHERE stream = ? ORDER BY platform{text}, shop{text}"
+                "SELECT platform, shop, stream, value FROM sync_cursors WHERE stream LIKE ? \
+                 ORDER BY platform{text}, shop{text}, stream{text}"
             ),
         );
-        let rows: Vec<(DbText, DbText, DbText)> = sqlx::query_as(&sql)
-            .bind(stream)
+        let rows: Vec<(DbText, DbText, DbText, DbText)> = sqlx::query_as(&sql)
+            .bind(format!("{base}/%"))
             .fetch_all(&self.pool)
             .await
-            .map_err(StoreError::db(format!("reading the cursors of {stream}")))?;
+            .map_err(StoreError::db(format!("reading the cursors of {base}")))?;
         rows.into_iter()
-            .map(|(platform, shop, value)| {
+            .map(|(platform, shop, stream, value)| {
                 let value = serde_json::from_str(&value.0).map_err(|error| StoreError::InvalidValue {
                     field: "sync_cursors.value".into(),
-                    reason: format!("cursor {stream} of {}/{}: {error}", platform.0, shop.0),
+                    reason: format!("cursor {} of {}/{}: {error}", stream.0, platform.0, shop.0),
                 })?;
-                Ok(Cursor { platform: platform.into(), shop: shop.into(), stream: stream.to_owned(), value })
+                Ok(Cursor { platform: platform.into(), shop: shop.into(), stream: stream.into(), value })
             })
             .collect()
     }

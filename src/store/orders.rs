@@ -26,7 +26,8 @@ pub struct Cursor {
     pub platform: String,
     /// The shop's name in `orderflow.yaml`; at most 191 characters.
     pub shop: String,
-    /// The stream, e.g. `orders.increment` or `orders.full`; at most 64 characters.
+    /// The stream, e.g. `orders.full` or `orders.increment/<flow>/<node>`; at
+    /// most 255 characters.
     pub stream: String,
     /// The position, in whatever shape the stream needs. Stored as JSON text.
     pub value: serde_json::Value,
@@ -90,6 +91,8 @@ pub(super) const PLATFORM_LEN: usize = 64;
 pub(super) const SHOP_LEN: usize = 191;
 /// Status codes, order types, refund states and stream names.
 pub(super) const CODE_LEN: usize = 64;
+/// Cursor streams, named after the flow and node that read them.
+const STREAM_LEN: usize = 255;
 const SKU_LEN: usize = 191;
 
 /// At most this many orders go into one statement: a typical page costs a handful of
@@ -786,7 +789,7 @@ pub(super) fn cursor_text(cursor: &Cursor) -> Result<String, StoreError> {
     };
     check("sync_cursors.platform", &cursor.platform, PLATFORM_LEN)?;
     check("sync_cursors.shop", &cursor.shop, SHOP_LEN)?;
-    check("sync_cursors.stream", &cursor.stream, CODE_LEN)?;
+    check("sync_cursors.stream", &cursor.stream, STREAM_LEN)?;
     serde_json::to_string(&cursor.value).map_err(|error| StoreError::InvalidValue {
         field: "sync_cursors.value".into(),
         reason: format!("cursor {}: {error}", cursor.stream),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::progress::{self, Progress};
 use super::{self as sync, CallFailure};
 use crate::engine::NodeContext;
 use crate::engine::node::NodeError;
@@ -30,10 +31,35 @@ impl CreatedReader<'_> {
     /// second is read again — unless the whole page is that one second,
     /// which is then paged through in full. (Creation times never change, so
     /// nothing moves between pages.)
+    ///
+    /// A reading that would not move the end back (the page holds orders
+    /// from after the window), or a page of that second repeating the page
+    /// before, is no progress: read again, and the node fails after
+    /// [`progress::MAX_STALLS`] in a row (see [`Progress`]).
     pub async fn read_newest(
         &self,
         ctx: &NodeContext,
         window: TimeWindow,
+    ) -> Result<(Vec<Order>, DateTime<Utc>), NodeError> {
+        let mut progress = Progress::new(self.platform, "orders_created");
+        loop {
+            let (orders, next_end) = self.read_newest_once(ctx, window, &mut progress).await?;
+            if next_end < window.end {
+                return Ok((orders, next_end));
+            }
+            let what = format!(
+                "page 1 of the orders created {} – {} would move the window's end to {next_end}, not back",
+                window.start, window.end
+            );
+            progress.stalled(ctx, what).await?;
+        }
+    }
+
+    async fn read_newest_once(
+        &self,
+        ctx: &NodeContext,
+        window: TimeWindow,
+        progress: &mut Progress,
     ) -> Result<(Vec<Order>, DateTime<Utc>), NodeError> {
         let first = self.page(ctx, window, 1).await?;
         let created = first.items.iter().map(|o| o.created);
@@ -47,12 +73,27 @@ impl CreatedReader<'_> {
         if second_after <= newest {
             return Ok((first.items, second_after));
         }
+        let mut previous = progress::fingerprint(&first.items);
         let mut orders = first.items;
         let crowded = TimeWindow { start: oldest, end: window.end };
         let mut page_no = 1;
         loop {
             page_no += 1;
             let page = self.page(ctx, crowded, page_no).await?;
+            let print = progress::fingerprint(&page.items);
+            if !print.is_empty() && print == previous {
+                let what = format!(
+                    "page {page_no} of the orders created {} – {} holds the same {} orders as page {}",
+                    crowded.start,
+                    crowded.end,
+                    print.len(),
+                    page_no - 1
+                );
+                progress.stalled(ctx, what).await?;
+            } else {
+                progress.moved();
+            }
+            previous = print;
             orders.extend(page.items);
             if !page.has_next {
                 return Ok((orders, oldest));

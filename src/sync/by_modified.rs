@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::progress::Progress;
 use super::{CallFailure, Span};
 use crate::engine::NodeContext;
 use crate::engine::node::{BuildError, NodeError};
@@ -176,11 +177,14 @@ fn min_window() -> chrono::Duration {
 /// records from unread pages onto unread pages, or from read onto read: none
 /// is skipped. If the total grew meanwhile (the platform wrote a record into
 /// the past), the window is read again, at most [`MAX_RESCANS`] times.
+/// Every page passes `progress` (see [`Progress::page`]): the same page
+/// again for another window fails the node after a few.
 pub(crate) async fn read_window<T, F, Fut>(
     ctx: &NodeContext,
     window: TimeWindow,
     page_size: u32,
     split_above: Option<u64>,
+    progress: &mut Progress,
     mut page: F,
 ) -> Result<Option<Vec<T>>, CallFailure>
 where
@@ -191,6 +195,7 @@ where
     let request = |page_no, with_total| PageRequest { page_no, page_size, with_total };
     for _ in 0..MAX_RESCANS {
         let probe = page(request(1, true)).await?;
+        progress.page(ctx, window, &probe.items).await?;
         let total = probe.total.unwrap_or(probe.items.len() as u64);
         if split_above.is_some_and(|limit| total > limit) {
             return Ok(None);
@@ -209,9 +214,11 @@ where
                 // it, the connector tells the two apart.
                 read = page(request(page_no, true)).await?;
             }
+            progress.page(ctx, window, &read.items).await?;
             records.extend(read.items);
         }
         let first = page(request(1, true)).await?;
+        progress.page(ctx, window, &first.items).await?;
         let grew = first.total.is_some_and(|now| now > total);
         records.extend(first.items);
         if !grew {

@@ -8,6 +8,7 @@
 pub mod breaker;
 pub mod by_created;
 pub mod by_modified;
+pub mod progress;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -24,12 +25,46 @@ use crate::platforms::{Anomaly, ErrorKind, Order, Platform, PlatformError, Refun
 use crate::record::Record;
 use crate::store::{AppBan, Cursor, NewAlert, NewAnomaly};
 
-/// The cursor stream of `fetch_increment`: `{"modified_until": time}`.
+/// The cursor streams of `fetch_increment`, one per flow and node
+/// ([`flow_stream`]): `{"modified_until": time}`. The stream of this very name
+/// is the shop's handover point: where a completed backfill leaves the
+/// increment, and where flows start that have no cursor of their own yet.
 pub const INCREMENT_STREAM: &str = "orders.increment";
-/// The cursor stream of `fetch_full`: see `fetch_full`'s `Backfill`.
+/// The cursor stream of `fetch_full`, one per shop: see `fetch_full`'s `Backfill`.
 pub const FULL_STREAM: &str = "orders.full";
-/// The cursor stream of `fetch_refunds`: `{"modified_until": time}`.
+/// The cursor streams of `fetch_refunds`, one per flow and node
+/// ([`flow_stream`]): `{"modified_until": time}`.
 pub const REFUNDS_STREAM: &str = "refunds.increment";
+
+/// The stream in which node `node_id` of `flow` keeps its position in
+/// `base`, e.g. `orders.increment/taobao-incremental/changed`: each flow moves
+/// only its own cursor, so two flows reading one shop never skip each
+/// other's orders.
+pub fn flow_stream(base: &str, flow: &str, node_id: &str) -> String {
+    format!("{base}/{flow}/{node_id}")
+}
+
+/// The stream the running node commits its positions in `base` to, and
+/// where it resumes: its own cursor, or before its flow's first committed
+/// window, the shop's `base` cursor — the handover point of a completed
+/// backfill, or the cursor every flow of the shop shared before each flow
+/// had its own (so existing databases resume where they stood).
+pub async fn resume_point(
+    ctx: &NodeContext,
+    platform: &dyn Platform,
+    base: &str,
+) -> Result<(String, Option<Json>), NodeError> {
+    let stream = flow_stream(base, &ctx.flow, &ctx.node_id);
+    if let Some(own) = ctx.store.load_cursor(platform.name(), platform.shop(), &stream).await? {
+        return Ok((stream, Some(own)));
+    }
+    let shared = ctx.store.load_cursor(platform.name(), platform.shop(), base).await?;
+    if let Some(until) = shared.as_ref().and_then(modified_until) {
+        tracing::info!(node_id = %ctx.node_id, flow = %ctx.flow, shop = platform.shop(), %until,
+            "No cursor of this flow yet: starting from the shop's {base} handover point.");
+    }
+    Ok((stream, shared))
+}
 
 /// A duration setting written as humans do: `90s`, `5m`, `1h 30m`, `1d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -335,6 +370,30 @@ pub const NEEDS_REAUTH_ALERT: &str = "needs_reauth";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_flow_resumes_from_its_own_cursor_else_from_the_shops() {
+        use crate::nodes::testing::{FakeShop, node_ctx};
+        let store = crate::store::Store::connect("sqlite::memory:").await.unwrap();
+        let ctx = node_ctx(&store, crate::flow::OnError::Fail);
+        let shop = FakeShop::new([], None);
+        let value = |until: &str| serde_json::json!({ "modified_until": until });
+        let save = |stream: &str, until: &str| {
+            let cursor = cursor(shop.as_ref(), stream, value(until));
+            let store = store.clone();
+            async move { store.save_orders(&[], &[cursor]).await.unwrap() }
+        };
+
+        let (stream, start) = resume_point(&ctx, shop.as_ref(), INCREMENT_STREAM).await.unwrap();
+        assert_eq!((stream.as_str(), start), ("orders.increment/test/under_test", None));
+        save(INCREMENT_STREAM, "2026-11-01T00:00:00Z").await;
+        save("orders.increment/other-flow/under_test", "2026-11-03T00:00:00Z").await;
+        let (_, start) = resume_point(&ctx, shop.as_ref(), INCREMENT_STREAM).await.unwrap();
+        assert_eq!(start, Some(value("2026-11-01T00:00:00Z")), "the shop's handover point, not another flow's");
+        save(&stream, "2026-11-02T00:00:00Z").await;
+        let (_, start) = resume_point(&ctx, shop.as_ref(), INCREMENT_STREAM).await.unwrap();
+        assert_eq!(start, Some(value("2026-11-02T00:00:00Z")), "its own cursor");
+    }
 
     #[test]
     fn spans_read_human_durations_and_refuse_the_rest() {

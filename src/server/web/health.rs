@@ -6,14 +6,16 @@ use chrono::{DateTime, Utc};
 use crate::store::{Alert, AppBan, BreakerRow, Reauth, Store, StoreError};
 use crate::sync::{INCREMENT_STREAM, REFUNDS_STREAM, modified_until};
 
-/// How far one incremental stream of a shop got.
+/// How far one flow's incremental stream of a shop got: each flow has its
+/// own, so a flow that stopped shows its own lag.
 #[derive(Debug, Clone)]
 pub struct Lag {
     /// The platform's name.
     pub platform: String,
     /// The shop's name.
     pub shop: String,
-    /// `orders.increment` or `refunds.increment`.
+    /// The flow's stream: `orders.increment/<flow>/<node>` or
+    /// `refunds.increment/<flow>/<node>`.
     pub stream: String,
     /// The end of the last synced window; `None` when the cursor holds none.
     pub until: Option<DateTime<Utc>>,
@@ -32,7 +34,7 @@ pub struct Health {
     pub breakers: Vec<BreakerRow>,
     /// Open alerts.
     pub alerts: Vec<Alert>,
-    /// The incremental streams of every shop that has one.
+    /// The incremental stream of every flow and shop that has one.
     pub lags: Vec<Lag>,
 }
 
@@ -41,7 +43,7 @@ impl Health {
     pub async fn load(store: &Store, now: DateTime<Utc>) -> Result<Self, StoreError> {
         let mut lags = Vec::new();
         for stream in [INCREMENT_STREAM, REFUNDS_STREAM] {
-            for cursor in store.cursors_of_stream(stream).await? {
+            for cursor in store.flow_cursors(stream).await? {
                 let until = modified_until(&cursor.value);
                 let seconds = until.map(|until| ((now - until).num_milliseconds() as f64 / 1000.0).max(0.0));
                 lags.push(Lag { platform: cursor.platform, shop: cursor.shop, stream: cursor.stream, until, seconds });
