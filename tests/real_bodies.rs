@@ -283,7 +283,8 @@ async fn the_shipped_incremental_flow_stores_orders_whose_detail_nests_objects()
         summary,
         [(2_231_958_349, "TRADE_CLOSED", "200.07", 1), (289_749_893_209_214_687, "WAIT_SELLER_SEND_GOODS", "0.02", 2)]
     );
-    let cursor = store.load_cursor("taobao", SHOP, orderflow::sync::INCREMENT_STREAM).await.unwrap().expect("a cursor");
+    let stream = orderflow::sync::flow_stream(orderflow::sync::INCREMENT_STREAM, &flow.name, "changed");
+    let cursor = store.load_cursor("taobao", SHOP, &stream).await.unwrap().expect("the flow's own cursor");
     let until = orderflow::sync::modified_until(&cursor);
     let newest = at("2026-11-24 10:30:00") + by;
     assert!(until.is_some_and(|until| until >= newest), "the cursor moved past the orders read: {cursor}");
