@@ -237,15 +237,15 @@ impl Breaker {
     }
 
     /// Counts one operation's outcome, after its retries: a platform fault
-    /// or anomalous answer that retries did not get past, or an overloaded
-    /// platform, is a failure; bans, sessions and our own mistakes say
-    /// nothing about the channel's health and are not counted.
+    /// or anomalous answer that retries did not get past is a failure; an
+    /// overloaded platform (the node halves its window and waits), bans,
+    /// sessions and our own mistakes say nothing about the channel's health
+    /// and are not counted.
     pub fn record<T>(&mut self, result: &Result<T, CallFailure>) {
         let failed = match result {
             Ok(_) => false,
-            Err(CallFailure::Overloaded(_)) => true,
             Err(CallFailure::Node(error)) if error.class == ErrorClass::Transient => true,
-            Err(CallFailure::Node(_)) => return,
+            Err(CallFailure::Overloaded(_) | CallFailure::Node(_)) => return,
         };
         self.outcomes.push_back(failed);
         self.trim();
@@ -350,20 +350,21 @@ mod tests {
     }
 
     #[test]
-    fn bans_sessions_and_our_own_mistakes_do_not_count_an_overload_does() {
+    fn overloads_bans_sessions_and_our_own_mistakes_do_not_count() {
         let mut breaker = Breaker::new(BreakerSettings { min_calls: 1, ..BreakerSettings::default() });
         breaker.record::<()>(&Err(CallFailure::Node(NodeError::halted(Halt::Paused, "banned"))));
         breaker.record::<()>(&Err(CallFailure::Node(NodeError::halted(Halt::NeedsReauth, "session"))));
         breaker.record::<()>(&Err(CallFailure::Node(NodeError::permanent("code 41 (Invalid Arguments)"))));
         breaker.record::<()>(&Err(CallFailure::Node(NodeError::cancelled())));
-        assert_eq!(breaker.failure_rate(), (0.0, 0));
         breaker.record::<()>(&Err(CallFailure::Overloaded(PlatformError {
             kind: ErrorKind::Overloaded,
             method: "m".into(),
             message: "isv.trade-service-rejection".into(),
             request_id: None,
         })));
-        assert_eq!(breaker.failure_rate(), (100.0, 1));
+        assert_eq!(breaker.failure_rate(), (0.0, 0));
+        breaker.record(&fault());
+        assert_eq!(breaker.failure_rate(), (100.0, 1), "a call failed after its retries");
     }
 
     #[test]
