@@ -14,7 +14,7 @@
 //! database (`app_call_pace`, booked a few calls at a time), else only this
 //! process's own `governor` limiter.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -33,27 +33,30 @@ use crate::store::Store;
 /// A token bucket with a burst (`governor`'s default quota) lets a fresh
 /// process send a whole minute's allowance at once and then the next minute's
 /// at the steady rate, close to twice the limit in the first minute; a
-/// gateway counting a sliding minute bans it. Here every call waits one
-/// `interval` after the one before: `per_minute` calls then span
-/// `(per_minute - 1) × interval` = 60 s, so the next call falls one interval
-/// past the minute — a margin for network jitter between us and the gateway's
-/// clock.
+/// gateway counting a sliding minute bans it. Here every call has its own
+/// time, one `interval` after the one before, and `per_minute` calls span 61
+/// seconds: a call may go up to [`LATENESS`] after its time (a booked call
+/// waits for a free caller) and the gateway's clock may see it a little
+/// later or earlier still, and no minute holds more than `per_minute`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pace {
-    /// The time between two calls.
+    /// The time between two calls' times.
     pub interval: Duration,
     /// Calls booked in the database per write (about five seconds' worth).
     pub block: u32,
 }
 
-/// The minute platforms count calls over.
-const MINUTE: Duration = Duration::from_secs(60);
+/// The span `per_minute` calls' times take: the minute platforms count
+/// over, and a second to spare for lateness and jitter.
+const SPAN: Duration = Duration::from_secs(61);
+/// The longest a call may go after its time: half of [`SPAN`]'s spare
+/// second, the other half for network jitter. A call missed by more is
+/// dropped, as made later it could crowd the calls after it.
+pub const LATENESS: Duration = Duration::from_millis(500);
 /// How many seconds' worth of calls one booking in the database holds: a
 /// write every few seconds at most, and little time lost when a process ends
 /// with calls booked and unused.
 const BOOKING_SPAN: Duration = Duration::from_secs(5);
-/// The most calls one booking holds, however high the limit.
-const MAX_BLOCK: u32 = 1000;
 /// Bans in a row (no call went through between them) a run waits out.
 pub const MAX_BANS_IN_A_ROW: u32 = 4;
 
@@ -61,17 +64,11 @@ impl Pace {
     /// The pace of `per_minute` calls a minute.
     pub fn per_minute(per_minute: NonZeroU32) -> Self {
         let calls = per_minute.get();
-        // One call a minute has no second call to space from: a minute and
-        // a second keeps two calls out of any one minute.
-        let interval = if calls > 1 {
-            // Rounded up: `calls - 1` intervals must not fall short of the minute.
-            Duration::from_nanos(u64::try_from(MINUTE.as_nanos().div_ceil(u128::from(calls - 1))).unwrap_or(u64::MAX))
-        } else {
-            MINUTE + Duration::from_secs(1)
-        };
-        let block = (BOOKING_SPAN.as_secs_f64() / interval.as_secs_f64())
-            .floor()
-            .clamp(1.0, f64::from(calls.min(MAX_BLOCK))) as u32;
+        // Rounded up: `calls - 1` intervals must not fall short of the span.
+        // One call a minute has no second call to space from.
+        let gaps = u128::from(calls.saturating_sub(1).max(1));
+        let interval = Duration::from_nanos(u64::try_from(SPAN.as_nanos().div_ceil(gaps)).unwrap_or(u64::MAX));
+        let block = (BOOKING_SPAN.as_secs_f64() / interval.as_secs_f64()).floor().clamp(1.0, f64::from(calls)) as u32;
         Self { interval, block }
     }
 
@@ -81,6 +78,15 @@ impl Pace {
             .expect("the interval is not zero")
             .allow_burst(NonZeroU32::MIN)
     }
+}
+
+/// Calls booked in the database and not made yet: the `next` of `calls`
+/// times, `first` and then one interval apart.
+#[derive(Debug, Default)]
+struct Booked {
+    first: Option<Instant>,
+    next: u32,
+    calls: u32,
 }
 
 /// The bans met on a key since a call last went through.
@@ -109,9 +115,9 @@ pub struct AppGate {
     shared_failing: AtomicBool,
     /// The database that books the key's calls for every process.
     ledger: OnceLock<Store>,
-    /// Calls booked in the ledger and not made yet, as local instants; the
-    /// lock also makes the callers of this process take them in turn.
-    booked: tokio::sync::Mutex<VecDeque<Instant>>,
+    /// Calls booked in the ledger and not made yet; the lock also makes the
+    /// callers of this process take them in turn.
+    booked: tokio::sync::Mutex<Booked>,
     /// Whether the fall-back from the ledger was logged already.
     ledger_failing: AtomicBool,
     banned_until: Mutex<Option<DateTime<Utc>>>,
@@ -129,7 +135,7 @@ impl AppGate {
             shared: redis.map(|redis| Arc::new(SharedLimit::new(redis.clone(), platform, app_key, pace))),
             shared_failing: AtomicBool::new(false),
             ledger: OnceLock::new(),
-            booked: tokio::sync::Mutex::new(VecDeque::new()),
+            booked: tokio::sync::Mutex::new(Booked::default()),
             ledger_failing: AtomicBool::new(false),
             banned_until: Mutex::new(None),
             streak: Mutex::new(BanStreak::default()),
@@ -185,25 +191,29 @@ impl AppGate {
     /// Waits for the next call booked in the database, booking a block when
     /// none is left; false when the database cannot book.
     ///
-    /// A booked call is made at its time, or up to half an interval late; a
-    /// call missed by more is dropped, since made later it could crowd the
-    /// calls other processes booked after it.
+    /// A booked call is made at its time, or up to [`LATENESS`] after it; calls missed by more are dropped, since made later they
+    /// could crowd the calls booked after them, by any process.
     async fn booked_turn(&self, ledger: &Store) -> bool {
         let mut booked = self.booked.lock().await;
         loop {
-            let now = Instant::now();
-            while booked.front().is_some_and(|slot| *slot + self.pace.interval / 2 < now) {
-                booked.pop_front();
-            }
-            if let Some(slot) = booked.pop_front() {
-                tokio::time::sleep_until(slot.into()).await;
-                return true;
+            if let Some(first) = booked.first {
+                let now = Instant::now();
+                let interval = self.pace.interval;
+                // The first call whose time is not too long past.
+                let missed = now.checked_duration_since(first + LATENESS).map_or(0, |late| {
+                    u32::try_from(late.as_nanos().div_ceil(interval.as_nanos().max(1))).unwrap_or(u32::MAX)
+                });
+                let next = booked.next.max(missed);
+                if next < booked.calls {
+                    booked.next = next + 1;
+                    tokio::time::sleep_until((first + interval * next).into()).await;
+                    return true;
+                }
             }
             match ledger.book_calls(self.platform, &self.app_key, self.pace.block, self.pace.interval).await {
                 Ok(booking) => {
                     self.ledger_failing.store(false, Ordering::Relaxed);
-                    let now = Instant::now();
-                    booked.extend((0..booking.calls).map(|i| now + booking.first_in + self.pace.interval * i));
+                    *booked = Booked { first: Some(Instant::now() + booking.first_in), next: 0, calls: booking.calls };
                 }
                 Err(error) => {
                     if !self.ledger_failing.swap(true, Ordering::Relaxed) {
@@ -468,12 +478,17 @@ mod tests {
     }
 
     #[test]
-    fn a_pace_fits_the_limit_into_any_minute_with_an_interval_to_spare() {
+    fn a_pace_fits_the_limit_into_any_minute_with_a_margin() {
+        const MINUTE: Duration = Duration::from_secs(60);
         for calls in [2, 20, 100, 6000] {
             let pace = Pace::per_minute(per_minute(calls));
-            assert!(pace.interval * (calls - 1) >= MINUTE, "{calls}: {pace:?}");
-            assert!(pace.interval * (calls - 1) < MINUTE + Duration::from_millis(1), "{calls}: no slower than needed");
-            assert!((1..=MAX_BLOCK).contains(&pace.block), "{calls}: {pace:?}");
+            assert!(pace.interval * (calls - 1) >= SPAN, "{calls}: {pace:?}");
+            assert!(pace.interval * (calls - 1) < SPAN + Duration::from_millis(1), "{calls}: no slower than needed");
+            // The most call times in a minute that may all go in it, late
+            // ones included: no more than the limit, with jitter to spare.
+            let fit = (MINUTE + LATENESS).as_nanos() / pace.interval.as_nanos() + 1;
+            assert!(fit <= u128::from(calls), "{calls}: {fit} calls fit a minute: {pace:?}");
+            assert!(pace.block == 1 || pace.interval * pace.block <= BOOKING_SPAN, "{calls}: {pace:?}");
         }
         assert_eq!(Pace::per_minute(per_minute(100)).block, 8, "about five seconds' worth");
         assert!(Pace::per_minute(per_minute(1)).interval > MINUTE);
@@ -482,7 +497,9 @@ mod tests {
     #[tokio::test]
     async fn a_process_started_after_another_keeps_its_pace_through_the_database() {
         let store = Store::connect("sqlite::memory:").await.expect("in-memory SQLite");
-        let limit = per_minute(1200);
+        // A second apart: a call may be half a second late, a fresh allowance
+        // would be a whole interval early.
+        let limit = per_minute(60);
         let interval = Pace::per_minute(limit).interval;
         let mut calls = Vec::new();
         // Two processes one after the other on one database, as a restart.
@@ -495,13 +512,13 @@ mod tests {
                 calls.push(Instant::now());
             }
         }
-        // A call may go up to half an interval after its booked time, never
-        // before: any n + 1 calls span at least n intervals less that half.
+        // A call may go up to `LATENESS` after its booked time, never before:
+        // any n + 1 calls span at least n intervals less that.
         // A fresh allowance would send the second process's first call at once.
         for (i, first) in calls.iter().enumerate() {
             for (n, later) in calls[i + 1..].iter().enumerate() {
                 let span = *later - *first;
-                let least = interval * (n as u32 + 1) - interval / 2;
+                let least = (interval * (n as u32 + 1)).saturating_sub(LATENESS);
                 assert!(span >= least, "calls {i} and {}: {span:?} apart, at least {least:?} expected", i + n + 1);
             }
         }
