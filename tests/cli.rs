@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use orderflow::store::{ColumnKind, ColumnSpec, Store, TableSpec};
+use orderflow::store::{AppBan, BreakerRow, ColumnKind, ColumnSpec, Store, TableSpec};
 
 struct Cli {
     dir: tempfile::TempDir,
@@ -214,4 +214,48 @@ fn stock_import_names_the_bad_line_and_writes_nothing() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("imported 2 SKUs") && stdout.contains("7 on order"), "{stdout}");
+}
+
+#[tokio::test]
+async fn a_paused_run_exits_with_its_own_code_and_a_breaker_closes_by_hand() {
+    let cli = Cli::new();
+    let store = Store::connect(&cli.database()).await.unwrap();
+    let now = chrono::Utc::now();
+    // An earlier process met a daily quota's ban on the shop's app key.
+    let ban = AppBan {
+        platform: "taobao".into(),
+        app_key: "1".into(),
+        until: now + chrono::Duration::hours(3),
+        reason: "code 7 (App Call Limited)".into(),
+    };
+    store.save_ban(&ban, now).await.unwrap();
+    let flow = cli.dir.path().join("backfill.yaml");
+    std::fs::write(
+        &flow,
+        "flow: backfill\nshop: tmall\nnodes:\n  all: {use: fetch_full, with: {days: 1}}\n  save: {use: store_orders, input: all}\n",
+    )
+    .unwrap();
+    let out = cli.run(&["run", flow.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "paused: {}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("paused"), "{}", text(&out.stdout));
+
+    let open = BreakerRow {
+        platform: "taobao".into(),
+        shop: "tmall".into(),
+        channel: "orders.increment".into(),
+        state: "open".into(),
+        outcomes: "xx".into(),
+        opened_at: Some(now),
+        last_degraded_at: None,
+        updated_at: now,
+    };
+    store.save_breaker(&open).await.unwrap();
+    let out = cli.run(&["breaker", "close", "tmall", "--channel", "orders.increment"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("closed the circuit breaker of orders.increment"), "{}", text(&out.stdout));
+    let row = store.load_breaker("taobao", "tmall", "orders.increment").await.unwrap().expect("stored");
+    assert_eq!(row.state, "closed");
+    let unknown = cli.run(&["breaker", "close", "nowhere"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(text(&unknown.stderr).contains("shop \"nowhere\" is not in"), "{}", text(&unknown.stderr));
 }

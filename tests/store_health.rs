@@ -344,3 +344,56 @@ async fn stock_imports_set_counts_and_keep_what_is_frozen() {
         ts.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn calls_are_booked_one_after_another_across_stores_of_one_database() {
+    for ts in test_stores().await {
+        let (label, store) = (ts.label, &ts.store);
+        let interval = std::time::Duration::from_millis(500);
+        let first = ok(label, store.book_calls("taobao", "key-1", 4, interval).await);
+        assert_eq!(first.calls, 4, "{label}");
+        assert!(
+            first.first_in <= std::time::Duration::from_millis(100),
+            "{label}: a fresh key goes at once: {first:?}"
+        );
+        // Another process on the same database books after the first's calls.
+        let other = orderflow::store::Store::connect(&ts.url).await.unwrap();
+        let second = ok(label, other.book_calls("taobao", "key-1", 4, interval).await);
+        let after = second.first_in + std::time::Duration::from_millis(100);
+        assert!(after >= interval * 4, "{label}: the second booking starts after the first's 4 calls: {second:?}");
+        let elsewhere = ok(label, other.book_calls("taobao", "key-2", 1, interval).await);
+        assert!(elsewhere.first_in <= std::time::Duration::from_millis(100), "{label}: another key has its own pace");
+        other.close().await;
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn breakers_close_by_shop_or_channel() {
+    for ts in test_stores().await {
+        let (label, store) = (ts.label, &ts.store);
+        let open = |channel: &str| BreakerRow {
+            platform: "taobao".into(),
+            shop: "s1".into(),
+            channel: channel.into(),
+            state: "open".into(),
+            outcomes: "x.x".into(),
+            opened_at: Some(at(1)),
+            last_degraded_at: Some(at(2)),
+            updated_at: at(2),
+        };
+        ok(label, store.save_breaker(&open("orders.increment")).await);
+        ok(label, store.save_breaker(&open("refunds.increment")).await);
+        let one = ok(label, store.close_breakers("taobao", "s1", Some("refunds.increment"), at(3)).await);
+        assert_eq!(one, ["refunds.increment"], "{label}");
+        let row = ok(label, store.load_breaker("taobao", "s1", "refunds.increment").await).unwrap();
+        assert_eq!(
+            (row.state.as_str(), row.outcomes.as_str(), row.opened_at, row.updated_at),
+            ("closed", "", None, at(3))
+        );
+        let rest = ok(label, store.close_breakers("taobao", "s1", None, at(4)).await);
+        assert_eq!(rest, ["orders.increment"], "{label}: the closed one is left alone");
+        assert!(ok(label, store.close_breakers("taobao", "s2", None, at(4)).await).is_empty(), "{label}");
+        ts.cleanup().await;
+    }
+}

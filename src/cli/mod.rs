@@ -134,7 +134,31 @@ pub enum Command {
         /// The shop's name in the config.
         shop: String,
     },
+    /// Circuit breakers, by hand.
+    #[command(subcommand)]
+    Breaker(BreakerCommand),
 }
+
+/// `orderflow breaker …`.
+#[derive(Debug, Subcommand)]
+pub enum BreakerCommand {
+    /// Close a shop's open circuit breakers: its next runs read the
+    /// incremental channel again instead of pulling in full or pausing.
+    Close {
+        /// The shop's name in the config.
+        shop: String,
+        /// Only the breaker of this channel (as `orderflow status` shows it,
+        /// e.g. `orders.increment`); every breaker of the shop when left out.
+        #[arg(long)]
+        channel: Option<String>,
+    },
+}
+
+/// The exit code of `orderflow run` when the run ended `paused` (a long ban,
+/// an open breaker between full pulls): nothing failed, but the shop is not
+/// in step, so a scheduler must not take it for success. 0 is a succeeded
+/// run, 1 any failure, 2 a command line clap refused.
+pub const EXIT_PAUSED: u8 = 3;
 
 /// `orderflow sim` options; see `docs/simulator.md`.
 #[derive(Debug, clap::Args)]
@@ -259,9 +283,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             let report = engine.run(&flow, "manual", cancel).await?;
             print_report(&report);
-            // A paused run stopped on purpose and resumes where it left off.
-            let done = matches!(report.status, RunStatus::Succeeded | RunStatus::Paused);
-            Ok(if done { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(match report.status {
+                RunStatus::Succeeded => ExitCode::SUCCESS,
+                // It stopped on purpose and resumes where it left off, but
+                // the database is not in step with the shop meanwhile.
+                RunStatus::Paused => ExitCode::from(EXIT_PAUSED),
+                _ => ExitCode::FAILURE,
+            })
         }
         Command::Serve { flows, worker_id, lease, grace, max_runs, listen } => {
             print_errors(&node_errors);
@@ -379,6 +407,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("shop {shop:?}: marked authorised again; its flows call the platform again");
             } else {
                 println!("shop {shop:?} was not waiting for authorisation");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Breaker(BreakerCommand::Close { shop, channel }) => {
+            let Some(shop_config) = config.shops.get(&shop) else {
+                let known: Vec<&str> = config.shops.keys().map(String::as_str).collect();
+                bail!("shop {shop:?} is not in {} (configured: {})", cli.config.display(), known.join(", "));
+            };
+            let store = connect(&config.database).await?;
+            let platform = shop_config.platform.as_str();
+            let closed = store.close_breakers(platform, &shop, channel.as_deref(), chrono::Utc::now()).await?;
+            if closed.is_empty() {
+                println!(
+                    "shop {shop:?}: no open circuit breaker{}",
+                    channel.map(|c| format!(" on {c}")).unwrap_or_default()
+                );
+            }
+            for channel in closed {
+                println!("shop {shop:?}: closed the circuit breaker of {channel}; the next run reads it again");
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -40,12 +40,14 @@ use crate::sync::{self, CallFailure, INCREMENT_STREAM, Span};
 ///
 /// Resilience: a window the platform refuses as too heavy is halved and
 /// retried after `overload_wait`; a window far below the recent baseline is
-/// recorded as an anomaly and read again. The `breaker` watches the
-/// channel's calls: past its failure rate it opens, and runs pull the recent
-/// period by creation time every `full_pull_every` instead (runs between
-/// pulls end `paused`), until a probe after `probe_after` finds the channel
-/// healthy; the increment cursor stays put meanwhile, so nothing is missed
-/// when the channel is back.
+/// recorded as an anomaly and read again. The `breaker`, when declared,
+/// watches the channel's calls (each with its retries): past its failure
+/// rate it opens, and runs pull the recent period by creation time every
+/// `full_pull_every` instead (runs between pulls end `paused`), until a
+/// probe after `probe_after` finds the channel healthy; the increment cursor
+/// stays put meanwhile, so nothing is missed when the channel is back.
+/// Without `breaker:` there is none, and a state an earlier breaker stored
+/// is closed.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FetchIncrementSettings {
@@ -84,9 +86,9 @@ pub struct FetchIncrementSettings {
     #[serde(default = "default_drop_below")]
     pub drop_below: f64,
     /// The circuit breaker of the shop's incremental channel, and what the
-    /// flow does while it is open.
+    /// flow does while it is open; none when left out.
     #[serde(default)]
-    pub breaker: BreakerSettings,
+    pub breaker: Option<BreakerSettings>,
 }
 
 fn default_lookback() -> Span {
@@ -138,10 +140,10 @@ impl NodeKind for FetchIncrement {
         let platform = ctx.platform(settings.shop.as_deref())?;
         check_page_size(settings.page_size)?;
         by_modified::check_window(settings.window, platform.as_ref())?;
-        if !(0.0..=100.0).contains(&settings.breaker.failure_rate) {
+        if settings.breaker.as_ref().is_some_and(|breaker| !(0.0..=100.0).contains(&breaker.failure_rate)) {
             return Err(BuildError::setting("breaker.failure_rate", "must be a percentage, 0 to 100"));
         }
-        let breaker = Mutex::new(Breaker::new(settings.breaker.clone()));
+        let breaker = Mutex::new(Breaker::new(settings.breaker.clone().unwrap_or_else(BreakerSettings::off)));
         Ok(Built::Source(Box::new(IncrementSource { settings, platform, clock: ctx.clock.clone(), breaker })))
     }
 }
@@ -176,10 +178,20 @@ impl Source for IncrementSource {
     async fn run(&mut self, out: &mut Emitter<'_>) -> Result<(), NodeError> {
         let ctx = out.ctx();
         let platform = self.platform.as_ref();
+        let Some(settings) = self.settings.breaker.clone().filter(|breaker| breaker.enabled) else {
+            let closed =
+                ctx.store.close_breakers(platform.name(), platform.shop(), Some(INCREMENT_STREAM), Utc::now()).await?;
+            if !closed.is_empty() {
+                tracing::info!(node_id = %ctx.node_id, shop = platform.shop(),
+                    "The flow declares no breaker: the one an earlier run stored is closed.");
+            }
+            self.read_increment(out).await?;
+            return Ok(());
+        };
         let stored = ctx.store.load_breaker(platform.name(), platform.shop(), INCREMENT_STREAM).await?;
         let loaded = match &stored {
-            Some(row) => Breaker::from_row(self.settings.breaker.clone(), row),
-            None => Breaker::new(self.settings.breaker.clone()),
+            Some(row) => Breaker::from_row(settings.clone(), row),
+            None => Breaker::new(settings.clone()),
         };
         *self.lock_breaker() = loaded;
         let plan = self.lock_breaker().plan(self.clock.now());
@@ -190,8 +202,8 @@ impl Source for IncrementSource {
                     Ok(())
                 }
                 Ok(Increment::Tripped) => self.pull_in_full(out).await,
-                // Calls that failed past their retries count towards the
-                // breaker too: if they open it, the full pull stands in.
+                // The call that failed past its retries was counted: if it
+                // opened the breaker, the full pull stands in.
                 Err(error) if !error.stops_run() && self.lock_breaker().trips(self.clock.now()) => {
                     tracing::warn!(node_id = %ctx.node_id, %error, "The incremental channel failed; pulling in full instead.");
                     self.pull_in_full(out).await
@@ -332,7 +344,7 @@ impl IncrementSource {
         let ctx = out.ctx();
         let platform = self.platform.as_ref();
         let now = sync::settled_now();
-        let period = self.settings.breaker.full_pull_period.chrono().min(platform.horizon());
+        let period = self.lock_breaker().settings().full_pull_period.chrono().min(platform.horizon());
         let since = now - period + chrono::Duration::minutes(1);
         tracing::warn!(node_id = %ctx.node_id, shop = platform.shop(), %since,
             "Circuit breaker open: pulling the recent period in full instead of the incremental channel.");
@@ -368,7 +380,7 @@ impl IncrementSource {
         .await
     }
 
-    /// One page, every attempt counted by the breaker.
+    /// One page, its outcome after the retries counted by the breaker.
     async fn page(
         &self,
         ctx: &NodeContext,
@@ -377,12 +389,9 @@ impl IncrementSource {
     ) -> Result<crate::platforms::Page<Order>, CallFailure> {
         let fields = &self.settings.fields;
         let platform = self.platform.as_ref();
-        sync::call_platform(ctx, platform, || async move {
-            let result = platform.orders_modified(window, page, fields).await;
-            self.lock_breaker().record(&result);
-            result
-        })
-        .await
+        let result = sync::call_platform(ctx, platform, || platform.orders_modified(window, page, fields)).await;
+        self.lock_breaker().record(&result);
+        result
     }
 }
 

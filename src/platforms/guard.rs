@@ -7,48 +7,156 @@
 //! [`ShopGuard`] points at its key's gate. A ban or an expired session is
 //! known before the next call, so no call goes out into it: calling into a
 //! ban prolongs it, and calling with a dead session only adds failures.
+//!
+//! The limit holds in every sliding minute, as the platform counts it: calls
+//! are spaced evenly ([`Pace`]) with no burst, and the spacing is kept where
+//! every process on the key sees it — Redis when configured, else the
+//! database (`app_call_pace`, booked a few calls at a time), else only this
+//! process's own `governor` limiter.
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use super::shared::{Redis, SharedLimit, Turn};
 use super::{ErrorKind, PlatformError};
+use crate::store::Store;
+
+/// How calls on one app key are spaced so that no sliding minute holds more
+/// than `per_minute` of them, whenever it starts.
+///
+/// A token bucket with a burst (`governor`'s default quota) lets a fresh
+/// process send a whole minute's allowance at once and then the next minute's
+/// at the steady rate, close to twice the limit in the first minute; a
+/// gateway counting a sliding minute bans it. Here every call has its own
+/// time, one `interval` after the one before, and `per_minute` calls span 61
+/// seconds: a call may go up to [`LATENESS`] after its time (a booked call
+/// waits for a free caller) and the gateway's clock may see it a little
+/// later or earlier still, and no minute holds more than `per_minute`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    /// The time between two calls' times.
+    pub interval: Duration,
+    /// Calls booked in the database per write (about five seconds' worth).
+    pub block: u32,
+}
+
+/// The span `per_minute` calls' times take: the minute platforms count
+/// over, and a second to spare for lateness and jitter.
+const SPAN: Duration = Duration::from_secs(61);
+/// The longest a call may go after its time: half of [`SPAN`]'s spare
+/// second, the other half for network jitter. A call missed by more is
+/// dropped, as made later it could crowd the calls after it.
+pub const LATENESS: Duration = Duration::from_millis(500);
+/// How many seconds' worth of calls one booking in the database holds: a
+/// write every few seconds at most, and little time lost when a process ends
+/// with calls booked and unused.
+const BOOKING_SPAN: Duration = Duration::from_secs(5);
+/// Bans in a row (no call went through between them) a run waits out.
+pub const MAX_BANS_IN_A_ROW: u32 = 4;
+
+impl Pace {
+    /// The pace of `per_minute` calls a minute.
+    pub fn per_minute(per_minute: NonZeroU32) -> Self {
+        let calls = per_minute.get();
+        // Rounded up: `calls - 1` intervals must not fall short of the span.
+        // One call a minute has no second call to space from.
+        let gaps = u128::from(calls.saturating_sub(1).max(1));
+        let interval = Duration::from_nanos(u64::try_from(SPAN.as_nanos().div_ceil(gaps)).unwrap_or(u64::MAX));
+        let block = (BOOKING_SPAN.as_secs_f64() / interval.as_secs_f64()).floor().clamp(1.0, f64::from(calls)) as u32;
+        Self { interval, block }
+    }
+
+    /// The same pace for `governor`: one call per interval, no burst.
+    fn quota(self) -> Quota {
+        Quota::with_period(self.interval.max(Duration::from_nanos(1)))
+            .expect("the interval is not zero")
+            .allow_burst(NonZeroU32::MIN)
+    }
+}
+
+/// Calls booked in the database and not made yet: the `next` of `calls`
+/// times, `first` and then one interval apart.
+#[derive(Debug, Default)]
+struct Booked {
+    first: Option<Instant>,
+    next: u32,
+    calls: u32,
+}
+
+/// The bans met on a key since a call last went through.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BanStreak {
+    /// How many bans began.
+    pub bans: u32,
+    /// How long they lasted in all.
+    pub waited: Duration,
+}
 
 /// The rate limit and the ban of one app key on one platform.
 ///
 /// With Redis configured, the limit and the ban are shared by every process
-/// on the key (see `shared.rs`); the process's own `governor` limiter takes
-/// over while Redis cannot be reached.
+/// on the key (see `shared.rs`); without it, the database the process keeps
+/// its runs in books the calls ([`Platforms::restore`](super::Platforms::restore)
+/// hands it over); the process's own `governor` limiter takes over while
+/// neither can be reached.
 pub struct AppGate {
     platform: &'static str,
     app_key: String,
+    pace: Pace,
     limiter: DefaultDirectRateLimiter,
     shared: Option<Arc<SharedLimit>>,
     /// Whether the fall-back to the own limiter was logged already.
     shared_failing: AtomicBool,
+    /// The database that books the key's calls for every process.
+    ledger: OnceLock<Store>,
+    /// Calls booked in the ledger and not made yet; the lock also makes the
+    /// callers of this process take them in turn.
+    booked: tokio::sync::Mutex<Booked>,
+    /// Whether the fall-back from the ledger was logged already.
+    ledger_failing: AtomicBool,
     banned_until: Mutex<Option<DateTime<Utc>>>,
+    streak: Mutex<BanStreak>,
 }
 
 impl AppGate {
     fn new(platform: &'static str, app_key: &str, per_minute: NonZeroU32, redis: Option<&Arc<Redis>>) -> Self {
+        let pace = Pace::per_minute(per_minute);
         Self {
             platform,
             app_key: app_key.to_owned(),
-            limiter: RateLimiter::direct(Quota::per_minute(per_minute)),
-            shared: redis.map(|redis| Arc::new(SharedLimit::new(redis.clone(), platform, app_key, per_minute.get()))),
+            pace,
+            limiter: RateLimiter::direct(pace.quota()),
+            shared: redis.map(|redis| Arc::new(SharedLimit::new(redis.clone(), platform, app_key, pace))),
             shared_failing: AtomicBool::new(false),
+            ledger: OnceLock::new(),
+            booked: tokio::sync::Mutex::new(Booked::default()),
+            ledger_failing: AtomicBool::new(false),
             banned_until: Mutex::new(None),
+            streak: Mutex::new(BanStreak::default()),
         }
     }
 
+    /// The key's pace.
+    pub fn pace(&self) -> Pace {
+        self.pace
+    }
+
+    /// Books this key's calls in `store` from now on, so that processes
+    /// before and after this one, and beside it, keep one pace together
+    /// (without Redis). The first store given stays.
+    pub fn keep_calls_in(&self, store: &Store) {
+        let _ = self.ledger.set(store.clone());
+    }
+
     /// Waits for the key's next call: the shared limiter's turn when there
-    /// is one (learning of bans other processes saw), else the own limiter.
+    /// is one (learning of bans other processes saw), else a call booked in
+    /// the database, else the own limiter.
     async fn wait_turn(&self) {
         if let Some(shared) = &self.shared {
             loop {
@@ -72,7 +180,50 @@ impl AppGate {
                 }
             }
         }
+        if let Some(ledger) = self.ledger.get() {
+            if self.booked_turn(ledger).await {
+                return;
+            }
+        }
         self.limiter.until_ready().await;
+    }
+
+    /// Waits for the next call booked in the database, booking a block when
+    /// none is left; false when the database cannot book.
+    ///
+    /// A booked call is made at its time, or up to [`LATENESS`] after it; calls missed by more are dropped, since made later they
+    /// could crowd the calls booked after them, by any process.
+    async fn booked_turn(&self, ledger: &Store) -> bool {
+        let mut booked = self.booked.lock().await;
+        loop {
+            if let Some(first) = booked.first {
+                let now = Instant::now();
+                let interval = self.pace.interval;
+                // The first call whose time is not too long past.
+                let missed = now.checked_duration_since(first + LATENESS).map_or(0, |late| {
+                    u32::try_from(late.as_nanos().div_ceil(interval.as_nanos().max(1))).unwrap_or(u32::MAX)
+                });
+                let next = booked.next.max(missed);
+                if next < booked.calls {
+                    booked.next = next + 1;
+                    tokio::time::sleep_until((first + interval * next).into()).await;
+                    return true;
+                }
+            }
+            match ledger.book_calls(self.platform, &self.app_key, self.pace.block, self.pace.interval).await {
+                Ok(booking) => {
+                    self.ledger_failing.store(false, Ordering::Relaxed);
+                    *booked = Booked { first: Some(Instant::now() + booking.first_in), next: 0, calls: booking.calls };
+                }
+                Err(error) => {
+                    if !self.ledger_failing.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(platform = self.platform, app_key = %self.app_key, %error,
+                            "The database cannot book calls: this process limits its own calls until it can.");
+                    }
+                    return false;
+                }
+            }
+        }
     }
 
     /// When the ban ends, while one lasts.
@@ -97,7 +248,8 @@ impl AppGate {
         self.note_ban(until)
     }
 
-    /// Bans the key in this process only.
+    /// Bans the key in this process only; a ban that starts (rather than
+    /// restates the one in force) extends the streak.
     fn note_ban(&self, until: DateTime<Utc>) -> bool {
         let mut banned = lock(&self.banned_until);
         let now = Utc::now();
@@ -105,10 +257,23 @@ impl AppGate {
         *banned = Some(in_force.map_or(until, |current| current.max(until)));
         let new = in_force.is_none();
         if new {
-            tracing::warn!(platform = self.platform, app_key = %self.app_key, %until,
+            let mut streak = lock(&self.streak);
+            streak.bans += 1;
+            streak.waited += (until - now).to_std().unwrap_or_default();
+            tracing::warn!(platform = self.platform, app_key = %self.app_key, %until, bans_in_a_row = streak.bans,
                 "The platform banned this app key (rate limit); every call on it pauses until the ban ends.");
         }
         new
+    }
+
+    /// The bans met since a call on the key last went through.
+    pub fn ban_streak(&self) -> BanStreak {
+        *lock(&self.streak)
+    }
+
+    /// Notes that a call went through: the bans before it were waited out.
+    pub fn went_through(&self) {
+        *lock(&self.streak) = BanStreak::default();
     }
 }
 
@@ -299,15 +464,63 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn shops_on_one_key_share_its_rate() {
-        let gates = Gates::new(BTreeMap::from([(("taobao", "key-1".to_owned()), per_minute(2))]));
-        let (a, b) =
-            (gates.guard("taobao", "key-1", "a", per_minute(2)), gates.guard("taobao", "key-1", "b", per_minute(2)));
-        // The quota's burst is its per-minute count: two calls go at once,
-        // a third (from the other shop) must wait for the next cell.
+    async fn shops_on_one_key_share_its_pace_with_no_burst() {
+        let gates = Gates::new(BTreeMap::from([(("taobao", "key-1".to_owned()), per_minute(120))]));
+        let (a, b) = (
+            gates.guard("taobao", "key-1", "a", per_minute(120)),
+            gates.guard("taobao", "key-1", "b", per_minute(120)),
+        );
+        // 120 a minute are 60 s / 119 apart: the first call goes at once, the
+        // next (from the other shop) only half a second later.
         a.admit("m").await.expect("first");
-        b.admit("m").await.expect("second");
-        let third = tokio::time::timeout(Duration::from_millis(200), a.admit("m")).await;
-        assert!(third.is_err(), "the key's quota is spent, whichever shop calls");
+        let second = tokio::time::timeout(Duration::from_millis(200), b.admit("m")).await;
+        assert!(second.is_err(), "no burst, whichever shop calls");
+    }
+
+    #[test]
+    fn a_pace_fits_the_limit_into_any_minute_with_a_margin() {
+        const MINUTE: Duration = Duration::from_secs(60);
+        for calls in [2, 20, 100, 6000] {
+            let pace = Pace::per_minute(per_minute(calls));
+            assert!(pace.interval * (calls - 1) >= SPAN, "{calls}: {pace:?}");
+            assert!(pace.interval * (calls - 1) < SPAN + Duration::from_millis(1), "{calls}: no slower than needed");
+            // The most call times in a minute that may all go in it, late
+            // ones included: no more than the limit, with jitter to spare.
+            let fit = (MINUTE + LATENESS).as_nanos() / pace.interval.as_nanos() + 1;
+            assert!(fit <= u128::from(calls), "{calls}: {fit} calls fit a minute: {pace:?}");
+            assert!(pace.block == 1 || pace.interval * pace.block <= BOOKING_SPAN, "{calls}: {pace:?}");
+        }
+        assert_eq!(Pace::per_minute(per_minute(100)).block, 8, "about five seconds' worth");
+        assert!(Pace::per_minute(per_minute(1)).interval > MINUTE);
+    }
+
+    #[tokio::test]
+    async fn a_process_started_after_another_keeps_its_pace_through_the_database() {
+        let store = Store::connect("sqlite::memory:").await.expect("in-memory SQLite");
+        // A second apart: a call may be half a second late, a fresh allowance
+        // would be a whole interval early.
+        let limit = per_minute(60);
+        let interval = Pace::per_minute(limit).interval;
+        let mut calls = Vec::new();
+        // Two processes one after the other on one database, as a restart.
+        for _ in 0..2 {
+            let gates = Gates::new(BTreeMap::from([(("taobao", "key-1".to_owned()), limit)]));
+            let guard = gates.guard("taobao", "key-1", "a", limit);
+            guard.gate().keep_calls_in(&store);
+            for _ in 0..3 {
+                guard.admit("m").await.expect("no ban");
+                calls.push(Instant::now());
+            }
+        }
+        // A call may go up to `LATENESS` after its booked time, never before:
+        // any n + 1 calls span at least n intervals less that.
+        // A fresh allowance would send the second process's first call at once.
+        for (i, first) in calls.iter().enumerate() {
+            for (n, later) in calls[i + 1..].iter().enumerate() {
+                let span = *later - *first;
+                let least = (interval * (n as u32 + 1)).saturating_sub(LATENESS);
+                assert!(span >= least, "calls {i} and {}: {span:?} apart, at least {least:?} expected", i + n + 1);
+            }
+        }
     }
 }

@@ -369,12 +369,14 @@ impl Platforms {
 
     /// Takes over what an earlier process stored: bans still in force and
     /// shops whose seller must authorise again, so no call goes out into
-    /// them.
+    /// them; and books every app key's calls in `store` from now on, so the
+    /// rate limit holds across processes and restarts (without Redis).
     pub async fn restore(&self, store: &crate::store::Store) -> Result<(), crate::store::StoreError> {
         let bans = store.active_bans(Utc::now()).await?;
         let reauth = store.shops_needing_reauth().await?;
         for platform in self.shops.values() {
             let guard = platform.guard();
+            guard.gate().keep_calls_in(store);
             for ban in bans.iter().filter(|ban| ban.platform == platform.name() && ban.app_key == guard.app_key()) {
                 guard.gate().ban_until(ban.until);
             }

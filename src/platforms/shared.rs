@@ -78,15 +78,15 @@ pub(crate) enum Turn {
 }
 
 /// One app key's rate limit and ban, kept in Redis for every process: a GCRA
-/// limiter (one timestamp per key, the "theoretical arrival time") with the
-/// same burst as the in-process `governor` quota, so one process or many
-/// together behave alike.
+/// limiter (one timestamp per key, the "theoretical arrival time") at the
+/// key's [`Pace`](super::guard::Pace) — one call per interval, no burst — so
+/// every process together keeps under the limit in any sliding minute, and a
+/// process that starts (or starts again) inherits the pace the others set.
 pub(crate) struct SharedLimit {
     redis: std::sync::Arc<Redis>,
     rate_key: String,
     ban_key: String,
     interval_ms: u64,
-    tolerance_ms: u64,
 }
 
 /// Checks the ban, then admits a call if the key's arrival time allows it,
@@ -97,9 +97,8 @@ local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local banned = tonumber(redis.call('GET', KEYS[2]) or '0')
 if banned > now then return {2, banned} end
 local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
 local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
-if tat - now > tolerance then return {1, tat - tolerance - now} end
+if tat > now then return {1, tat - now} end
 redis.call('SET', KEYS[1], tat + interval, 'PX', tat + interval - now + 1000)
 return {0, 0}
 ";
@@ -117,17 +116,13 @@ return 0
 ";
 
 impl SharedLimit {
-    /// The limit of `platform`'s `app_key`: `per_minute` calls a minute, in
-    /// bursts of up to `per_minute`.
-    pub(crate) fn new(redis: std::sync::Arc<Redis>, platform: &str, app_key: &str, per_minute: u32) -> Self {
-        let per_minute = u64::from(per_minute.max(1));
-        // Whole milliseconds: above 60,000 calls a minute this allows one a
-        // millisecond.
-        let interval_ms = (60_000 / per_minute).max(1);
+    /// The limit of `platform`'s `app_key`, at `pace`.
+    pub(crate) fn new(redis: std::sync::Arc<Redis>, platform: &str, app_key: &str, pace: super::guard::Pace) -> Self {
+        // Whole milliseconds, rounded up so the pace is never faster.
+        let interval_ms = u64::try_from(pace.interval.as_micros().div_ceil(1000)).unwrap_or(u64::MAX).max(1);
         Self {
             rate_key: redis.key(&format!("rate:{platform}:{app_key}")),
             ban_key: redis.key(&format!("ban:{platform}:{app_key}")),
-            tolerance_ms: interval_ms * (per_minute - 1),
             interval_ms,
             redis,
         }
@@ -145,7 +140,6 @@ impl SharedLimit {
             .key(&self.rate_key)
             .key(&self.ban_key)
             .arg(self.interval_ms)
-            .arg(self.tolerance_ms)
             .invoke_async(&mut connection)
             .await?;
         Ok(match code {

@@ -176,12 +176,14 @@ pub(crate) struct Limiter {
     per_min: Option<u32>,
     calls: VecDeque<Instant>,
     banned_until: Option<Instant>,
+    /// Bans every call anew for this long, however slowly they come.
+    ban_every_call: Option<Duration>,
 }
 
 impl Limiter {
     /// A quota of `per_min` calls a minute; `None` for no quota.
     pub(crate) fn new(per_min: Option<u32>) -> Self {
-        Self { per_min, calls: VecDeque::new(), banned_until: None }
+        Self { per_min, calls: VecDeque::new(), banned_until: None, ban_every_call: None }
     }
 
     /// Admits a call at `now`, or refuses it with how long the ban still
@@ -192,6 +194,10 @@ impl Limiter {
                 return Err(until - now);
             }
             self.banned_until = None;
+        }
+        if let Some(ban) = self.ban_every_call {
+            self.banned_until = Some(now + ban);
+            return Err(ban);
         }
         let Some(per_min) = self.per_min else { return Ok(()) };
         while self.calls.front().is_some_and(|at| now.duration_since(*at) >= WINDOW) {
@@ -216,6 +222,13 @@ impl Limiter {
     /// Bans the app for `duration` from `now`, as if over its quota.
     pub(crate) fn ban_for(&mut self, duration: Duration, now: Instant) {
         self.banned_until = Some(now + duration);
+    }
+
+    /// From now on, answers every call with a new ban of `ban` (one that
+    /// comes during a ban is told the time left), as a gateway whose quota
+    /// never recovers; `None` ends it.
+    pub(crate) fn ban_every_call(&mut self, ban: Option<Duration>) {
+        self.ban_every_call = ban;
     }
 }
 
@@ -252,6 +265,18 @@ mod tests {
         assert_eq!(limiter.admit(t0 + Duration::from_secs(1)).map_err(ban_seconds), Err(4));
         assert!(!limiter.banned_at(t0 + Duration::from_secs(5)));
         assert!(limiter.admit(t0 + Duration::from_secs(5)).is_ok());
+    }
+
+    #[test]
+    fn a_gateway_that_bans_every_call_bans_each_one_anew() {
+        let t0 = Instant::now();
+        let mut limiter = Limiter::new(None);
+        limiter.ban_every_call(Some(Duration::from_secs(2)));
+        assert_eq!(limiter.admit(t0).map_err(ban_seconds), Err(2));
+        assert_eq!(limiter.admit(t0 + Duration::from_secs(1)).map_err(ban_seconds), Err(1), "the ban in force");
+        assert_eq!(limiter.admit(t0 + Duration::from_secs(5)).map_err(ban_seconds), Err(2), "after it, a new one");
+        limiter.ban_every_call(None);
+        assert!(limiter.admit(t0 + Duration::from_secs(8)).is_ok());
     }
 
     const LIST: &str = "taobao.trades.sold.increment.get";

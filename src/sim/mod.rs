@@ -347,6 +347,13 @@ impl SimHandle {
         lock(&self.gateway.limiter).ban_for(duration, std::time::Instant::now());
     }
 
+    /// From now on, every call gets code 7 with a new ban of `ban` (the time
+    /// left, during one), as a gateway whose quota never recovers; `None`
+    /// ends it.
+    pub fn ban_every_call(&self, ban: Option<Duration>) {
+        lock(&self.gateway.limiter).ban_every_call(ban);
+    }
+
     /// How many TMC messages wait for confirmation.
     pub fn pending_messages(&self) -> usize {
         lock(&self.gateway.shop).tmc.len()

@@ -187,6 +187,15 @@ pub struct Reconciliation {
     pub missing: u64,
 }
 
+/// Calls booked on an app key (see [`Store::book_calls`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Booking {
+    /// How many calls were booked, one interval apart.
+    pub calls: u32,
+    /// How long from now the first may go.
+    pub first_in: std::time::Duration,
+}
+
 #[derive(sqlx::FromRow)]
 struct BanRow {
     platform: DbText,
@@ -439,6 +448,62 @@ impl Store {
         rows.into_iter().map(AppBan::try_from).collect()
     }
 
+    /// Books `calls` calls on `platform`'s `app_key`, `interval` apart, after
+    /// every call booked before by any process on this database: the key's
+    /// pace outlives the process, so one started (or restarted) a moment
+    /// after another does not send a fresh allowance at once.
+    ///
+    /// One row per key holds when its next call may go, by the database's
+    /// clock, so processes on hosts whose clocks disagree still keep one
+    /// pace; a booking reads and moves it in one transaction.
+    pub async fn book_calls(
+        &self,
+        platform: &str,
+        app_key: &str,
+        calls: u32,
+        interval: std::time::Duration,
+    ) -> Result<Booking, StoreError> {
+        check_len("app_call_pace.platform", platform, PLATFORM_LEN)?;
+        check_len("app_call_pace.app_key", app_key, NAME_LEN)?;
+        let action = || format!("booking calls of app key {app_key} of {platform}");
+        let span = i64::try_from(interval.as_millis().saturating_mul(u128::from(calls))).unwrap_or(i64::MAX);
+        let mut tx = self.begin_write().await?;
+        let insert = dialect::insert_ignore(self.backend, "app_call_pace", &["platform", "app_key", "next_call_ms"]);
+        sqlx::query(&insert)
+            .bind(platform)
+            .bind(app_key)
+            .bind(0_i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db(action()))?;
+        let select = dialect::sql(
+            self.backend,
+            &format!(
+                "SELECT next_call_ms, {} FROM app_call_pace WHERE platform = ? AND app_key = ?{}",
+                dialect::now_millis(self.backend),
+                dialect::lock_rows(self.backend)
+            ),
+        );
+        let (next, now): (i64, i64) = sqlx::query_as(&select)
+            .bind(platform)
+            .bind(app_key)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(StoreError::db(action()))?;
+        let first = next.max(now);
+        let update =
+            dialect::sql(self.backend, "UPDATE app_call_pace SET next_call_ms = ? WHERE platform = ? AND app_key = ?");
+        sqlx::query(&update)
+            .bind(first.saturating_add(span))
+            .bind(platform)
+            .bind(app_key)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db(action()))?;
+        tx.commit().await.map_err(StoreError::db(action()))?;
+        Ok(Booking { calls, first_in: std::time::Duration::from_millis((first - now).unsigned_abs()) })
+    }
+
     /// Marks a shop as needing its seller to authorise again. Returns true when it
     /// was newly marked, false when it already was: the first `since` and reason are
     /// kept, since they say when the trouble began.
@@ -533,6 +598,58 @@ impl Store {
             .await
             .map_err(StoreError::db(format!("saving breaker {} of {}/{}", row.channel, row.platform, row.shop)))?;
         Ok(())
+    }
+
+    /// Closes the stored breakers of `platform`'s `shop` (only its `channel` when
+    /// given) that are not closed: state `closed`, no recorded outcomes, no open
+    /// or full-pull times, so the next run reads its channel again. Returns the
+    /// channels closed. For `orderflow breaker close` and for flows whose breaker
+    /// was removed, whose stored state must neither act nor show.
+    pub async fn close_breakers(
+        &self,
+        platform: &str,
+        shop: &str,
+        channel: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let action = || format!("closing the breakers of {platform}/{shop}");
+        let only_channel = if channel.is_some() { " AND channel = ?" } else { "" };
+        let mut tx = self.begin_write().await?;
+        let select = dialect::sql(
+            self.backend,
+            &format!(
+                "SELECT channel FROM breakers WHERE platform = ? AND shop = ?{only_channel} AND state <> 'closed'{}",
+                dialect::lock_rows(self.backend)
+            ),
+        );
+        let mut query = sqlx::query_as::<_, (DbText,)>(&select).bind(platform).bind(shop);
+        if let Some(channel) = channel {
+            query = query.bind(channel);
+        }
+        let channels: Vec<String> = query
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(StoreError::db(action()))?
+            .into_iter()
+            .map(|(c,)| c.into())
+            .collect();
+        let update = dialect::sql(
+            self.backend,
+            "UPDATE breakers SET state = 'closed', outcomes = '', opened_at = NULL, last_degraded_at = NULL, \
+             updated_at = ? WHERE platform = ? AND shop = ? AND channel = ?",
+        );
+        for channel in &channels {
+            sqlx::query(&update)
+                .bind(timestamp_text(at))
+                .bind(platform)
+                .bind(shop)
+                .bind(channel)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::db(action()))?;
+        }
+        tx.commit().await.map_err(StoreError::db(action()))?;
+        Ok(channels)
     }
 
     /// Every stored circuit breaker, by platform, shop and channel, for status pages.

@@ -35,7 +35,7 @@ use sqlx::{AnyConnection, AnyPool, Connection};
 
 pub use dead_letters::DeadLetter;
 pub use error::{StoreError, redact_url};
-pub use health::{Alert, Anomaly, AppBan, BreakerRow, NewAlert, NewAnomaly, Reauth, Reconciliation};
+pub use health::{Alert, Anomaly, AppBan, Booking, BreakerRow, NewAlert, NewAnomaly, Reauth, Reconciliation};
 pub use leases::{Lease, LeaseRecord};
 pub use logistics::{DELIVERY_KEY_LEN, OrderStatus, ParcelCheck};
 pub use orders::{Cursor, SaveOutcome, StoredOrder, StoredVersion};

@@ -3,9 +3,10 @@
 //! period in full once in a while instead, then probes the channel again.
 //!
 //! The breaker follows the usual count-based design (as in Resilience4j):
-//! `closed` counts the outcomes of the last `window` calls and opens when,
-//! with at least `min_calls` of them, the failure share passes
-//! `failure_rate`; `open` lasts `probe_after`, during which the flow makes a
+//! `closed` counts the outcomes of the last `window` operations — a platform
+//! call with all its retries, so a fault a retry recovered is no failure —
+//! and opens when, with at least `min_calls` of them, the share that failed
+//! after their retries passes `failure_rate`; `open` lasts `probe_after`, during which the flow makes a
 //! full pull every `full_pull_every`; then `half_open` lets one run use the
 //! channel again and closes if its calls were healthy, or opens again. The
 //! state is stored after every run (table `breakers`), so it holds across
@@ -20,8 +21,8 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::Span;
-use crate::platforms::{ErrorKind, PlatformError};
+use super::{CallFailure, Span};
+use crate::engine::node::ErrorClass;
 use crate::store::BreakerRow;
 
 /// `breaker:` of a node reading an incremental channel.
@@ -31,15 +32,16 @@ pub struct BreakerSettings {
     /// Whether the breaker watches the channel at all.
     #[serde(default = "enabled")]
     pub enabled: bool,
-    /// The share of failed calls, in percent, above which the breaker opens.
+    /// The share of operations (a call with its retries) that failed after
+    /// their retries, in percent, above which the breaker opens.
     #[serde(default = "default_failure_rate")]
     #[schemars(range(min = 0.0, max = 100.0))]
     pub failure_rate: f64,
-    /// How many of the latest calls the share is taken over.
+    /// How many of the latest operations the share is taken over.
     #[serde(default = "default_window")]
     #[schemars(range(min = 1, max = 1000))]
     pub window: u32,
-    /// The fewest calls in the window before the share counts.
+    /// The fewest operations in the window before the share counts.
     #[serde(default = "default_min_calls")]
     #[schemars(range(min = 1))]
     pub min_calls: u32,
@@ -65,6 +67,13 @@ impl Default for BreakerSettings {
             full_pull_period: default_full_pull_period(),
             probe_after: default_probe_after(),
         }
+    }
+}
+
+impl BreakerSettings {
+    /// A breaker that never opens: a flow without `breaker:`.
+    pub fn off() -> Self {
+        Self { enabled: false, ..Self::default() }
     }
 }
 
@@ -185,12 +194,17 @@ impl Breaker {
         }
     }
 
+    /// The settings it runs under.
+    pub fn settings(&self) -> &BreakerSettings {
+        &self.settings
+    }
+
     /// The current state.
     pub fn state(&self) -> BreakerState {
         self.state
     }
 
-    /// The failure share of the window in percent, and the calls in it.
+    /// The failure share of the window in percent, and the operations in it.
     pub fn failure_rate(&self) -> (f64, usize) {
         let calls = self.outcomes.len();
         let failed = self.outcomes.iter().filter(|failed| **failed).count();
@@ -222,16 +236,16 @@ impl Breaker {
         }
     }
 
-    /// Counts one call's outcome: the platform's faults and anomalous
-    /// answers are failures; bans, sessions and our own mistakes say nothing
-    /// about the channel's health and are not counted.
-    pub fn record<T>(&mut self, result: &Result<T, PlatformError>) {
+    /// Counts one operation's outcome, after its retries: a platform fault
+    /// or anomalous answer that retries did not get past is a failure; an
+    /// overloaded platform (the node halves its window and waits), bans,
+    /// sessions and our own mistakes say nothing about the channel's health
+    /// and are not counted.
+    pub fn record<T>(&mut self, result: &Result<T, CallFailure>) {
         let failed = match result {
             Ok(_) => false,
-            Err(error) => match error.kind {
-                ErrorKind::Remote | ErrorKind::Malformed(_) | ErrorKind::Overloaded => true,
-                _ => return,
-            },
+            Err(CallFailure::Node(error)) if error.class == ErrorClass::Transient => true,
+            Err(CallFailure::Overloaded(_) | CallFailure::Node(_)) => return,
         };
         self.outcomes.push_back(failed);
         self.trim();
@@ -289,8 +303,12 @@ impl Breaker {
 mod tests {
     use super::*;
 
-    fn fault() -> Result<(), PlatformError> {
-        Err(PlatformError { kind: ErrorKind::Remote, method: "m".into(), message: "isp".into(), request_id: None })
+    use crate::engine::node::{Halt, NodeError};
+    use crate::platforms::{ErrorKind, PlatformError};
+
+    /// A call that still failed after its retries.
+    fn fault() -> Result<(), CallFailure> {
+        Err(CallFailure::Node(NodeError::transient("isp.top-remote-connection-timeout, after 7 attempts")))
     }
 
     fn hours(n: i64) -> chrono::Duration {
@@ -332,19 +350,21 @@ mod tests {
     }
 
     #[test]
-    fn bans_and_our_own_mistakes_do_not_count() {
+    fn overloads_bans_sessions_and_our_own_mistakes_do_not_count() {
         let mut breaker = Breaker::new(BreakerSettings { min_calls: 1, ..BreakerSettings::default() });
-        for kind in
-            [ErrorKind::RateLimited { ban: Duration::from_secs(1) }, ErrorKind::SessionExpired, ErrorKind::BadRequest]
-        {
-            breaker.record::<()>(&Err(PlatformError {
-                kind,
-                method: "m".into(),
-                message: String::new(),
-                request_id: None,
-            }));
-        }
+        breaker.record::<()>(&Err(CallFailure::Node(NodeError::halted(Halt::Paused, "banned"))));
+        breaker.record::<()>(&Err(CallFailure::Node(NodeError::halted(Halt::NeedsReauth, "session"))));
+        breaker.record::<()>(&Err(CallFailure::Node(NodeError::permanent("code 41 (Invalid Arguments)"))));
+        breaker.record::<()>(&Err(CallFailure::Node(NodeError::cancelled())));
+        breaker.record::<()>(&Err(CallFailure::Overloaded(PlatformError {
+            kind: ErrorKind::Overloaded,
+            method: "m".into(),
+            message: "isv.trade-service-rejection".into(),
+            request_id: None,
+        })));
         assert_eq!(breaker.failure_rate(), (0.0, 0));
+        breaker.record(&fault());
+        assert_eq!(breaker.failure_rate(), (100.0, 1), "a call failed after its retries");
     }
 
     #[test]

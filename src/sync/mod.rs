@@ -21,6 +21,7 @@ use serde_json::Value as Json;
 
 use crate::engine::NodeContext;
 use crate::engine::node::{Halt, NodeError};
+use crate::platforms::guard::MAX_BANS_IN_A_ROW;
 use crate::platforms::{Anomaly, ErrorKind, Order, Platform, PlatformError, Refund};
 use crate::record::Record;
 use crate::store::{AppBan, Cursor, NewAlert, NewAnomaly};
@@ -159,9 +160,18 @@ pub fn modified_until(value: &Json) -> Option<DateTime<Utc>> {
     value.get("modified_until")?.as_str()?.parse().ok()
 }
 
-/// The longest rate-limit ban a call waits out; a longer one (a daily
-/// quota) pauses the run, whose cursor then resumes it on a later run.
+/// The longest rate-limit ban a call waits out, and the longest bans in a
+/// row wait in all; past it (a daily quota, or a gateway that bans every
+/// call anew) the run pauses, and its cursor resumes it on a later run.
 pub const MAX_BAN_WAIT: Duration = Duration::from_secs(120);
+
+/// Whether a ban of `ban` is waited out: it is short, and the bans met in a
+/// row on the key (no call went through between them) are few and short —
+/// else waiting would only bounce between bans for ever.
+fn waits_out(platform: &dyn Platform, ban: Duration) -> bool {
+    let streak = platform.guard().gate().ban_streak();
+    ban <= MAX_BAN_WAIT && streak.bans < MAX_BANS_IN_A_ROW && streak.waited <= MAX_BAN_WAIT
+}
 
 /// A platform call that did not succeed, as the sync nodes handle it.
 #[derive(Debug)]
@@ -192,7 +202,9 @@ impl From<NodeError> for CallFailure {
 /// Calls the platform, retrying with backoff and jitter only what passes by
 /// itself: network errors, timeouts, the platform's own faults and answers
 /// of no known shape; a short rate-limit ban after exactly the seconds the
-/// platform gave. Anomalous answers are stored as they happen.
+/// platform gave, as long as the bans in a row stay few and short
+/// ([`MAX_BANS_IN_A_ROW`], [`MAX_BAN_WAIT`]). Anomalous answers are stored
+/// as they happen.
 ///
 /// What retrying cannot fix returns at once: an overloaded platform to the
 /// caller (who shrinks the query), a long ban and an expired session as a
@@ -215,7 +227,7 @@ where
     let attempts = (|| call())
         .retry(backoff)
         .when(|error| match error.kind {
-            ErrorKind::RateLimited { ban } => ban <= MAX_BAN_WAIT,
+            ErrorKind::RateLimited { ban } => waits_out(platform, ban),
             ErrorKind::Overloaded => false,
             kind => kind.is_retryable(),
         })
@@ -249,7 +261,10 @@ where
         }
     }
     match result {
-        Ok(value) => Ok(value),
+        Ok(value) => {
+            platform.guard().gate().went_through();
+            Ok(value)
+        }
         Err(error) => Err(match error.kind {
             ErrorKind::Overloaded => CallFailure::Overloaded(error),
             ErrorKind::RateLimited { ban } => CallFailure::Node(pause_for_ban(ctx, platform, &error, ban).await?),
@@ -301,19 +316,29 @@ async fn pause_for_ban(
     let guard = platform.guard();
     let until =
         guard.gate().banned_until().unwrap_or_else(|| Utc::now() + chrono::Duration::from_std(ban).unwrap_or_default());
+    let streak = guard.gate().ban_streak();
+    let why = if ban > MAX_BAN_WAIT {
+        format!("banned by {} until {until} (rate limit)", platform.name())
+    } else {
+        format!(
+            "banned by {} {} times in a row ({} s in all) without a call going through, now until {until} (rate limit)",
+            platform.name(),
+            streak.bans,
+            streak.waited.as_secs()
+        )
+    };
     let stored = AppBan {
         platform: platform.name().to_owned(),
         app_key: guard.app_key().to_owned(),
         until,
-        reason: error.message.clone(),
+        reason: format!("{why}: {}", error.message),
     };
     ctx.store.save_ban(&stored, Utc::now()).await?;
     Ok(NodeError::halted(
         Halt::Paused,
         format!(
-            "the app key {} is banned by {} until {until} (rate limit): the run stops here and resumes from its cursor on a later run ({error})",
-            guard.app_key(),
-            platform.name()
+            "the app key {} is {why}: the run stops here and resumes from its cursor on a later run ({error})",
+            guard.app_key()
         ),
     ))
 }
@@ -369,7 +394,68 @@ pub const NEEDS_REAUTH_ALERT: &str = "needs_reauth";
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Instant;
+
     use super::*;
+    use crate::engine::node::ErrorClass;
+    use crate::flow::OnError;
+    use crate::nodes::testing::{FakeShop, node_ctx};
+    use crate::platforms::taobao::error::ApiError;
+    use crate::store::Store;
+
+    /// A TOP refusal as the client reports it, the ban noted on the key.
+    fn refused(shop: &FakeShop, body: Json) -> PlatformError {
+        let error = ApiError::from_json(&body).into_platform_error("taobao.trades.sold.increment.get");
+        shop.guard().observe(&error);
+        error
+    }
+
+    #[tokio::test]
+    async fn codes_4_and_8_are_waited_out_and_the_call_after_the_ban_goes_through() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let ctx = node_ctx(&store, OnError::Fail);
+        let shop = FakeShop::new([], None);
+        for (code, msg) in [(4, "User Call Limited"), (8, "App Call Exceeds Limited Frequency")] {
+            let attempts = AtomicU32::new(0);
+            let started = Instant::now();
+            let body =
+                serde_json::json!({"code": code, "msg": msg, "sub_msg": "This ban will last for 1 more seconds"});
+            let answer = call_platform(&ctx, shop.as_ref(), || async {
+                if attempts.fetch_add(1, Ordering::SeqCst) == 0 { Err(refused(&shop, body.clone())) } else { Ok(code) }
+            })
+            .await;
+            assert_eq!(answer.ok(), Some(code), "code {code} is waited out");
+            assert_eq!(attempts.load(Ordering::SeqCst), 2, "one call into the ban, one after it");
+            assert!(
+                started.elapsed() >= Duration::from_secs(1),
+                "the ban's second was waited: {:?}",
+                started.elapsed()
+            );
+            assert_eq!(shop.guard().gate().ban_streak().bans, 0, "the call that went through ends the streak");
+        }
+    }
+
+    #[tokio::test]
+    async fn bans_in_a_row_pause_the_run_after_a_few() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let ctx = node_ctx(&store, OnError::Fail);
+        let shop = FakeShop::new([], None);
+        let attempts = AtomicU32::new(0);
+        let body = serde_json::json!({"code": 7, "msg": "App Call Limited", "sub_msg": "This ban will last for 1 more seconds"});
+        let answer = call_platform(&ctx, shop.as_ref(), || async {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(refused(&shop, body.clone()))
+        })
+        .await;
+        let Err(CallFailure::Node(error)) = answer else { panic!("a ban every call cannot succeed: {answer:?}") };
+        assert_eq!(error.class, ErrorClass::Halted(Halt::Paused), "{error:?}");
+        assert!(error.message.contains("4 times in a row"), "{}", error.message);
+        assert_eq!(attempts.load(Ordering::SeqCst), MAX_BANS_IN_A_ROW, "bounded: no call after the last ban");
+        let bans = store.active_bans(Utc::now()).await.unwrap();
+        assert_eq!(bans.len(), 1, "the ban is recorded for later runs: {bans:?}");
+        assert!(bans[0].reason.contains("in a row"), "{}", bans[0].reason);
+    }
 
     #[tokio::test]
     async fn a_flow_resumes_from_its_own_cursor_else_from_the_shops() {

@@ -137,7 +137,11 @@ impl AnswerError {
 /// the sub-codes that say whose fault it is, then the codes.
 pub fn classify(code: i64, sub_code: Option<&str>, sub_msg: Option<&str>) -> ErrorKind {
     let sub = sub_code.unwrap_or("").trim().to_ascii_lowercase();
-    if code == CODE_RATE_LIMITED || sub.contains("call-limited") || sub.contains("rate-limit") {
+    // Which words a real limit's sub-code holds is assumed (docs/platforms.md):
+    // TOP's kin (`accesscontrol.limited-by-app-access-count`, `...-frequency`)
+    // and the usual ones.
+    let limited = ["call-limited", "rate-limit", "limited-by", "frequency"].iter().any(|word| sub.contains(word));
+    if code == CODE_RATE_LIMITED || limited {
         return ErrorKind::RateLimited { ban: sub_msg.and_then(ban_length).unwrap_or(DEFAULT_BAN) };
     }
     if sub == SUB_OVERLOADED {
@@ -175,6 +179,12 @@ mod tests {
                 ErrorKind::RateLimited { ban: Duration::from_secs(31) },
             ),
             (CODE_RATE_LIMITED, None, None, ErrorKind::RateLimited { ban: DEFAULT_BAN }),
+            (
+                CODE_BUSINESS,
+                Some("isv.call-frequency-exceeded"),
+                Some("This ban will last for 5 more seconds"),
+                ErrorKind::RateLimited { ban: Duration::from_secs(5) },
+            ),
             (CODE_SERVICE_UNAVAILABLE, Some("isp.service-timeout"), None, ErrorKind::Remote),
             (CODE_BUSINESS, Some("isp.remote-connection-timeout"), None, ErrorKind::Remote),
             (CODE_SERVICE_UNAVAILABLE, Some(SUB_OVERLOADED), None, ErrorKind::Overloaded),

@@ -13,7 +13,7 @@ use serde_json::Value as Json;
 
 use crate::platforms::{Anomaly, ErrorKind, PlatformError};
 
-/// How long to stay away after a code-7 answer whose `sub_msg` does not say:
+/// How long to stay away after a call-limit answer whose `sub_msg` does not say:
 /// long enough that a per-minute quota has reset, short enough that a
 /// misparsed hourly ban is only retried a few times an hour.
 pub const DEFAULT_BAN: Duration = Duration::from_secs(60);
@@ -146,12 +146,21 @@ impl AnswerError {
     }
 }
 
+/// TOP's call-limit codes (its public list of platform errors): 4 User Call
+/// Limited, 5 Session Call Limited, 6 Partner Call Limited, 7 App Call
+/// Limited, 8 App Call Exceeds Limited Frequency. Each refuses calls for a
+/// while; only code 7's `sub_msg` is documented to state how long ("This ban
+/// will last for 31 more seconds"), the others are read the same way when
+/// they do.
+const CALL_LIMITED: [i64; 5] = [4, 5, 6, 7, 8];
+
 /// Maps an `error_response` onto what to do, following the table in
-/// `TOP-API.md`: code 7 first (whatever its sub-code, a ban is a ban), then
-/// the sub-codes that override their code, then the platform-level codes,
-/// then `isv.*` sub-codes (the caller's fault, never retried).
+/// `TOP-API.md`: the call limits first (whatever their sub-code, a ban is a
+/// ban), then the sub-codes that override their code, then the
+/// platform-level codes, then `isv.*` sub-codes (the caller's fault, never
+/// retried).
 pub fn classify(code: i64, sub_code: Option<&str>, sub_msg: Option<&str>) -> ErrorKind {
-    if code == 7 {
+    if CALL_LIMITED.contains(&code) {
         return ErrorKind::RateLimited { ban: sub_msg.and_then(ban_length).unwrap_or(DEFAULT_BAN) };
     }
     let sub = sub_code.unwrap_or("").trim().to_ascii_lowercase();
@@ -264,6 +273,12 @@ mod tests {
                 ErrorKind::RateLimited { ban: DEFAULT_BAN },
             ),
             (7, None, None, ErrorKind::RateLimited { ban: DEFAULT_BAN }),
+            (4, None, Some("This ban will last for 12 more seconds"), ban(12)),
+            (4, None, None, ErrorKind::RateLimited { ban: DEFAULT_BAN }),
+            (5, None, None, ErrorKind::RateLimited { ban: DEFAULT_BAN }),
+            (6, None, None, ErrorKind::RateLimited { ban: DEFAULT_BAN }),
+            (8, Some("accesscontrol.limited-by-app-frequency"), None, ErrorKind::RateLimited { ban: DEFAULT_BAN }),
+            (8, None, Some("This ban will last for 3 more seconds"), ban(3)),
             (15, Some("isp.top-remote-connection-timeout"), None, ErrorKind::Remote),
             (15, Some("isp.remote-service-timeout"), None, ErrorKind::Remote),
             (15, Some("isp.top-remote-service-unavailable"), None, ErrorKind::Remote),
