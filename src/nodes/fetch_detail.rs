@@ -1,5 +1,6 @@
 //! `fetch_detail`: completes orders the listing returned only in part.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -9,7 +10,7 @@ use serde_json::Value as Json;
 
 use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
 use crate::platforms::detail_cache::DetailCache;
-use crate::platforms::{Order, Platform};
+use crate::platforms::{ErrorKind, Order, Platform, PlatformError};
 use crate::record::{Batch, Record};
 use crate::sync::{self, order_record, record_order};
 
@@ -75,20 +76,42 @@ impl DetailTransform {
         self.settings.needs.iter().any(|need| order.raw.get(need).is_none_or(Json::is_null))
     }
 
-    async fn detail(&mut self, ctx: &NodeContext, listed: &Order) -> Result<Option<Order>, NodeError> {
+    async fn detail(&mut self, ctx: &NodeContext, listed: &Order) -> Result<Detail, NodeError> {
         let (name, shop) = (self.platform.name(), self.platform.shop());
         if let Some(cached) = self.cache.get(name, shop, listed.tid, listed.modified, Some(&listed.status)).await {
-            return Ok(Some(cached));
+            return Ok(Detail::Found(cached));
         }
         let (platform, fields) = (&self.platform, &self.fields);
-        let detail = sync::call_platform(ctx, platform.as_ref(), || platform.order_detail(listed.tid, fields)).await?;
-        let Some(detail) = detail else {
-            tracing::warn!(node_id = %ctx.node_id, tid = listed.tid, "The platform has no detail of this order; kept as listed.");
-            return Ok(None);
-        };
-        self.cache.put(&detail).await;
-        Ok(Some(detail))
+        // A detail the connector cannot read is an answer about this order,
+        // not a failed call: it must neither be retried nor fail the batch.
+        let answer = sync::call_platform(ctx, platform.as_ref(), || async move {
+            match platform.order_detail(listed.tid, fields).await {
+                Err(error) if error.kind == ErrorKind::BadRecord => Ok(Err(error)),
+                other => other.map(Ok),
+            }
+        })
+        .await?;
+        match answer {
+            Ok(Some(detail)) => {
+                self.cache.put(&detail).await;
+                Ok(Detail::Found(detail))
+            }
+            Ok(None) => {
+                tracing::warn!(node_id = %ctx.node_id, tid = listed.tid, "The platform has no detail of this order; kept as listed.");
+                Ok(Detail::Missing)
+            }
+            Err(error) => Ok(Detail::Bad(error)),
+        }
     }
+}
+
+/// What the platform answered about one order's detail.
+enum Detail {
+    Found(Order),
+    /// The platform has none: the order goes on as listed.
+    Missing,
+    /// The detail cannot be read as an order: the order is set aside.
+    Bad(PlatformError),
 }
 
 #[async_trait]
@@ -107,11 +130,19 @@ impl Transform for DetailTransform {
         let tids: Vec<i64> = wanting.iter().map(|(_, order)| order.tid).collect();
         let stored = ctx.store.order_versions(self.platform.name(), self.platform.shop(), &tids).await?;
         let mut batch = batch;
+        let mut bad = Vec::new();
         for (index, listed) in wanting {
             if stored.get(&listed.tid).is_some_and(|version| version.covers(listed.modified, &listed.status)) {
                 continue;
             }
-            let Some(detail) = self.detail(ctx, &listed).await? else { continue };
+            let detail = match self.detail(ctx, &listed).await? {
+                Detail::Found(detail) => detail,
+                Detail::Missing => continue,
+                Detail::Bad(error) => {
+                    bad.push((index, error));
+                    continue;
+                }
+            };
             if detail.modified < listed.modified {
                 continue;
             }
@@ -119,7 +150,14 @@ impl Transform for DetailTransform {
             let Record { fields, .. } = order_record(&detail)?;
             record.fields.extend(fields);
         }
-        Ok(batch)
+        if bad.is_empty() {
+            return Ok(batch);
+        }
+        let method = bad.first().map(|(_, error)| error.method.clone()).unwrap_or_default();
+        let aside = bad.iter().map(|(index, error)| (batch[*index].to_json(), error.to_string())).collect();
+        sync::set_aside_unreadable(ctx, self.platform.as_ref(), &method, aside).await?;
+        let bad: HashSet<usize> = bad.into_iter().map(|(index, _)| index).collect();
+        Ok(batch.into_iter().enumerate().filter(|(index, _)| !bad.contains(index)).map(|(_, record)| record).collect())
     }
 }
 

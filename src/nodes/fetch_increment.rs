@@ -368,12 +368,14 @@ impl IncrementSource {
     ) -> Result<crate::platforms::Page<Order>, CallFailure> {
         let fields = &self.settings.fields;
         let platform = self.platform.as_ref();
-        sync::call_platform(ctx, platform, || async move {
+        let listed = sync::call_platform(ctx, platform, || async move {
             let result = platform.orders_modified(window, page, fields).await;
             self.lock_breaker().record(&result);
             result
         })
-        .await
+        .await?;
+        let by_modified = sync::ListedBy { field: "modified", time: |order: &Order| order.modified };
+        Ok(sync::keep_readable(ctx, platform, "orders_modified", window, by_modified, listed).await?)
     }
 }
 

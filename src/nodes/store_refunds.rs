@@ -8,6 +8,7 @@ use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, R
 use crate::record::Batch;
 use crate::store::Cursor;
 use crate::sync::record_refund;
+use crate::sync::set_aside::save_or_set_aside;
 
 /// Upserts refunds into `refunds` (see docs/store.md), one transaction per
 /// batch, and passes them on.
@@ -52,7 +53,7 @@ impl Transform for StoreRefundsTransform {
         ctx: &NodeContext,
     ) -> Result<Batch, NodeError> {
         let refunds = batch.iter().map(record_refund).collect::<Result<Vec<_>, _>>().map_err(NodeError::permanent)?;
-        let outcome = ctx.store.save_refunds(&refunds, cursors).await?;
+        let (batch, _, outcome) = save_or_set_aside(ctx, batch, refunds, cursors).await?;
         tracing::debug!(node_id = %ctx.node_id, ?outcome, cursors = cursors.len(), "Refunds stored.");
         Ok(batch)
     }

@@ -123,6 +123,10 @@ pub enum ErrorKind {
     /// An answer of no known shape: an anomaly (see [`Anomaly`]), retried
     /// with backoff, counted and stored, never read as "no orders".
     Malformed(Anomaly),
+    /// The answer is whole but its one record cannot be read as the model
+    /// (a field missing, of an impossible type or value): not retried; the
+    /// caller sets the record aside and goes on.
+    BadRecord,
     /// A business error the platform reported that fits none of the above.
     Other,
 }
@@ -144,6 +148,7 @@ impl ErrorKind {
             Self::Permission => "permission",
             Self::BadRequest => "bad_request",
             Self::Malformed(_) => "malformed",
+            Self::BadRecord => "bad_record",
             Self::Other => "other",
         }
     }
