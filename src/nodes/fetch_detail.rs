@@ -210,4 +210,30 @@ mod tests {
         }
         assert_eq!(shop.details.load(Ordering::SeqCst), 2, "one more call, then the cache");
     }
+
+    #[tokio::test]
+    async fn an_order_whose_detail_cannot_be_read_is_set_aside_and_the_others_go_on() {
+        let at: chrono::DateTime<chrono::Utc> = "2026-11-20T08:00:00Z".parse().unwrap();
+        let shop = FakeShop::new([(1, at), (2, at)], None);
+        shop.bad_details.lock().unwrap().push(2);
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let settings: FetchDetailSettings =
+            serde_json::from_value(json!({"shop": "s", "needs": ["receiver_address"]})).unwrap();
+        let Built::Transform(node) = FetchDetail::build(settings, &shop.context()).unwrap() else {
+            panic!("a transform")
+        };
+        let input: Vec<Json> =
+            [1, 2].map(|tid| serde_json::to_value(crate::nodes::testing::fake_order(tid, (at, at))).unwrap()).into();
+        // Under `on_error: fail`: a bad record is no reason to stop the shop.
+        let out = run_transform_in(&store, node, input.clone()).await.unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0]["tid"].clone(), out[0]["raw"]["receiver_address"].clone()), (json!(1), json!("1 Road")));
+        assert_eq!(shop.details.load(Ordering::SeqCst), 2, "the bad detail is not retried");
+        let letters = store.dead_letters("test-run").await.unwrap();
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].record, input[1], "the order as listed, replayable");
+        assert!(letters[0].reason.contains("trade 2: created is empty"), "{}", letters[0].reason);
+        let anomalies = store.anomaly_counts().await.unwrap();
+        assert_eq!(anomalies, [("taobao".into(), "s".into(), "wrong_type".into(), 1)]);
+    }
 }

@@ -98,4 +98,39 @@ mod tests {
         let error = node.process(vec![broken], &ctx).await.unwrap_err();
         assert!(error.message.contains("refund_id 7") && error.message.contains("not a refund"), "{error}");
     }
+
+    #[tokio::test]
+    async fn a_refund_the_database_refuses_is_set_aside_and_the_rest_stored_with_the_cursor() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let ctx = crate::nodes::testing::node_ctx(&store, crate::flow::OnError::Fail);
+        let Built::Transform(mut node) = StoreRefunds::build(StoreRefundsSettings {}, &build_ctx()).unwrap() else {
+            panic!("a transform")
+        };
+        let refund = |id: i64, status: &str| {
+            Record::from_value(json!({"platform": "taobao", "shop": "s", "refund_id": id, "tid": 1, "oid": 2,
+                "status": status, "refund_fee": "1.00", "created": "2026-11-01T00:00:00Z",
+                "modified": "2026-11-01T00:00:05Z", "raw": {}}))
+            .unwrap()
+        };
+        let cursor = Cursor {
+            platform: "taobao".into(),
+            shop: "s".into(),
+            stream: "refunds.increment".into(),
+            value: json!({"modified_until": "2026-11-01T00:30:00Z"}),
+        };
+        let batch = vec![refund(1, "SUCCESS"), refund(2, &"X".repeat(65)), refund(3, "CLOSED")];
+        let out = node.process_through(batch, std::slice::from_ref(&cursor), &ctx).await.unwrap();
+        assert_eq!(out.iter().map(|r| r.fields["refund_id"].clone()).collect::<Vec<_>>(), [json!(1), json!(3)]);
+        let stored: Vec<i64> = store.stored_refunds("taobao", "s").await.unwrap().iter().map(|r| r.refund_id).collect();
+        assert_eq!(stored, [1, 3]);
+        assert_eq!(store.load_cursor("taobao", "s", "refunds.increment").await.unwrap(), Some(cursor.value));
+        let letters = store.dead_letters("test-run").await.unwrap();
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].record["refund_id"], 2);
+        assert!(
+            letters[0].reason.starts_with("refund 2 could not be stored: invalid value for"),
+            "{}",
+            letters[0].reason
+        );
+    }
 }

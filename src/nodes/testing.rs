@@ -132,6 +132,8 @@ pub(crate) struct FakeShop {
     pub(crate) strays: Mutex<Vec<Order>>,
     /// The line oids of orders, by tid; an order not here has no lines.
     pub(crate) oids: Mutex<BTreeMap<i64, Vec<i64>>>,
+    /// Orders whose detail the connector cannot read ([`ErrorKind::BadRecord`]).
+    pub(crate) bad_details: Mutex<Vec<i64>>,
     guard: ShopGuard,
 }
 
@@ -152,6 +154,7 @@ impl FakeShop {
             rejects: Mutex::default(),
             strays: Mutex::default(),
             oids: Mutex::default(),
+            bad_details: Mutex::default(),
             guard: ShopGuard::standalone("taobao", "fake-key", "s", std::num::NonZeroU32::MAX),
         })
     }
@@ -301,6 +304,14 @@ impl Platform for FakeShop {
     /// The order with its address in `raw`, the one field listings lack.
     async fn order_detail(&self, tid: i64, _: &[String]) -> Result<Option<Order>, PlatformError> {
         self.details.fetch_add(1, AtomicOrdering::SeqCst);
+        if self.bad_details.lock().expect("not poisoned").contains(&tid) {
+            return Err(PlatformError {
+                kind: ErrorKind::BadRecord,
+                method: "taobao.trade.fullinfo.get".into(),
+                message: format!("trade {tid}: created is empty"),
+                request_id: None,
+            });
+        }
         let times = self.orders.lock().expect("not poisoned").get(&tid).copied();
         Ok(times.map(|times| Order {
             raw: serde_json::json!({"tid": tid, "receiver_address": "1 Road"}),
