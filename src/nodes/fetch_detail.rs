@@ -23,6 +23,10 @@ use crate::sync::{self, order_record, record_order};
 ///
 /// Put it after `dedupe`, so that orders already stored at this version are
 /// gone before it. Fields added to a record upstream are kept.
+///
+/// An order whose detail the connector cannot read as an order is set aside
+/// as a dead letter (as listed, with the reason) and a `wrong_type` anomaly,
+/// whatever `on_error` says; the other orders go on.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FetchDetailSettings {

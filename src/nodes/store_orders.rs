@@ -16,6 +16,11 @@ use crate::sync::set_aside::save_or_set_aside;
 /// A stored order is never replaced by an older `modified`. The cursors of
 /// the fetch nodes upstream are committed in the same transaction as the
 /// orders they cover, so a crash never leaves a cursor past unsaved orders.
+///
+/// An order the database refuses for good (a line whose oid another order
+/// holds, a value a column refuses) is set aside as a dead letter with the
+/// database's message, whatever `on_error` says, and the rest of the batch
+/// and its cursors are stored: one bad order never stops the shop.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StoreOrdersSettings {}

@@ -17,6 +17,10 @@ use crate::sync::set_aside::save_or_set_aside;
 /// the fetch nodes upstream (`fetch_refunds`) are committed in the same
 /// transaction as the refunds they cover, so a crash never leaves a cursor
 /// past unsaved refunds.
+///
+/// A refund the database refuses for good is set aside as a dead letter with
+/// the database's message, whatever `on_error` says, and the rest of the
+/// batch and its cursors are stored.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StoreRefundsSettings {}
