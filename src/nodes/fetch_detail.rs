@@ -83,7 +83,7 @@ impl DetailTransform {
     async fn detail(&mut self, ctx: &NodeContext, listed: &Order) -> Result<Detail, NodeError> {
         let (name, shop) = (self.platform.name(), self.platform.shop());
         if let Some(cached) = self.cache.get(name, shop, listed.tid, listed.modified, Some(&listed.status)).await {
-            return Ok(Detail::Found(cached));
+            return Ok(Detail::Found(Box::new(cached)));
         }
         let (platform, fields) = (&self.platform, &self.fields);
         // A detail the connector cannot read is an answer about this order,
@@ -98,7 +98,7 @@ impl DetailTransform {
         match answer {
             Ok(Some(detail)) => {
                 self.cache.put(&detail).await;
-                Ok(Detail::Found(detail))
+                Ok(Detail::Found(Box::new(detail)))
             }
             Ok(None) => {
                 tracing::warn!(node_id = %ctx.node_id, tid = listed.tid, "The platform has no detail of this order; kept as listed.");
@@ -111,7 +111,7 @@ impl DetailTransform {
 
 /// What the platform answered about one order's detail.
 enum Detail {
-    Found(Order),
+    Found(Box<Order>),
     /// The platform has none: the order goes on as listed.
     Missing,
     /// The detail cannot be read as an order: the order is set aside.
