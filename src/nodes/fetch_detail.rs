@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::Utc;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value as Json;
@@ -24,7 +25,8 @@ use crate::sync::{self, order_record, record_order};
 /// Put it after `dedupe`, so that orders already stored at this version are
 /// gone before it. Fields added to a record upstream are kept.
 ///
-/// An order whose detail the connector cannot read as an order is set aside
+/// An order whose detail the connector cannot read as an order, or whose
+/// detail is created or modified ahead of now beyond clock skew, is set aside
 /// as a dead letter (as listed, with the reason) and a `wrong_type` anomaly,
 /// whatever `on_error` says; the other orders go on.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -143,10 +145,18 @@ impl Transform for DetailTransform {
                 Detail::Found(detail) => detail,
                 Detail::Missing => continue,
                 Detail::Bad(error) => {
-                    bad.push((index, error));
+                    bad.push((index, error.to_string()));
                     continue;
                 }
             };
+            let ahead = Utc::now() + sync::set_aside::CLOCK_SKEW;
+            if detail.created > ahead || detail.modified > ahead {
+                bad.push((index, format!(
+                    "order {}: its detail says created {}, modified {}: ahead of now by more than the clock skew allowed",
+                    detail.tid, detail.created, detail.modified
+                )));
+                continue;
+            }
             if detail.modified < listed.modified {
                 continue;
             }
@@ -157,9 +167,8 @@ impl Transform for DetailTransform {
         if bad.is_empty() {
             return Ok(batch);
         }
-        let method = bad.first().map(|(_, error)| error.method.clone()).unwrap_or_default();
-        let aside = bad.iter().map(|(index, error)| (batch[*index].to_json(), error.to_string())).collect();
-        sync::set_aside_unreadable(ctx, self.platform.as_ref(), &method, aside).await?;
+        let aside = bad.iter().map(|(index, reason)| (batch[*index].to_json(), reason.clone())).collect();
+        sync::set_aside_unreadable(ctx, self.platform.as_ref(), "order_detail", aside).await?;
         let bad: HashSet<usize> = bad.into_iter().map(|(index, _)| index).collect();
         Ok(batch.into_iter().enumerate().filter(|(index, _)| !bad.contains(index)).map(|(_, record)| record).collect())
     }
@@ -220,6 +229,8 @@ mod tests {
         let at: chrono::DateTime<chrono::Utc> = "2026-11-20T08:00:00Z".parse().unwrap();
         let shop = FakeShop::new([(1, at), (2, at)], None);
         shop.bad_details.lock().unwrap().push(2);
+        // Order 3's detail says it was modified in 2099.
+        shop.orders.lock().unwrap().insert(3, (at, "2099-01-01T00:00:00Z".parse().unwrap()));
         let store = Store::connect("sqlite::memory:").await.unwrap();
         let settings: FetchDetailSettings =
             serde_json::from_value(json!({"shop": "s", "needs": ["receiver_address"]})).unwrap();
@@ -227,17 +238,19 @@ mod tests {
             panic!("a transform")
         };
         let input: Vec<Json> =
-            [1, 2].map(|tid| serde_json::to_value(crate::nodes::testing::fake_order(tid, (at, at))).unwrap()).into();
+            [1, 2, 3].map(|tid| serde_json::to_value(crate::nodes::testing::fake_order(tid, (at, at))).unwrap()).into();
         // Under `on_error: fail`: a bad record is no reason to stop the shop.
         let out = run_transform_in(&store, node, input.clone()).await.unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!((out[0]["tid"].clone(), out[0]["raw"]["receiver_address"].clone()), (json!(1), json!("1 Road")));
-        assert_eq!(shop.details.load(Ordering::SeqCst), 2, "the bad detail is not retried");
+        assert_eq!(shop.details.load(Ordering::SeqCst), 3, "the bad detail is not retried");
         let letters = store.dead_letters("test-run").await.unwrap();
-        assert_eq!(letters.len(), 1);
+        assert_eq!(letters.len(), 2);
         assert_eq!(letters[0].record, input[1], "the order as listed, replayable");
         assert!(letters[0].reason.contains("trade 2: created is empty"), "{}", letters[0].reason);
+        assert_eq!(letters[1].record, input[2]);
+        assert!(letters[1].reason.contains("modified 2099-01-01"), "{}", letters[1].reason);
         let anomalies = store.anomaly_counts().await.unwrap();
-        assert_eq!(anomalies, [("taobao".into(), "s".into(), "wrong_type".into(), 1)]);
+        assert_eq!(anomalies, [("taobao".into(), "s".into(), "wrong_type".into(), 2)]);
     }
 }
