@@ -4,9 +4,10 @@
 mod support;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use orderflow::platforms::{Money, Order, OrderItem};
 use orderflow::store::{
-    ColumnKind, ColumnSpec, DeadLetter, NodeRunRecord, NodeStatus, RunFinish, RunStart, RunStatus, SqlValue, Store,
-    StoreError, TableSpec, redact_url,
+    ColumnKind, ColumnSpec, DeadLetter, DeadLetterState, NodeRunRecord, NodeStatus, RunFinish, RunStart, RunStatus,
+    SqlValue, Store, StoreError, TableSpec, redact_url,
 };
 use serde_json::{Value, json};
 use support::{error_chain, test_stores};
@@ -524,5 +525,111 @@ async fn processes_opening_a_new_sqlite_file_at_once_all_migrate_it() {
         .collect();
     for store in opening {
         store.await.unwrap().unwrap_or_else(|e| panic!("{}", error_chain(&e)));
+    }
+}
+
+/// An order of shop `s` modified at `minute`, one line per oid.
+fn synced_order(tid: i64, minute: u32, oids: &[i64]) -> Order {
+    Order {
+        platform: "taobao".into(),
+        shop: "s".into(),
+        tid,
+        status: "WAIT_SELLER_SEND_GOODS".into(),
+        order_type: "fixed".into(),
+        created: at(0),
+        modified: at(minute),
+        pay_time: None,
+        payment: Money(100),
+        buyer_nick: None,
+        step_trade_status: None,
+        items: oids
+            .iter()
+            .map(|&oid| OrderItem {
+                oid,
+                num_iid: None,
+                sku_id: None,
+                outer_sku_id: None,
+                title: None,
+                num: 1,
+                price: Money(100),
+                payment: Money(100),
+                refund_status: None,
+                refund_id: None,
+            })
+            .collect(),
+        raw: json!({"tid": tid}),
+    }
+}
+
+#[tokio::test]
+async fn dead_letters_are_set_aside_once_and_replayed_after_a_fix() {
+    for ts in test_stores().await {
+        let (label, store) = (ts.label, &ts.store);
+        let letter = |run: &str, record: Value, reason: &str| DeadLetter {
+            run_id: run.into(),
+            flow: "sync".into(),
+            node_id: "save".into(),
+            record,
+            reason: reason.into(),
+            created_at: at(5),
+        };
+        // Order 3's line 103 is held by order 99, stored before.
+        store.save_orders(&[synced_order(99, 1, &[103])], &[]).await.unwrap();
+        let error = store.save_orders(&[synced_order(3, 2, &[103])], &[]).await.expect_err("oid 103 is held");
+        let message = error.to_string();
+        assert!(error.is_constraint_violation() && !error.is_transient(), "{label}: {error:?}");
+        assert!(
+            ["UNIQUE constraint failed: order_items", "duplicate key value", "Duplicate entry"]
+                .iter()
+                .any(|driver| message.contains(driver)),
+            "{label}: the driver's message is shown: {message}"
+        );
+
+        let bad_order = serde_json::to_value(synced_order(3, 2, &[103])).unwrap();
+        let body = json!({"tid": -5, "status": 7});
+        assert!(store.insert_dead_letter(&letter("r1", bad_order.clone(), &message)).await.unwrap(), "{label}");
+        assert!(store.insert_dead_letter(&letter("r1", body.clone(), "tid -5")).await.unwrap(), "{label}");
+        assert!(
+            !store.insert_dead_letter(&letter("r2", body.clone(), "tid -5")).await.unwrap(),
+            "{label}: the same record, still open, is not stored again"
+        );
+        let other_flow = DeadLetter { flow: "other".into(), ..letter("r2", body.clone(), "tid -5") };
+        assert!(store.insert_dead_letter(&other_flow).await.unwrap(), "{label}: another flow's letter is its own");
+
+        let open = store.list_dead_letters(Some("sync"), Some(DeadLetterState::Open), 10).await.unwrap();
+        let ids: Vec<i64> = open.iter().map(|l| l.id).collect();
+        assert_eq!(open.len(), 2, "{label}: {open:?}");
+        assert!(ids[0] > ids[1], "{label}: newest first");
+        let (body_id, order_id) = (ids[0], ids[1]);
+        assert_eq!(store.list_dead_letters(None, None, 1).await.unwrap().len(), 1, "{label}: limit");
+        let counts = store.open_dead_letters_per_flow().await.unwrap();
+        assert_eq!(counts, [("other".to_owned(), 1), ("sync".to_owned(), 2)], "{label}");
+
+        let refused = store.replay_dead_letter(order_id, at(9)).await.expect_err("oid 103 is still held");
+        assert!(refused.is_constraint_violation(), "{label}: {refused}");
+        assert_eq!(store.dead_letter(order_id).await.unwrap().unwrap().state, DeadLetterState::Open, "{label}");
+        let not_an_order = store.replay_dead_letter(body_id, at(9)).await.expect_err("a platform body");
+        assert!(matches!(not_an_order, StoreError::DeadLetter { .. }), "{label}: {not_an_order}");
+
+        // The fix: order 99's newer version no longer holds oid 103.
+        store.save_orders(&[synced_order(99, 3, &[199])], &[]).await.unwrap();
+        let outcome = store.replay_dead_letter(order_id, at(10)).await.unwrap_or_else(|e| panic!("{label}: {e}"));
+        assert_eq!(outcome.inserted, 1, "{label}");
+        let replayed = store.dead_letter(order_id).await.unwrap().unwrap();
+        assert_eq!((replayed.state, replayed.settled_at), (DeadLetterState::Replayed, Some(at(10))), "{label}");
+        let again = store.replay_dead_letter(order_id, at(11)).await.expect_err("replayed already");
+        assert!(again.to_string().contains("replayed already"), "{label}: {again}");
+
+        store.discard_dead_letter(body_id, at(12)).await.unwrap();
+        assert_eq!(store.dead_letter(body_id).await.unwrap().unwrap().state, DeadLetterState::Discarded, "{label}");
+        assert!(
+            store.insert_dead_letter(&letter("r3", body.clone(), "tid -5")).await.unwrap(),
+            "{label}: once discarded, the record comes back if it is met again"
+        );
+        assert_eq!(
+            store.open_dead_letters_per_flow().await.unwrap(),
+            [("other".to_owned(), 1), ("sync".to_owned(), 1)]
+        );
+        ts.cleanup().await;
     }
 }

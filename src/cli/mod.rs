@@ -1,6 +1,7 @@
 //! The `orderflow` command line. This is the one place that turns library
 //! errors into reports (`anyhow`) and exit codes.
 
+mod dead_letters;
 mod demo;
 mod status;
 mod stock;
@@ -123,8 +124,12 @@ pub enum Command {
     /// Serve a simulated Taobao gateway with a generated shop, until Ctrl-C.
     Sim(SimArgs),
     /// Show what holds the shops back: bans, sessions to renew, circuit
-    /// breakers, open alerts, anomalous answers, recent reconciliations.
+    /// breakers, open alerts, open dead letters per flow, anomalous answers,
+    /// recent reconciliations.
     Status,
+    /// The records nodes set aside (dead letters): list them, show one,
+    /// replay one after a fix, or discard one.
+    DeadLetters(dead_letters::DeadLettersArgs),
     /// The merchant's inventory counts.
     #[command(subcommand)]
     Stock(stock::StockCommand),
@@ -388,6 +393,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status => {
             let store = connect(&config.database).await?;
             status::print(&store).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DeadLetters(args) => {
+            dead_letters::run(&args, &connect(&config.database).await?).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Stock(command) => {

@@ -5,8 +5,8 @@ use chrono::Utc;
 
 use crate::store::Store;
 
-/// Prints bans, shops to authorise again, breakers, open alerts, anomaly
-/// counts and the latest reconciliations.
+/// Prints bans, shops to authorise again, breakers, open alerts, open dead
+/// letters per flow, anomaly counts and the latest reconciliations.
 pub async fn print(store: &Store) -> anyhow::Result<()> {
     let now = Utc::now();
     let bans = store.active_bans(now).await?;
@@ -44,6 +44,11 @@ pub async fn print(store: &Store) -> anyhow::Result<()> {
             "  [{}] {} shop {:?}{tid} since {}: {}",
             alert.kind, alert.platform, alert.shop, alert.created_at, alert.detail
         );
+    }
+    let letters = store.open_dead_letters_per_flow().await?;
+    println!("open dead letters: {}", if letters.is_empty() { "none" } else { "" });
+    for (flow, count) in letters {
+        println!("  flow {flow}: {count} (orderflow dead-letters --open --flow {flow})");
     }
     let anomalies = store.anomaly_counts().await?;
     println!("anomalous answers: {}", if anomalies.is_empty() { "none" } else { "" });

@@ -45,20 +45,31 @@ impl NodeContext {
                 tracing::warn!(node_id = %self.node_id, run_id = %self.run_id, reason, "Record skipped.");
                 Ok(())
             }
-            OnError::DeadLetter => {
-                self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(node_id = %self.node_id, run_id = %self.run_id, reason, "Record dead-lettered.");
-                let letter = DeadLetter {
-                    run_id: self.run_id.clone(),
-                    flow: self.flow.clone(),
-                    node_id: self.node_id.clone(),
-                    record,
-                    reason: reason.to_owned(),
-                    created_at: Utc::now(),
-                };
-                self.store.insert_dead_letter(&letter).await.map_err(NodeError::from)
-            }
+            OnError::DeadLetter => self.set_aside(record, reason).await.map(drop),
         }
+    }
+
+    /// Sets a record aside in `dead_letters`, whatever `on_error` says: a
+    /// record the platform sent that cannot be read or stored is never a
+    /// reason to stop the shop, and the rest of its page goes on. The same
+    /// record already open for this flow and node is not stored twice; a
+    /// new one counts as an error of the node (the run ends `partial`).
+    /// True when it was new.
+    pub async fn set_aside(&self, record: Json, reason: &str) -> Result<bool, NodeError> {
+        let letter = DeadLetter {
+            run_id: self.run_id.clone(),
+            flow: self.flow.clone(),
+            node_id: self.node_id.clone(),
+            record,
+            reason: reason.to_owned(),
+            created_at: Utc::now(),
+        };
+        let stored = self.store.insert_dead_letter(&letter).await?;
+        if stored {
+            self.stats.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(node_id = %self.node_id, run_id = %self.run_id, reason, "Record dead-lettered.");
+        }
+        Ok(stored)
     }
 }
 

@@ -438,3 +438,73 @@ async fn behind_a_fan_out_a_cursor_waits_for_every_branch() {
         assert!(received >= covered, "cursor {batch} committed after {received} records, before {covered}");
     }
 }
+
+/// The "one bad record never halts a shop" case: a page carrying a record
+/// the connector could not read (tid -5, status 7), an order modified in
+/// 2099, and an order whose line oid an order already stored holds.
+#[tokio::test]
+async fn bad_records_are_set_aside_while_the_page_is_stored_and_the_cursor_moves() {
+    use crate::nodes::testing::{FakeShop, fake_item, fake_order};
+    use crate::platforms::Order;
+    use crate::platforms::Rejected;
+    use crate::store::DeadLetterState;
+
+    let mut h = Harness::new().await;
+    let at = Utc::now() - chrono::Duration::minutes(30);
+    let shop = FakeShop::new((1..=5).map(|tid| (tid, at)), None);
+    shop.oids.lock().unwrap().extend((1..=5).map(|tid| (tid, vec![100 + tid])));
+    // Order 99, stored by an earlier sync, holds oid 103, which order 3 now lists.
+    let holder = Order { items: vec![fake_item(103)], ..fake_order(99, (at, at)) };
+    h.store.save_orders(std::slice::from_ref(&holder), &[]).await.unwrap();
+    shop.rejects.lock().unwrap().push(Rejected {
+        raw: json!({"tid": -5, "status": 7}),
+        reason: "tid -5 is not an order id, status 7 is not a status".into(),
+    });
+    let far_future = "2099-01-01T00:00:00Z".parse().unwrap();
+    shop.strays.lock().unwrap().push(fake_order(6, (at, far_future)));
+    h.build.platforms.insert("s", shop.clone());
+    let shops = BTreeSet::from(["s".to_owned()]);
+    let env = CompileEnv { registry: &h.registry, build: &h.build, shops: &shops };
+    let yaml = "flow: shop-sync\nshop: s\nnodes:\n  changed: {use: fetch_increment}\n  save: {use: store_orders, input: changed}\n";
+    let flow = compile(Path::new("test.yaml"), yaml, &env).unwrap_or_else(|e| panic!("{e}"));
+    let engine = Engine::new(h.registry.clone(), h.build.clone(), h.store.clone(), EngineOptions::default());
+
+    let report = engine.run(&flow, "test", CancellationToken::new()).await.unwrap();
+    assert_eq!(report.status, RunStatus::Partial, "{report:?}");
+    let stored: Vec<i64> = h.store.stored_orders("taobao", "s").await.unwrap().iter().map(|o| o.tid).collect();
+    assert_eq!(stored, [1, 2, 4, 5, 99], "the rest of the page is stored");
+    let cursor = h.store.load_cursor("taobao", "s", crate::sync::INCREMENT_STREAM).await.unwrap();
+    let until = cursor.as_ref().and_then(crate::sync::modified_until).expect("the cursor moved");
+    assert!(until > at, "cursor {until} is past the orders read");
+
+    let letters = h.store.dead_letters(&report.run_id).await.unwrap();
+    let reasons: Vec<(&str, &str)> = letters.iter().map(|l| (l.node_id.as_str(), l.reason.as_str())).collect();
+    assert_eq!(letters.len(), 3, "each set aside once, though page 1 is read twice: {reasons:?}");
+    assert_eq!(letters[0].record, json!({"tid": -5, "status": 7}));
+    assert!(reasons[1].0 == "changed" && reasons[1].1.contains("modified 2099-01-01"), "{reasons:?}");
+    assert_eq!(reasons[2].0, "save");
+    assert!(reasons[2].1.starts_with("order 3 could not be stored") && reasons[2].1.contains("oid"), "{reasons:?}");
+    let anomalies = h.store.anomaly_counts().await.unwrap();
+    assert_eq!(anomalies, [("taobao".into(), "s".into(), "wrong_type".into(), 2)]);
+
+    // The next run reads the same bad records again (lookback): not set aside twice.
+    let again = engine.run(&flow, "test", CancellationToken::new()).await.unwrap();
+    assert!(h.store.dead_letters(&again.run_id).await.unwrap().is_empty(), "{again:?}");
+
+    let open = h.store.list_dead_letters(Some("shop-sync"), Some(DeadLetterState::Open), 10).await.unwrap();
+    let id_of = |tid: i64| open.iter().find(|l| l.letter.record["tid"] == json!(tid)).map(|l| l.id).unwrap();
+    let error = h.store.replay_dead_letter(id_of(3), Utc::now()).await.unwrap_err();
+    assert!(error.to_string().contains("UNIQUE constraint failed: order_items"), "{error}");
+    let error = h.store.replay_dead_letter(id_of(-5), Utc::now()).await.unwrap_err();
+    assert!(matches!(error, StoreError::DeadLetter { .. }), "{error}");
+
+    // The fix: order 99 no longer holds oid 103. The replay stores order 3.
+    let fixed = Order { items: vec![fake_item(199)], ..fake_order(99, (at, at + chrono::Duration::seconds(1))) };
+    h.store.save_orders(&[fixed], &[]).await.unwrap();
+    h.store.replay_dead_letter(id_of(3), Utc::now()).await.unwrap();
+    let items: Vec<i64> = h.store.order_items_of("taobao", "s", 3).await.unwrap().iter().map(|i| i.oid).collect();
+    assert_eq!(items, [103]);
+    let replayed = h.store.dead_letter(id_of(3)).await.unwrap().unwrap();
+    assert_eq!(replayed.state, DeadLetterState::Replayed);
+    assert_eq!(h.store.open_dead_letters_per_flow().await.unwrap(), [("shop-sync".to_owned(), 2)]);
+}

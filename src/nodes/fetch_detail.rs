@@ -1,15 +1,17 @@
 //! `fetch_detail`: completes orders the listing returned only in part.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::Utc;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
 use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
 use crate::platforms::detail_cache::DetailCache;
-use crate::platforms::{Order, Platform};
+use crate::platforms::{ErrorKind, Order, Platform, PlatformError};
 use crate::record::{Batch, Record};
 use crate::sync::{self, order_record, record_order};
 
@@ -22,6 +24,11 @@ use crate::sync::{self, order_record, record_order};
 ///
 /// Put it after `dedupe`, so that orders already stored at this version are
 /// gone before it. Fields added to a record upstream are kept.
+///
+/// An order whose detail the connector cannot read as an order, or whose
+/// detail is created or modified ahead of now beyond clock skew, is set aside
+/// as a dead letter (as listed, with the reason) and a `wrong_type` anomaly,
+/// whatever `on_error` says; the other orders go on.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FetchDetailSettings {
@@ -75,20 +82,42 @@ impl DetailTransform {
         self.settings.needs.iter().any(|need| order.raw.get(need).is_none_or(Json::is_null))
     }
 
-    async fn detail(&mut self, ctx: &NodeContext, listed: &Order) -> Result<Option<Order>, NodeError> {
+    async fn detail(&mut self, ctx: &NodeContext, listed: &Order) -> Result<Detail, NodeError> {
         let (name, shop) = (self.platform.name(), self.platform.shop());
         if let Some(cached) = self.cache.get(name, shop, listed.tid, listed.modified, Some(&listed.status)).await {
-            return Ok(Some(cached));
+            return Ok(Detail::Found(Box::new(cached)));
         }
         let (platform, fields) = (&self.platform, &self.fields);
-        let detail = sync::call_platform(ctx, platform.as_ref(), || platform.order_detail(listed.tid, fields)).await?;
-        let Some(detail) = detail else {
-            tracing::warn!(node_id = %ctx.node_id, tid = listed.tid, "The platform has no detail of this order; kept as listed.");
-            return Ok(None);
-        };
-        self.cache.put(&detail).await;
-        Ok(Some(detail))
+        // A detail the connector cannot read is an answer about this order,
+        // not a failed call: it must neither be retried nor fail the batch.
+        let answer = sync::call_platform(ctx, platform.as_ref(), || async move {
+            match platform.order_detail(listed.tid, fields).await {
+                Err(error) if error.kind == ErrorKind::BadRecord => Ok(Err(error)),
+                other => other.map(Ok),
+            }
+        })
+        .await?;
+        match answer {
+            Ok(Some(detail)) => {
+                self.cache.put(&detail).await;
+                Ok(Detail::Found(Box::new(detail)))
+            }
+            Ok(None) => {
+                tracing::warn!(node_id = %ctx.node_id, tid = listed.tid, "The platform has no detail of this order; kept as listed.");
+                Ok(Detail::Missing)
+            }
+            Err(error) => Ok(Detail::Bad(error)),
+        }
     }
+}
+
+/// What the platform answered about one order's detail.
+enum Detail {
+    Found(Box<Order>),
+    /// The platform has none: the order goes on as listed.
+    Missing,
+    /// The detail cannot be read as an order: the order is set aside.
+    Bad(PlatformError),
 }
 
 #[async_trait]
@@ -107,11 +136,27 @@ impl Transform for DetailTransform {
         let tids: Vec<i64> = wanting.iter().map(|(_, order)| order.tid).collect();
         let stored = ctx.store.order_versions(self.platform.name(), self.platform.shop(), &tids).await?;
         let mut batch = batch;
+        let mut bad = Vec::new();
         for (index, listed) in wanting {
             if stored.get(&listed.tid).is_some_and(|version| version.covers(listed.modified, &listed.status)) {
                 continue;
             }
-            let Some(detail) = self.detail(ctx, &listed).await? else { continue };
+            let detail = match self.detail(ctx, &listed).await? {
+                Detail::Found(detail) => detail,
+                Detail::Missing => continue,
+                Detail::Bad(error) => {
+                    bad.push((index, error.to_string()));
+                    continue;
+                }
+            };
+            let ahead = Utc::now() + sync::set_aside::CLOCK_SKEW;
+            if detail.created > ahead || detail.modified > ahead {
+                bad.push((index, format!(
+                    "order {}: its detail says created {}, modified {}: ahead of now by more than the clock skew allowed",
+                    detail.tid, detail.created, detail.modified
+                )));
+                continue;
+            }
             if detail.modified < listed.modified {
                 continue;
             }
@@ -119,7 +164,13 @@ impl Transform for DetailTransform {
             let Record { fields, .. } = order_record(&detail)?;
             record.fields.extend(fields);
         }
-        Ok(batch)
+        if bad.is_empty() {
+            return Ok(batch);
+        }
+        let aside = bad.iter().map(|(index, reason)| (batch[*index].to_json(), reason.clone())).collect();
+        sync::set_aside_unreadable(ctx, self.platform.as_ref(), "order_detail", aside).await?;
+        let bad: HashSet<usize> = bad.into_iter().map(|(index, _)| index).collect();
+        Ok(batch.into_iter().enumerate().filter(|(index, _)| !bad.contains(index)).map(|(_, record)| record).collect())
     }
 }
 
@@ -171,5 +222,35 @@ mod tests {
             node.process(batch, &ctx).await.unwrap();
         }
         assert_eq!(shop.details.load(Ordering::SeqCst), 2, "one more call, then the cache");
+    }
+
+    #[tokio::test]
+    async fn an_order_whose_detail_cannot_be_read_is_set_aside_and_the_others_go_on() {
+        let at: chrono::DateTime<chrono::Utc> = "2026-11-20T08:00:00Z".parse().unwrap();
+        let shop = FakeShop::new([(1, at), (2, at)], None);
+        shop.bad_details.lock().unwrap().push(2);
+        // Order 3's detail says it was modified in 2099.
+        shop.orders.lock().unwrap().insert(3, (at, "2099-01-01T00:00:00Z".parse().unwrap()));
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let settings: FetchDetailSettings =
+            serde_json::from_value(json!({"shop": "s", "needs": ["receiver_address"]})).unwrap();
+        let Built::Transform(node) = FetchDetail::build(settings, &shop.context()).unwrap() else {
+            panic!("a transform")
+        };
+        let input: Vec<Json> =
+            [1, 2, 3].map(|tid| serde_json::to_value(crate::nodes::testing::fake_order(tid, (at, at))).unwrap()).into();
+        // Under `on_error: fail`: a bad record is no reason to stop the shop.
+        let out = run_transform_in(&store, node, input.clone()).await.unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0]["tid"].clone(), out[0]["raw"]["receiver_address"].clone()), (json!(1), json!("1 Road")));
+        assert_eq!(shop.details.load(Ordering::SeqCst), 3, "the bad detail is not retried");
+        let letters = store.dead_letters("test-run").await.unwrap();
+        assert_eq!(letters.len(), 2);
+        assert_eq!(letters[0].record, input[1], "the order as listed, replayable");
+        assert!(letters[0].reason.contains("trade 2: created is empty"), "{}", letters[0].reason);
+        assert_eq!(letters[1].record, input[2]);
+        assert!(letters[1].reason.contains("modified 2099-01-01"), "{}", letters[1].reason);
+        let anomalies = store.anomaly_counts().await.unwrap();
+        assert_eq!(anomalies, [("taobao".into(), "s".into(), "wrong_type".into(), 2)]);
     }
 }

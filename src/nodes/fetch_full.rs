@@ -230,4 +230,27 @@ mod tests {
         let calls = shop.windows.lock().unwrap().len();
         assert!(calls <= 1 + sync::progress::MAX_STALLS as usize, "{calls} calls before failing");
     }
+
+    #[tokio::test]
+    async fn orders_created_outside_the_window_asked_for_are_set_aside() {
+        let now = Utc::now();
+        let shop = FakeShop::new((1..=3).map(|tid| (tid, now - chrono::Duration::hours(tid))), None);
+        let (epoch, far) = ("1970-01-02T00:00:00Z".parse().unwrap(), "2099-01-01T00:00:00Z".parse().unwrap());
+        shop.strays.lock().unwrap().extend([
+            crate::nodes::testing::fake_order(8, (epoch, now)),
+            crate::nodes::testing::fake_order(9, (far, far)),
+        ]);
+        let settings: FetchFullSettings = serde_json::from_value(json!({"shop": "s", "days": 2})).unwrap();
+        let Ok(Built::Source(node)) = FetchFull::build(settings, &shop.context()) else { panic!("a source") };
+        let (batches, letters) =
+            crate::nodes::testing::run_source(node, crate::flow::OnError::Fail).await.expect("the source runs");
+
+        let read: BTreeSet<i64> =
+            batches.iter().flatten().filter_map(|r| r.fields.get("tid").and_then(Json::as_i64)).collect();
+        assert_eq!(read, BTreeSet::from([1, 2, 3]), "the true orders, all of them");
+        let reasons: Vec<&str> = letters.iter().map(|l| l.reason.as_str()).collect();
+        assert_eq!(letters.len(), 2, "{reasons:?}");
+        assert!(reasons.iter().any(|r| r.starts_with("record 8: created 1970-01-02")), "{reasons:?}");
+        assert!(reasons.iter().any(|r| r.starts_with("record 9: created 2099-01-01")), "{reasons:?}");
+    }
 }

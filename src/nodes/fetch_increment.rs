@@ -391,7 +391,8 @@ impl IncrementSource {
         let platform = self.platform.as_ref();
         let result = sync::call_platform(ctx, platform, || platform.orders_modified(window, page, fields)).await;
         self.lock_breaker().record(&result);
-        result
+        let by_modified = sync::ListedBy { field: "modified", time: |order: &Order| order.modified };
+        Ok(sync::keep_readable(ctx, platform, "orders_modified", window, by_modified, result?).await?)
     }
 }
 

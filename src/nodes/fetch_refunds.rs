@@ -175,7 +175,9 @@ impl RefundsSource {
         page: PageRequest,
     ) -> Result<Page<Refund>, CallFailure> {
         let platform = self.platform.as_ref();
-        sync::call_platform(ctx, platform, || platform.refunds_modified(window, page)).await
+        let listed = sync::call_platform(ctx, platform, || platform.refunds_modified(window, page)).await?;
+        let by_modified = sync::ListedBy { field: "modified", time: |refund: &Refund| refund.modified };
+        Ok(sync::keep_readable(ctx, platform, "refunds_modified", window, by_modified, listed).await?)
     }
 
     /// `refunds` with each one lacking a detail field replaced by its detail,

@@ -8,6 +8,7 @@ use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, R
 use crate::record::Batch;
 use crate::store::Cursor;
 use crate::sync::record_order;
+use crate::sync::set_aside::save_or_set_aside;
 
 /// Upserts orders into `orders` and their lines into `order_items` (see
 /// docs/store.md), one transaction per batch, and passes them on.
@@ -15,6 +16,11 @@ use crate::sync::record_order;
 /// A stored order is never replaced by an older `modified`. The cursors of
 /// the fetch nodes upstream are committed in the same transaction as the
 /// orders they cover, so a crash never leaves a cursor past unsaved orders.
+///
+/// An order the database refuses for good (a line whose oid another order
+/// holds, a value a column refuses) is set aside as a dead letter with the
+/// database's message, whatever `on_error` says, and the rest of the batch
+/// and its cursors are stored: one bad order never stops the shop.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StoreOrdersSettings {}
@@ -51,7 +57,7 @@ impl Transform for StoreOrdersTransform {
         ctx: &NodeContext,
     ) -> Result<Batch, NodeError> {
         let orders = batch.iter().map(record_order).collect::<Result<Vec<_>, _>>().map_err(NodeError::permanent)?;
-        let outcome = ctx.store.save_orders(&orders, cursors).await?;
+        let (batch, orders, outcome) = save_or_set_aside(ctx, batch, orders, cursors).await?;
         crate::telemetry::record_orders_stored(&orders, outcome);
         tracing::debug!(node_id = %ctx.node_id, ?outcome, cursors = cursors.len(), "Orders stored.");
         Ok(batch)

@@ -8,6 +8,7 @@ use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, R
 use crate::record::Batch;
 use crate::store::Cursor;
 use crate::sync::record_refund;
+use crate::sync::set_aside::save_or_set_aside;
 
 /// Upserts refunds into `refunds` (see docs/store.md), one transaction per
 /// batch, and passes them on.
@@ -16,6 +17,10 @@ use crate::sync::record_refund;
 /// the fetch nodes upstream (`fetch_refunds`) are committed in the same
 /// transaction as the refunds they cover, so a crash never leaves a cursor
 /// past unsaved refunds.
+///
+/// A refund the database refuses for good is set aside as a dead letter with
+/// the database's message, whatever `on_error` says, and the rest of the
+/// batch and its cursors are stored.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StoreRefundsSettings {}
@@ -52,7 +57,7 @@ impl Transform for StoreRefundsTransform {
         ctx: &NodeContext,
     ) -> Result<Batch, NodeError> {
         let refunds = batch.iter().map(record_refund).collect::<Result<Vec<_>, _>>().map_err(NodeError::permanent)?;
-        let outcome = ctx.store.save_refunds(&refunds, cursors).await?;
+        let (batch, _, outcome) = save_or_set_aside(ctx, batch, refunds, cursors).await?;
         tracing::debug!(node_id = %ctx.node_id, ?outcome, cursors = cursors.len(), "Refunds stored.");
         Ok(batch)
     }
@@ -96,5 +101,40 @@ mod tests {
         let broken = Record::from_value(json!({"refund_id": 7, "status": "X"})).unwrap();
         let error = node.process(vec![broken], &ctx).await.unwrap_err();
         assert!(error.message.contains("refund_id 7") && error.message.contains("not a refund"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_refund_the_database_refuses_is_set_aside_and_the_rest_stored_with_the_cursor() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let ctx = crate::nodes::testing::node_ctx(&store, crate::flow::OnError::Fail);
+        let Built::Transform(mut node) = StoreRefunds::build(StoreRefundsSettings {}, &build_ctx()).unwrap() else {
+            panic!("a transform")
+        };
+        let refund = |id: i64, status: &str| {
+            Record::from_value(json!({"platform": "taobao", "shop": "s", "refund_id": id, "tid": 1, "oid": 2,
+                "status": status, "refund_fee": "1.00", "created": "2026-11-01T00:00:00Z",
+                "modified": "2026-11-01T00:00:05Z", "raw": {}}))
+            .unwrap()
+        };
+        let cursor = Cursor {
+            platform: "taobao".into(),
+            shop: "s".into(),
+            stream: "refunds.increment".into(),
+            value: json!({"modified_until": "2026-11-01T00:30:00Z"}),
+        };
+        let batch = vec![refund(1, "SUCCESS"), refund(2, &"X".repeat(65)), refund(3, "CLOSED")];
+        let out = node.process_through(batch, std::slice::from_ref(&cursor), &ctx).await.unwrap();
+        assert_eq!(out.iter().map(|r| r.fields["refund_id"].clone()).collect::<Vec<_>>(), [json!(1), json!(3)]);
+        let stored: Vec<i64> = store.stored_refunds("taobao", "s").await.unwrap().iter().map(|r| r.refund_id).collect();
+        assert_eq!(stored, [1, 3]);
+        assert_eq!(store.load_cursor("taobao", "s", "refunds.increment").await.unwrap(), Some(cursor.value));
+        let letters = store.dead_letters("test-run").await.unwrap();
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].record["refund_id"], 2);
+        assert!(
+            letters[0].reason.starts_with("refund 2 could not be stored: invalid value for"),
+            "{}",
+            letters[0].reason
+        );
     }
 }

@@ -16,8 +16,8 @@ use crate::engine::{Emitter, NodeContext, NodeStats, Output, Packet};
 use crate::flow::OnError;
 use crate::platforms::guard::ShopGuard;
 use crate::platforms::{
-    ErrorKind, Money, Order, Page, PageRequest, ParcelTrace, Platform, PlatformError, PlatformMessage, Refund,
-    TimeWindow,
+    ErrorKind, Money, Order, OrderItem, Page, PageRequest, ParcelTrace, Platform, PlatformError, PlatformMessage,
+    Refund, Rejected, TimeWindow,
 };
 use crate::record::{Batch, Record};
 use crate::script::{Limits, Sandbox};
@@ -126,6 +126,16 @@ pub(crate) struct FakeShop {
     pub(crate) messages: Mutex<BTreeMap<i64, PlatformMessage>>,
     /// Every message id confirmed, in call order.
     pub(crate) confirmed: Mutex<Vec<i64>>,
+    /// Records every first page of a listing also carries, as the connector
+    /// could not read them.
+    pub(crate) rejects: Mutex<Vec<Rejected>>,
+    /// Orders every first page of a listing also carries whatever the window
+    /// asked for: impossible times.
+    pub(crate) strays: Mutex<Vec<Order>>,
+    /// The line oids of orders, by tid; an order not here has no lines.
+    pub(crate) oids: Mutex<BTreeMap<i64, Vec<i64>>>,
+    /// Orders whose detail the connector cannot read ([`ErrorKind::BadRecord`]).
+    pub(crate) bad_details: Mutex<Vec<i64>>,
     guard: ShopGuard,
 }
 
@@ -144,6 +154,10 @@ impl FakeShop {
             windows: Mutex::default(),
             messages: Mutex::default(),
             confirmed: Mutex::default(),
+            rejects: Mutex::default(),
+            strays: Mutex::default(),
+            oids: Mutex::default(),
+            bad_details: Mutex::default(),
             guard: ShopGuard::standalone("taobao", "fake-key", "s", std::num::NonZeroU32::MAX),
         })
     }
@@ -183,18 +197,26 @@ impl FakeShop {
         }
         let listed = listed(&orders);
         let size = page.page_size as usize;
-        let items = listed
+        let oids = self.oids.lock().expect("not poisoned");
+        let mut items: Vec<Order> = listed
             .iter()
             .skip((page.page_no as usize - 1) * size)
             .take(size)
-            .map(|(_, tid)| fake_order(*tid, orders[tid]))
+            .map(|(_, tid)| Order {
+                items: oids.get(tid).into_iter().flatten().map(|&oid| fake_item(oid)).collect(),
+                ..fake_order(*tid, orders[tid])
+            })
             .collect();
+        let first = page.page_no == 1;
+        if first {
+            items.extend(self.strays.lock().expect("not poisoned").iter().cloned());
+        }
         let total = listed.len() as u64;
         Page {
             items,
             total: Some(total),
             has_next: u64::from(page.page_no) * u64::from(page.page_size) < total,
-            rejected: Vec::new(),
+            rejected: if first { self.rejects.lock().expect("not poisoned").clone() } else { Vec::new() },
         }
     }
 }
@@ -215,6 +237,22 @@ pub(crate) fn fake_order(tid: i64, (created, modified): (DateTime<Utc>, DateTime
         step_trade_status: None,
         items: Vec::new(),
         raw: Json::Null,
+    }
+}
+
+/// One line of a fake order: one piece at 1.00.
+pub(crate) fn fake_item(oid: i64) -> OrderItem {
+    OrderItem {
+        oid,
+        num_iid: None,
+        sku_id: None,
+        outer_sku_id: None,
+        title: None,
+        num: 1,
+        price: Money(100),
+        payment: Money(100),
+        refund_status: None,
+        refund_id: None,
     }
 }
 
@@ -276,6 +314,14 @@ impl Platform for FakeShop {
     /// The order with its address in `raw`, the one field listings lack.
     async fn order_detail(&self, tid: i64, _: &[String]) -> Result<Option<Order>, PlatformError> {
         self.details.fetch_add(1, AtomicOrdering::SeqCst);
+        if self.bad_details.lock().expect("not poisoned").contains(&tid) {
+            return Err(PlatformError {
+                kind: ErrorKind::BadRecord,
+                method: "taobao.trade.fullinfo.get".into(),
+                message: format!("trade {tid}: created is empty"),
+                request_id: None,
+            });
+        }
         let times = self.orders.lock().expect("not poisoned").get(&tid).copied();
         Ok(times.map(|times| Order {
             raw: serde_json::json!({"tid": tid, "receiver_address": "1 Road"}),

@@ -35,14 +35,15 @@ pub enum StoreError {
         source: sqlx::migrate::MigrateError,
     },
 
-    /// A statement failed; `action` says what the store was doing.
-    #[error("database error while {action}")]
+    /// A statement failed; `action` says what the store was doing, then the
+    /// driver's own message (the constraint, the column), shown here once
+    /// rather than as a separate cause.
+    #[error("database error while {action}: {}", driver_message(driver))]
     Database {
         /// What the store was doing, e.g. `upserting rows into orders`.
         action: String,
         /// What the driver reported.
-        #[source]
-        source: sqlx::Error,
+        driver: sqlx::Error,
     },
 
     /// A [`TableSpec`](super::TableSpec) is not usable; the message names what is wrong.
@@ -75,13 +76,23 @@ pub enum StoreError {
     /// inserted.
     #[error("run {0} does not exist")]
     RunNotFound(String),
+
+    /// A dead letter cannot be replayed or discarded; the message says why
+    /// (no such letter, not open, not a record the store can save).
+    #[error("dead letter {id}: {reason}")]
+    DeadLetter {
+        /// The letter's id.
+        id: i64,
+        /// Why not.
+        reason: String,
+    },
 }
 
 impl StoreError {
     /// Wraps a driver error with what the store was doing.
     pub(crate) fn db(action: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
         let action = action.into();
-        move |source| StoreError::Database { action, source }
+        move |driver| StoreError::Database { action, driver }
     }
 
     /// True when trying again later may succeed: the database was unreachable, the
@@ -92,7 +103,7 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Connect { .. } => true,
-            StoreError::Database { source, .. } => is_transient_sqlx(source),
+            StoreError::Database { driver, .. } => is_transient_sqlx(driver),
             StoreError::Migrate { source, .. } => match source {
                 sqlx::migrate::MigrateError::Execute(source) => is_transient_sqlx(source),
                 _ => false,
@@ -101,7 +112,8 @@ impl StoreError {
             | StoreError::InvalidSpec(_)
             | StoreError::InvalidRow { .. }
             | StoreError::InvalidValue { .. }
-            | StoreError::RunNotFound(_) => false,
+            | StoreError::RunNotFound(_)
+            | StoreError::DeadLetter { .. } => false,
         }
     }
 
@@ -111,9 +123,23 @@ impl StoreError {
     /// realworld-axum-sqlx's `on_constraint` does.
     pub fn is_constraint_violation(&self) -> bool {
         match self {
-            StoreError::Database { source: sqlx::Error::Database(db), .. } => !matches!(db.kind(), ErrorKind::Other),
+            StoreError::Database { driver: sqlx::Error::Database(db), .. } => !matches!(db.kind(), ErrorKind::Other),
             _ => false,
         }
+    }
+}
+
+/// What the driver said, without sqlx's "error returned from database" prefix,
+/// naming the constraint when the database gives its name apart (PostgreSQL).
+fn driver_message(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(db) => match db.constraint() {
+            Some(constraint) if !db.message().contains(constraint) => {
+                format!("{} (constraint {constraint})", db.message())
+            }
+            _ => db.message().to_owned(),
+        },
+        other => other.to_string(),
     }
 }
 

@@ -33,7 +33,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 use sqlx::{AnyConnection, AnyPool, Connection};
 
-pub use dead_letters::DeadLetter;
+pub use dead_letters::{DeadLetter, DeadLetterState, StoredDeadLetter};
 pub use error::{StoreError, redact_url};
 pub use health::{Alert, Anomaly, AppBan, Booking, BreakerRow, NewAlert, NewAnomaly, Reauth, Reconciliation};
 pub use leases::{Lease, LeaseRecord};

@@ -1,5 +1,6 @@
-//! What the web page and `/metrics` read that no node needs: every flow's
-//! cursor of a stream (for the sync lag) and the latest restock suggestions.
+//! What the web page, `/metrics` and `orderflow status` read that no node
+//! needs: every flow's cursor of a stream (for the sync lag), the latest
+//! restock suggestions and the open dead letters of each flow.
 
 use super::dialect::{self, DbText};
 use super::error::StoreError;
@@ -49,5 +50,19 @@ impl Store {
             Some((run_id,)) => self.restock_suggestions(&run_id.0).await,
             None => Ok(Vec::new()),
         }
+    }
+
+    /// How many dead letters each flow has open, by flow name (byte order);
+    /// flows with none are left out.
+    pub async fn open_dead_letters_per_flow(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let sql = format!(
+            "SELECT flow, COUNT(*) FROM dead_letters WHERE state = 'open' GROUP BY flow ORDER BY flow{}",
+            dialect::sort_text(self.backend)
+        );
+        let rows: Vec<(DbText, i64)> = sqlx::query_as(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db("counting the open dead letters of each flow"))?;
+        Ok(rows.into_iter().map(|(flow, count)| (flow.0, u64::try_from(count).unwrap_or_default())).collect())
     }
 }

@@ -127,7 +127,7 @@ impl CreatedReader<'_> {
             match sync::call_platform(ctx, self.platform, || self.platform.orders_created(window, page, self.fields))
                 .await
             {
-                Ok(page) => return Ok(page),
+                Ok(page) => return self.keep_readable(ctx, window, page).await,
                 Err(CallFailure::Overloaded(error)) if waits < MAX_OVERLOAD_WAITS => {
                     waits += 1;
                     sync::wait_out_overload(ctx, &error, self.overload_wait).await?;
@@ -135,5 +135,28 @@ impl CreatedReader<'_> {
                 Err(failure) => return Err(failure.into()),
             }
         }
+    }
+
+    /// The page without the records set aside (see [`sync::keep_readable`]).
+    /// A page with records, every one set aside, and more pages after it
+    /// fails the node: paging goes by the times of the records kept, and
+    /// without any it would take the window as read and skip those pages.
+    async fn keep_readable(
+        &self,
+        ctx: &NodeContext,
+        window: TimeWindow,
+        page: Page<Order>,
+    ) -> Result<Page<Order>, NodeError> {
+        let listed = page.items.len() + page.rejected.len();
+        let by_created = sync::ListedBy { field: "created", time: |order: &Order| order.created };
+        let page = sync::keep_readable(ctx, self.platform, "orders_created", window, by_created, page).await?;
+        if listed > 0 && page.items.is_empty() && page.has_next {
+            return Err(NodeError::permanent(format!(
+                "every one of the {listed} orders of a page created from {} to {} was set aside as a dead letter; \
+                 stopping rather than skipping the pages after it",
+                window.start, window.end
+            )));
+        }
+        Ok(page)
     }
 }

@@ -3,12 +3,17 @@
 //! classified retries (`call_platform`), durations written as `30m` in
 //! settings; reading orders by creation time (`by_created`: backfills, full
 //! pulls, reconcile) and windows by modification time (`by_modified`:
-//! increments and refunds), and the circuit breaker (`breaker`).
+//! increments and refunds), the circuit breaker (`breaker`), and setting
+//! aside the records a platform sent that cannot be read or stored
+//! (`set_aside`).
 
 pub mod breaker;
 pub mod by_created;
 pub mod by_modified;
 pub mod progress;
+pub mod set_aside;
+
+pub use set_aside::{ListedBy, keep_readable, set_aside_unreadable};
 
 use std::borrow::Cow;
 use std::fmt;

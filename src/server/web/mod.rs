@@ -186,6 +186,7 @@ async fn overview(State(shared): State<Arc<Shared>>) -> Result<Html<String>, Pag
         runs: store.recent_runs(None, RECENT_RUNS).await?,
         health: Health::load(store, Utc::now()).await?,
         restock: store.latest_restock_suggestions().await?,
+        open_dead_letters: store.open_dead_letters_per_flow().await?.into_iter().collect(),
     };
     Ok(Html(pages::overview(&data)))
 }

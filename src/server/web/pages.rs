@@ -25,6 +25,8 @@ pub struct Overview {
     pub health: Health,
     /// The latest restock suggestions.
     pub restock: Vec<RestockSuggestion>,
+    /// How many dead letters each flow has open (`orderflow dead-letters`).
+    pub open_dead_letters: HashMap<String, u64>,
 }
 
 /// `/`: flows, health, restock suggestions, recent runs.
@@ -45,12 +47,13 @@ pub fn overview(data: &Overview) -> String {
                 cell(&if running.is_empty() { "no".to_owned() } else { running.join(", ") }),
                 cell(&time(entry.loaded_at)),
                 raw(errors(&entry.errors)),
+                num(data.open_dead_letters.get(&name).copied().unwrap_or(0)),
             ]
         })
         .collect();
     body.push_str(&table(
         "flows",
-        &["flow", "file", "trigger", "shops", "next run", "running now", "loaded", "load errors"],
+        &["flow", "file", "trigger", "shops", "next run", "running now", "loaded", "load errors", "open dead letters"],
         &flows,
         "No flow is loaded.",
     ));
