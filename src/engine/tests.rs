@@ -438,3 +438,32 @@ async fn behind_a_fan_out_a_cursor_waits_for_every_branch() {
         assert!(received >= covered, "cursor {batch} committed after {received} records, before {covered}");
     }
 }
+
+/// A run under a lease another worker has taken over writes nothing: not its
+/// table rows, not even the dead letters its `on_error` would keep, and fails
+/// naming the lease. Under the current lease the same flow writes.
+#[tokio::test]
+async fn a_run_whose_lease_was_taken_over_writes_nothing() {
+    let h = Harness::new().await;
+    h.write("in.jsonl", &jsonl(10));
+    let flow = h.flow(
+        "flow: fenced\nnodes:\n  a: {use: read_jsonl, with: {path: in.jsonl}}\n  check:\n    use: script\n    input: a\n    on_error: dead_letter\n    with: {source: 'if record.n == 3 { throw \"bad\"; }'}\n  keep:\n    use: store\n    input: check\n    on_error: skip\n    with: {table: kept, key: [n], columns: {n: integer}}\n",
+    );
+    let engine = Engine::new(h.registry.clone(), h.build.clone(), h.store.clone(), EngineOptions::default());
+    let stale = h.store.claim_lease("fenced", "", "worker-a", Duration::from_millis(1)).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let current = h.store.claim_lease("fenced", "", "worker-b", Duration::from_secs(30)).await.unwrap().unwrap();
+
+    let report = engine.run_fenced(&flow, "test", CancellationToken::new(), stale).await.unwrap();
+    assert_eq!(report.status, RunStatus::Failed, "{report:?}");
+    let error = report.error.clone().unwrap_or_default();
+    assert!(error.contains("fenced off") && error.contains("epoch 2, claimed by worker-b"), "{error}");
+    assert!(h.store.dead_letters(&report.run_id).await.unwrap().is_empty(), "the dead letter was fenced too");
+    let recorded = h.store.run(&report.run_id).await.unwrap().unwrap();
+    assert_eq!((recorded.status, recorded.error), (RunStatus::Failed, report.error.clone()), "the run is recorded");
+
+    let report = engine.run_fenced(&flow, "test", CancellationToken::new(), current).await.unwrap();
+    assert_eq!(report.status, RunStatus::Partial, "{report:?}");
+    assert_eq!(h.store.dead_letters(&report.run_id).await.unwrap().len(), 1);
+    assert_eq!(Harness::node(&report, "keep").records_out, 9);
+}

@@ -417,7 +417,8 @@ async fn run_under_lease(context: RunContext, flow: Arc<Flow>, key: SlotKey, kin
     };
     let run_cancel = context.cancel_runs.child_token();
     let renewer = tokio::spawn(keep_renewed(context.leases.clone(), lease.clone(), context.ttl, run_cancel.clone()));
-    let result = context.engine.run(&flow.for_shop(key.1.clone()), kind.as_str(), run_cancel).await;
+    let result =
+        context.engine.run_fenced(&flow.for_shop(key.1.clone()), kind.as_str(), run_cancel, lease.clone()).await;
     renewer.abort();
     if let Err(error) = result {
         tracing::error!(flow = %flow.name, shop, %error, "The run could not be recorded.");

@@ -75,6 +75,34 @@ pub enum StoreError {
     /// inserted.
     #[error("run {0} does not exist")]
     RunNotFound(String),
+
+    /// A write of a run under a lease found the lease no longer its own: the
+    /// process stalled past it and another worker took the (flow, shop) over.
+    /// Nothing of the transaction was written, and no later write of the run
+    /// can be.
+    #[error(
+        "fenced off: the lease of flow {flow} for shop {shop:?} was taken over ({}), \
+         and this run held epoch {epoch}; nothing was written",
+        describe_holder(holder.as_ref())
+    )]
+    Fenced {
+        /// The flow's name.
+        flow: String,
+        /// The shop, `""` for a flow without one.
+        shop: String,
+        /// The epoch of the run's lease.
+        epoch: i64,
+        /// Who holds the lease now, and at which epoch; `None` when the row
+        /// is gone.
+        holder: Option<(String, i64)>,
+    },
+}
+
+fn describe_holder(holder: Option<&(String, i64)>) -> String {
+    match holder {
+        Some((worker, epoch)) => format!("now epoch {epoch}, claimed by {worker}"),
+        None => "its row is gone".to_owned(),
+    }
 }
 
 impl StoreError {
@@ -101,7 +129,8 @@ impl StoreError {
             | StoreError::InvalidSpec(_)
             | StoreError::InvalidRow { .. }
             | StoreError::InvalidValue { .. }
-            | StoreError::RunNotFound(_) => false,
+            | StoreError::RunNotFound(_)
+            | StoreError::Fenced { .. } => false,
         }
     }
 
