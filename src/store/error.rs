@@ -81,8 +81,8 @@ pub enum StoreError {
     /// Nothing of the transaction was written, and no later write of the run
     /// can be.
     #[error(
-        "fenced off: the lease of flow {flow} for shop {shop:?} was taken over ({}), \
-         and this run held epoch {epoch}; nothing was written",
+        "fenced off: the lease of flow {flow} for shop {shop:?} was taken over ({}) since this run \
+         claimed epoch {epoch}; its writes are refused",
         describe_holder(holder.as_ref())
     )]
     Fenced {
