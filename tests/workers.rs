@@ -12,10 +12,11 @@ use orderflow::engine::node::{ErrorClass, Halt, NodeError};
 use orderflow::platforms::{Order, Refund};
 use orderflow::sim::{SimConfig, SimHandle};
 use orderflow::store::{
-    AppBan, BreakerRow, ColumnKind, ColumnSpec, Cursor, DeadLetter, NewAlert, NewAnomaly, OrderLine, ParcelCheck,
-    Reconciliation, RunRecord, RunStart, SqlValue, StockChange, Store, StoreError, StoredOrder, TableSpec,
+    AppBan, Backend, BreakerRow, ColumnKind, ColumnSpec, Cursor, DeadLetter, NewAlert, NewAnomaly, OrderLine,
+    ParcelCheck, Reconciliation, RunRecord, RunStart, SqlValue, StockChange, Store, StoreError, StoredOrder, TableSpec,
 };
 use serde_json::json;
+use sqlx::{AnyConnection, Connection};
 
 /// A port nobody listens on now (the OS picks it; the process binds it a
 /// moment later).
@@ -190,6 +191,51 @@ async fn a_write_under_a_stale_epoch_is_refused_and_one_under_the_current_epoch_
         store.save_orders(&[order(3)], &[]).await.unwrap_or_else(|e| panic!("{label}: {e}"));
         assert_eq!(tids(store.stored_orders("taobao", "s1").await.unwrap()), [1, 2, 3], "{label}");
         assert_eq!(store.load_cursor("taobao", "s1", "orders.increment").await.unwrap(), Some(json!(2)), "{label}");
+        test.cleanup().await;
+    }
+}
+
+/// The fence holds until its transaction commits: a claim made while a fenced
+/// write is under way waits for it, so the write lands under the lease it
+/// checked, and the next write of the old holder is refused. (PostgreSQL and
+/// MySQL; SQLite has one writer at a time.) The test holds a lock on an order
+/// row the write needs, to keep the write's transaction open.
+#[tokio::test]
+async fn a_claim_waits_for_the_fenced_write_under_way() {
+    for test in support::test_stores().await {
+        let (store, label) = (&test.store, test.label);
+        if store.backend() == Backend::Sqlite {
+            test.cleanup().await;
+            continue;
+        }
+        store.save_orders(&[order(1)], &[]).await.unwrap();
+        let a = store.claim_lease("sync", "s1", "worker-a", Duration::from_millis(1)).await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let under_a = store.fenced(a);
+
+        let mut holder = AnyConnection::connect(&test.url).await.unwrap();
+        let mut row_lock = holder.begin().await.unwrap();
+        sqlx::query("SELECT tid FROM orders WHERE tid = 1 FOR UPDATE").execute(&mut *row_lock).await.unwrap();
+        let write = tokio::spawn({
+            let under_a = under_a.clone();
+            async move { under_a.save_orders(&[order(1)], &[cursor(7)]).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let claim = tokio::spawn({
+            let store = store.clone();
+            async move { store.claim_lease("sync", "s1", "worker-b", Duration::from_secs(30)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!write.is_finished() && !claim.is_finished(), "{label}: the claim waits for the fenced write");
+
+        row_lock.rollback().await.unwrap();
+        write.await.unwrap().unwrap_or_else(|e| panic!("{label}: the write checked its lease before the claim: {e}"));
+        let b = claim.await.unwrap().unwrap().expect("the claim goes through after the write");
+        assert_eq!(b.epoch, 2, "{label}");
+        assert_eq!(store.load_cursor("taobao", "s1", "orders.increment").await.unwrap(), Some(json!(7)), "{label}");
+        let late = under_a.save_orders(&[order(2)], &[]).await;
+        assert!(matches!(late, Err(StoreError::Fenced { .. })), "{label}: {late:?}");
+        holder.close().await.unwrap();
         test.cleanup().await;
     }
 }
