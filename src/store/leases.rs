@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-
 use sqlx::AnyConnection;
 
 use super::Store;
@@ -115,11 +114,6 @@ impl Store {
     /// another took its (flow, shop) over.
     pub fn fenced(&self, lease: Lease) -> Store {
         Store { fence: Some(Arc::new(lease)), ..self.clone() }
-    }
-
-    /// The lease this store is fenced by, if it is.
-    pub fn fence(&self) -> Option<&Lease> {
-        self.fence.as_deref()
     }
 
     /// Whether the fence still holds, read outside any write: `Ok` for a store

@@ -200,7 +200,7 @@ impl Store {
     /// refused with [`StoreError::Fenced`] when another worker claimed the lease
     /// since. A claim waits for the lock, so no takeover can come between the
     /// check and the commit. See [`dialect::begin_write`] for how it begins.
-    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+    async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
         let begun = match dialect::begin_write(self.backend) {
             Some(statement) => self.pool.begin_with(statement).await,
             None => self.pool.begin().await,
@@ -214,7 +214,7 @@ impl Store {
 
     /// Runs one writing statement: on its own, or, in a fenced store, in a
     /// transaction of [`Store::begin_write`]. `action` names it in errors.
-    pub(crate) async fn execute_write<'q>(
+    async fn execute_write<'q>(
         &self,
         query: Query<'q, Any, AnyArguments<'q>>,
         action: impl Into<String>,
