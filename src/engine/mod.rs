@@ -31,7 +31,7 @@ pub(crate) use context::{NodeStats, Output, Packet};
 
 use crate::flow::{Flow, NodeSpec, OnError};
 use crate::record::Record;
-use crate::store::{NodeRunRecord, NodeStatus, RunFinish, RunStart, RunStatus, Store, StoreError};
+use crate::store::{Lease, NodeRunRecord, NodeStatus, RunFinish, RunStart, RunStatus, Store, StoreError};
 use node::{BuildContext, Built, ErrorClass, Halt, Registry};
 
 /// Tuning of the executor.
@@ -114,6 +114,33 @@ impl Engine {
     /// Runs `flow` once. `trigger` says why (`manual`, `schedule`, …);
     /// cancelling `cancel` stops the run (it is then recorded `cancelled`).
     pub async fn run(&self, flow: &Flow, trigger: &str, cancel: CancellationToken) -> Result<RunReport, EngineError> {
+        self.run_on(flow, trigger, cancel, self.store.clone()).await
+    }
+
+    /// Runs `flow` once under `lease`, as [`Engine::run`] does, with every write
+    /// its nodes make fenced by the lease ([`Store::fenced`]): once another
+    /// worker has taken the lease over, the run's next write is refused, the run
+    /// stops and is recorded `failed` with the reason. A run cancelled because
+    /// its lease was lost (`cancel`) is recorded `cancelled` with that reason.
+    /// The run's own record is not fenced.
+    pub async fn run_fenced(
+        &self,
+        flow: &Flow,
+        trigger: &str,
+        cancel: CancellationToken,
+        lease: Lease,
+    ) -> Result<RunReport, EngineError> {
+        self.run_on(flow, trigger, cancel, self.store.fenced(lease)).await
+    }
+
+    /// Runs `flow` with its nodes writing through `nodes_store`.
+    async fn run_on(
+        &self,
+        flow: &Flow,
+        trigger: &str,
+        cancel: CancellationToken,
+        nodes_store: Store,
+    ) -> Result<RunReport, EngineError> {
         let run_id = uuid::Uuid::now_v7().to_string();
         let started = Instant::now();
         self.store
@@ -130,14 +157,21 @@ impl Engine {
             "Run started.");
 
         let run_cancel = cancel.child_token();
-        let mut main = self.run_graph(flow, &flow.nodes, &run_id, None, run_cancel.clone()).await;
+        let mut main = self.run_graph(flow, &flow.nodes, &run_id, None, &nodes_store, run_cancel.clone()).await;
         let mut nodes = main.nodes;
         let externally_cancelled = cancel.is_cancelled();
         if main.fatal.is_none() {
             main.fatal = match &main.halted {
-                Some((Halt::NeedsReauth, reason)) => Some(reason.clone()),
+                Some((Halt::NeedsReauth | Halt::LeaseLost, reason)) => Some(reason.clone()),
                 _ => None,
             };
+        }
+        if externally_cancelled
+            && main.fatal.is_none()
+            && let Err(lost @ StoreError::Fenced { .. }) = nodes_store.check_fence().await
+        {
+            // Cancelled by the renewal that found the lease taken over.
+            main.fatal = Some(lost.to_string());
         }
         let status = if externally_cancelled {
             RunStatus::Cancelled
@@ -158,7 +192,9 @@ impl Engine {
                 "error": main.fatal,
             }))
             .unwrap_or_default();
-            let handlers = self.run_graph(flow, &flow.error_nodes, &run_id, Some(failure), cancel.child_token()).await;
+            let handlers = self
+                .run_graph(flow, &flow.error_nodes, &run_id, Some(failure), &nodes_store, cancel.child_token())
+                .await;
             if let Some(error) = &handlers.fatal {
                 tracing::error!(flow = %flow.name, run_id = %run_id, %error, "Error handler failed.");
             }
@@ -196,14 +232,16 @@ impl Engine {
         })
     }
 
-    /// Builds, wires and runs `specs`; `seed`, when given, is the one record
-    /// fed to every node without inputs (the failure record for `errors:`).
+    /// Builds, wires and runs `specs`, writing through `store`; `seed`, when
+    /// given, is the one record fed to every node without inputs (the failure
+    /// record for `errors:`).
     async fn run_graph(
         &self,
         flow: &Flow,
         specs: &[NodeSpec],
         run_id: &str,
         seed: Option<Record>,
+        store: &Store,
         cancel: CancellationToken,
     ) -> GraphOutcome {
         let mut receivers: HashMap<&str, mpsc::Receiver<Packet>> = HashMap::new();
@@ -256,7 +294,7 @@ impl Engine {
                 node_id: spec.id.clone(),
                 run_id: run_id.to_owned(),
                 flow: flow.name.clone(),
-                store: self.store.clone(),
+                store: store.clone(),
                 cancel: cancel.clone(),
                 batch_size: self.options.batch_size,
                 on_error: spec.on_error,
@@ -281,10 +319,11 @@ impl Engine {
                 if let Err(error) = &result {
                     // A halted source just stops: what it sent before is
                     // delivered and committed downstream. A halted transform
-                    // cannot let records pass, so the run stops.
+                    // cannot let records pass, and a lost lease lets nothing
+                    // more be written, so the run stops.
                     let cancels = match error.class {
                         ErrorClass::Cancelled => false,
-                        ErrorClass::Halted(_) => !is_source,
+                        ErrorClass::Halted(halt) => !is_source || halt == Halt::LeaseLost,
                         _ => spec.on_error == OnError::Fail,
                     };
                     if cancels {
@@ -341,7 +380,7 @@ impl Engine {
                     Some(Err(e)) if e.class == ErrorClass::Halted(Halt::Paused) => {
                         (NodeStatus::Paused, Some(e.message))
                     }
-                    Some(Err(e)) if e.class == ErrorClass::Halted(Halt::NeedsReauth) => {
+                    Some(Err(e)) if matches!(e.class, ErrorClass::Halted(Halt::NeedsReauth | Halt::LeaseLost)) => {
                         (NodeStatus::Failed, Some(e.message))
                     }
                     Some(Err(e)) if spec.on_error == OnError::Fail => (NodeStatus::Failed, Some(e.message)),

@@ -101,7 +101,7 @@ pub enum ErrorClass {
     /// The run was cancelled while the node worked.
     Cancelled,
     /// The node stopped the run on purpose: the platform cannot be called
-    /// for now. Never retried, never skipped or dead-lettered record by
+    /// for now, or the run may no longer write. Never retried, never skipped or dead-lettered record by
     /// record (the records are not at fault); cursors stay at the last
     /// window committed.
     Halted(Halt),
@@ -115,6 +115,9 @@ pub enum Halt {
     Paused,
     /// A person must act (the seller must authorise again): the run fails.
     NeedsReauth,
+    /// Another worker took the run's lease over (this process stalled past
+    /// it): the run may write nothing more, so it stops and fails.
+    LeaseLost,
 }
 
 /// A node's failure.
@@ -162,7 +165,13 @@ impl NodeError {
 
 impl From<crate::store::StoreError> for NodeError {
     fn from(error: crate::store::StoreError) -> Self {
-        if error.is_transient() { Self::transient(error.to_string()) } else { Self::permanent(error.to_string()) }
+        if matches!(error, crate::store::StoreError::Fenced { .. }) {
+            Self::halted(Halt::LeaseLost, error.to_string())
+        } else if error.is_transient() {
+            Self::transient(error.to_string())
+        } else {
+            Self::permanent(error.to_string())
+        }
     }
 }
 

@@ -473,7 +473,8 @@ async fn bad_records_are_set_aside_while_the_page_is_stored_and_the_cursor_moves
     assert_eq!(report.status, RunStatus::Partial, "{report:?}");
     let stored: Vec<i64> = h.store.stored_orders("taobao", "s").await.unwrap().iter().map(|o| o.tid).collect();
     assert_eq!(stored, [1, 2, 4, 5, 99], "the rest of the page is stored");
-    let cursor = h.store.load_cursor("taobao", "s", crate::sync::INCREMENT_STREAM).await.unwrap();
+    let stream = crate::sync::flow_stream(crate::sync::INCREMENT_STREAM, "shop-sync", "changed");
+    let cursor = h.store.load_cursor("taobao", "s", &stream).await.unwrap();
     let until = cursor.as_ref().and_then(crate::sync::modified_until).expect("the cursor moved");
     assert!(until > at, "cursor {until} is past the orders read");
 
@@ -507,4 +508,33 @@ async fn bad_records_are_set_aside_while_the_page_is_stored_and_the_cursor_moves
     let replayed = h.store.dead_letter(id_of(3)).await.unwrap().unwrap();
     assert_eq!(replayed.state, DeadLetterState::Replayed);
     assert_eq!(h.store.open_dead_letters_per_flow().await.unwrap(), [("shop-sync".to_owned(), 2)]);
+}
+
+/// A run under a lease another worker has taken over writes nothing: not its
+/// table rows, not even the dead letters its `on_error` would keep, and fails
+/// naming the lease. Under the current lease the same flow writes.
+#[tokio::test]
+async fn a_run_whose_lease_was_taken_over_writes_nothing() {
+    let h = Harness::new().await;
+    h.write("in.jsonl", &jsonl(10));
+    let flow = h.flow(
+        "flow: fenced\nnodes:\n  a: {use: read_jsonl, with: {path: in.jsonl}}\n  check:\n    use: script\n    input: a\n    on_error: dead_letter\n    with: {source: 'if record.n == 3 { throw \"bad\"; }'}\n  keep:\n    use: store\n    input: check\n    on_error: skip\n    with: {table: kept, key: [n], columns: {n: integer}}\n",
+    );
+    let engine = Engine::new(h.registry.clone(), h.build.clone(), h.store.clone(), EngineOptions::default());
+    let stale = h.store.claim_lease("fenced", "", "worker-a", Duration::from_millis(1)).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let current = h.store.claim_lease("fenced", "", "worker-b", Duration::from_secs(30)).await.unwrap().unwrap();
+
+    let report = engine.run_fenced(&flow, "test", CancellationToken::new(), stale).await.unwrap();
+    assert_eq!(report.status, RunStatus::Failed, "{report:?}");
+    let error = report.error.clone().unwrap_or_default();
+    assert!(error.contains("fenced off") && error.contains("epoch 2, claimed by worker-b"), "{error}");
+    assert!(h.store.dead_letters(&report.run_id).await.unwrap().is_empty(), "the dead letter was fenced too");
+    let recorded = h.store.run(&report.run_id).await.unwrap().unwrap();
+    assert_eq!((recorded.status, recorded.error), (RunStatus::Failed, report.error.clone()), "the run is recorded");
+
+    let report = engine.run_fenced(&flow, "test", CancellationToken::new(), current).await.unwrap();
+    assert_eq!(report.status, RunStatus::Partial, "{report:?}");
+    assert_eq!(h.store.dead_letters(&report.run_id).await.unwrap().len(), 1);
+    assert_eq!(Harness::node(&report, "keep").records_out, 9);
 }

@@ -391,7 +391,8 @@ fn flow_files(dir: &Path) -> Result<BTreeMap<PathBuf, String>, ServeError> {
 
 /// Runs `flow` for the shop of `key` once a run permit is free and this
 /// worker can claim the lease, renewing it every third of its length; a lease
-/// lost to another worker cancels the run. The lease is released only after
+/// lost to another worker cancels the run, and fences its writes meanwhile
+/// ([`Engine::run_fenced`]). The lease is released only after
 /// the run is recorded finished, so runs of one (flow, shop) never overlap in
 /// the runs table. Returns `key` for the loop to mark the slot finished.
 async fn run_under_lease(context: RunContext, flow: Arc<Flow>, key: SlotKey, kind: FireKind) -> SlotKey {
@@ -417,7 +418,8 @@ async fn run_under_lease(context: RunContext, flow: Arc<Flow>, key: SlotKey, kin
     };
     let run_cancel = context.cancel_runs.child_token();
     let renewer = tokio::spawn(keep_renewed(context.leases.clone(), lease.clone(), context.ttl, run_cancel.clone()));
-    let result = context.engine.run(&flow.for_shop(key.1.clone()), kind.as_str(), run_cancel).await;
+    let result =
+        context.engine.run_fenced(&flow.for_shop(key.1.clone()), kind.as_str(), run_cancel, lease.clone()).await;
     renewer.abort();
     if let Err(error) = result {
         tracing::error!(flow = %flow.name, shop, %error, "The run could not be recorded.");

@@ -153,16 +153,14 @@ impl Store {
             "INSERT INTO dead_letters (run_id, flow, node_id, record, reason, created_at, state) \
              VALUES (?, ?, ?, ?, ?, ?, 'open')",
         );
-        sqlx::query(&sql)
+        let query = sqlx::query(&sql)
             .bind(&letter.run_id)
             .bind(&letter.flow)
             .bind(&letter.node_id)
             .bind(record)
             .bind(&letter.reason)
-            .bind(timestamp_text(letter.created_at))
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::db(format!("inserting a dead letter for run {}", letter.run_id)))?;
+            .bind(timestamp_text(letter.created_at));
+        self.execute_write(query, format!("inserting a dead letter for run {}", letter.run_id)).await?;
         Ok(true)
     }
 

@@ -86,6 +86,33 @@ pub enum StoreError {
         /// Why not.
         reason: String,
     },
+    /// A write of a run under a lease found the lease no longer its own: the
+    /// process stalled past it and another worker took the (flow, shop) over.
+    /// Nothing of the transaction was written, and no later write of the run
+    /// can be.
+    #[error(
+        "fenced off: the lease of flow {flow} for shop {shop:?} was taken over ({}) since this run \
+         claimed epoch {epoch}; its writes are refused",
+        describe_holder(holder.as_ref())
+    )]
+    Fenced {
+        /// The flow's name.
+        flow: String,
+        /// The shop, `""` for a flow without one.
+        shop: String,
+        /// The epoch of the run's lease.
+        epoch: i64,
+        /// Who holds the lease now, and at which epoch; `None` when the row
+        /// is gone.
+        holder: Option<(String, i64)>,
+    },
+}
+
+fn describe_holder(holder: Option<&(String, i64)>) -> String {
+    match holder {
+        Some((worker, epoch)) => format!("now epoch {epoch}, claimed by {worker}"),
+        None => "its row is gone".to_owned(),
+    }
 }
 
 impl StoreError {
@@ -113,7 +140,8 @@ impl StoreError {
             | StoreError::InvalidRow { .. }
             | StoreError::InvalidValue { .. }
             | StoreError::RunNotFound(_)
-            | StoreError::DeadLetter { .. } => false,
+            | StoreError::DeadLetter { .. }
+            | StoreError::Fenced { .. } => false,
         }
     }
 

@@ -416,15 +416,13 @@ impl Store {
             &["platform", "app_key"],
             Some(("banned_until", ColumnKind::Text)),
         );
-        sqlx::query(&sql)
+        let query = sqlx::query(&sql)
             .bind(&ban.platform)
             .bind(&ban.app_key)
             .bind(timestamp_text(ban.until))
             .bind(&ban.reason)
-            .bind(timestamp_text(at))
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::db(format!("saving the ban of app key {} of {}", ban.app_key, ban.platform)))?;
+            .bind(timestamp_text(at));
+        self.execute_write(query, format!("saving the ban of app key {} of {}", ban.app_key, ban.platform)).await?;
         Ok(())
     }
 
@@ -516,14 +514,8 @@ impl Store {
     ) -> Result<bool, StoreError> {
         check_shop("shop_reauth", platform, shop)?;
         let sql = dialect::insert_ignore(self.backend, "shop_reauth", &["platform", "shop", "since", "reason"]);
-        let result = sqlx::query(&sql)
-            .bind(platform)
-            .bind(shop)
-            .bind(timestamp_text(at))
-            .bind(reason)
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::db(format!("marking {platform}/{shop} as needing authorisation")))?;
+        let query = sqlx::query(&sql).bind(platform).bind(shop).bind(timestamp_text(at)).bind(reason);
+        let result = self.execute_write(query, format!("marking {platform}/{shop} as needing authorisation")).await?;
         Ok(result.rows_affected() > 0)
     }
 
@@ -585,7 +577,7 @@ impl Store {
         check_len("breakers.state", &row.state, STATE_LEN)?;
         check_len("breakers.outcomes", &row.outcomes, OUTCOMES_LEN)?;
         let sql = dialect::upsert(self.backend, "breakers", &BREAKER_COLUMNS, &["platform", "shop", "channel"], None);
-        sqlx::query(&sql)
+        let query = sqlx::query(&sql)
             .bind(&row.platform)
             .bind(&row.shop)
             .bind(&row.channel)
@@ -593,10 +585,8 @@ impl Store {
             .bind(&row.outcomes)
             .bind(row.opened_at.map(timestamp_text))
             .bind(row.last_degraded_at.map(timestamp_text))
-            .bind(timestamp_text(row.updated_at))
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::db(format!("saving breaker {} of {}/{}", row.channel, row.platform, row.shop)))?;
+            .bind(timestamp_text(row.updated_at));
+        self.execute_write(query, format!("saving breaker {} of {}/{}", row.channel, row.platform, row.shop)).await?;
         Ok(())
     }
 
@@ -680,7 +670,7 @@ impl Store {
 
         // The id is read back inside the transaction: until it commits, the new row
         // holds the key, so no one can resolve it and raise another in between.
-        let mut tx = self.pool.begin().await.map_err(StoreError::db(action()))?;
+        let mut tx = self.begin_write().await?;
         let insert = dialect::insert_ignore(
             self.backend,
             "alerts",
@@ -720,12 +710,8 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let sql = dialect::sql(self.backend, "UPDATE alerts SET resolved_at = ?, open_key = NULL WHERE open_key = ?");
-        let result = sqlx::query(&sql)
-            .bind(timestamp_text(at))
-            .bind(open_key(kind, platform, shop, tid))
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::db(format!("resolving alert {kind} for {platform}/{shop}")))?;
+        let query = sqlx::query(&sql).bind(timestamp_text(at)).bind(open_key(kind, platform, shop, tid));
+        let result = self.execute_write(query, format!("resolving alert {kind} for {platform}/{shop}")).await?;
         Ok(result.rows_affected())
     }
 
@@ -772,7 +758,7 @@ impl Store {
         }
         let action = || format!("recording {} anomalies", anomalies.len());
         let created_at = timestamp_text(at);
-        let mut tx = self.pool.begin().await.map_err(StoreError::db(action()))?;
+        let mut tx = self.begin_write().await?;
         for part in anomalies.chunks(dialect::max_binds(self.backend) / ANOMALY_COLUMNS.len()) {
             let sql = dialect::insert_many(self.backend, "anomalies", &ANOMALY_COLUMNS, part.len());
             let mut query = sqlx::query(&sql);
@@ -846,11 +832,8 @@ impl Store {
         for count in counts {
             query = query.bind(count);
         }
-        query
-            .bind(timestamp_text(at))
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::db(format!("recording a reconciliation of {}/{}", r.platform, r.shop)))?;
+        let query = query.bind(timestamp_text(at));
+        self.execute_write(query, format!("recording a reconciliation of {}/{}", r.platform, r.shop)).await?;
         Ok(())
     }
 

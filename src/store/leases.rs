@@ -5,10 +5,16 @@
 //! expires another process claims it. Nothing but the database decides: one
 //! conditional upsert per claim, on every backend, timed by the database's
 //! clock ([`super::dialect::now_millis`]).
+//!
+//! Each claim bumps the row's `epoch` and writes a fresh token: the fence. A run
+//! under a lease writes through a store [`fenced`](Store::fenced) by it, whose
+//! every writing transaction first checks the row still carries them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sqlx::AnyConnection;
 
 use super::Store;
 use super::dialect::{self, DbText};
@@ -64,7 +70,64 @@ fn ttl_millis(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
+/// Refuses with [`StoreError::Fenced`] unless the lease row still carries the
+/// token and epoch of `lease`. With `lock`, the row stays locked until the
+/// transaction `conn` is in ends, so that no claim can take it over before that
+/// transaction commits (see [`dialect::lock_rows`]; SQLite's write transaction
+/// holds the whole database).
+pub(super) async fn check_fence(
+    conn: &mut AnyConnection,
+    backend: super::Backend,
+    lease: &Lease,
+    lock: bool,
+) -> Result<(), StoreError> {
+    let action = || format!("checking the lease of flow {} for shop {:?}", lease.flow, lease.shop);
+    let sql = dialect::sql(
+        backend,
+        &format!(
+            "SELECT holder, token, epoch FROM leases WHERE flow = ? AND shop = ?{}",
+            if lock { dialect::lock_rows(backend) } else { "" }
+        ),
+    );
+    let row: Option<(DbText, DbText, i64)> = sqlx::query_as(&sql)
+        .bind(&lease.flow)
+        .bind(&lease.shop)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(StoreError::db(action()))?;
+    match row {
+        Some((_, token, epoch)) if token.0 == lease.token && epoch == lease.epoch => Ok(()),
+        row => Err(StoreError::Fenced {
+            flow: lease.flow.clone(),
+            shop: lease.shop.clone(),
+            epoch: lease.epoch,
+            holder: row.map(|(holder, _, epoch)| (holder.0, epoch)),
+        }),
+    }
+}
+
 impl Store {
+    /// This store, writing only while `lease` is held: every writing transaction
+    /// is refused with [`StoreError::Fenced`] once another worker has claimed the
+    /// lease. Reads are not fenced. What a run under a lease writes goes through
+    /// such a store, so a process stalled past its lease commits nothing after
+    /// another took its (flow, shop) over.
+    pub fn fenced(&self, lease: Lease) -> Store {
+        Store { fence: Some(Arc::new(lease)), ..self.clone() }
+    }
+
+    /// Whether the fence still holds, read outside any write: `Ok` for a store
+    /// without one, [`StoreError::Fenced`] once the lease was taken over.
+    pub async fn check_fence(&self) -> Result<(), StoreError> {
+        let Some(lease) = &self.fence else { return Ok(()) };
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::db(format!("checking the lease of flow {} for shop {:?}", lease.flow, lease.shop)))?;
+        check_fence(&mut conn, self.backend, lease, false).await
+    }
+
     /// Claims the lease of `flow` for `shop` for `holder`, for `ttl`, when no
     /// one holds it or its holder let it expire. `None`: another worker holds it.
     pub async fn claim_lease(

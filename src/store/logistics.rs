@@ -105,15 +105,13 @@ impl Store {
             &["platform", "shop", "tid"],
             None,
         );
-        sqlx::query(&sql)
+        let query = sqlx::query(&sql)
             .bind(&check.platform)
             .bind(&check.shop)
             .bind(check.tid)
             .bind(timestamp_text(check.checked_at))
-            .bind(check.newest_event_at.map(timestamp_text))
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::db(format!("saving the parcel check of order {}", check.tid)))?;
+            .bind(check.newest_event_at.map(timestamp_text));
+        self.execute_write(query, format!("saving the parcel check of order {}", check.tid)).await?;
         Ok(())
     }
 
@@ -184,13 +182,8 @@ impl Store {
         check_len("deliveries.target", target, TARGET_LEN)?;
         check_len("deliveries.delivery_key", key, DELIVERY_KEY_LEN)?;
         let sql = dialect::insert_ignore(self.backend, "deliveries", &["target", "delivery_key", "delivered_at"]);
-        let result = sqlx::query(&sql)
-            .bind(target)
-            .bind(key)
-            .bind(timestamp_text(at))
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::db(format!("recording a delivery to {target}")))?;
+        let query = sqlx::query(&sql).bind(target).bind(key).bind(timestamp_text(at));
+        let result = self.execute_write(query, format!("recording a delivery to {target}")).await?;
         Ok(result.rows_affected() == 1)
     }
 }

@@ -26,12 +26,13 @@ mod stock;
 mod tables;
 
 use std::str::FromStr;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use sqlx::any::AnyPoolOptions;
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyQueryResult};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyConnection, AnyPool, Connection};
+use sqlx::query::Query;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Transaction};
 
 pub use dead_letters::{DeadLetter, DeadLetterState, StoredDeadLetter};
 pub use error::{StoreError, redact_url};
@@ -112,10 +113,16 @@ impl std::fmt::Display for Backend {
 
 /// A connection pool to a migrated orderflow database. Cheap to clone: clones share
 /// the pool.
+///
+/// A store [`fenced`](Store::fenced) by a lease writes only while that lease is
+/// its holder's: every writing transaction first checks, inside itself, that the
+/// lease row still carries the claim's token and epoch, and locks the row until it
+/// commits ([`Store::begin_write`]).
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    fence: Option<Arc<Lease>>,
 }
 
 impl Store {
@@ -166,7 +173,7 @@ impl Store {
             tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt))).await;
         }
         tracing::debug!(backend = target.backend.as_str(), url = %redact_url(url), "Store connected.");
-        Ok(Store { pool, backend: target.backend })
+        Ok(Store { pool, backend: target.backend, fence: None })
     }
 
     /// Sets the connection up and brings the schema up to date.
@@ -187,6 +194,41 @@ impl Store {
         self.backend
     }
 
+    /// Begins a transaction that writes. Used by every writer a node calls, so
+    /// this is where a fenced store checks its lease ([`Store::fenced`]): the
+    /// transaction reads the lease row with a lock held until it ends, and is
+    /// refused with [`StoreError::Fenced`] when another worker claimed the lease
+    /// since. A claim waits for the lock, so no takeover can come between the
+    /// check and the commit. See [`dialect::begin_write`] for how it begins.
+    async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        let begun = match dialect::begin_write(self.backend) {
+            Some(statement) => self.pool.begin_with(statement).await,
+            None => self.pool.begin().await,
+        };
+        let mut tx = begun.map_err(StoreError::db("starting a write transaction"))?;
+        if let Some(lease) = &self.fence {
+            leases::check_fence(&mut tx, self.backend, lease, true).await?;
+        }
+        Ok(tx)
+    }
+
+    /// Runs one writing statement: on its own, or, in a fenced store, in a
+    /// transaction of [`Store::begin_write`]. `action` names it in errors.
+    async fn execute_write<'q>(
+        &self,
+        query: Query<'q, Any, AnyArguments<'q>>,
+        action: impl Into<String>,
+    ) -> Result<AnyQueryResult, StoreError> {
+        let action = action.into();
+        if self.fence.is_none() {
+            return query.execute(&self.pool).await.map_err(StoreError::db(action));
+        }
+        let mut tx = self.begin_write().await?;
+        let result = query.execute(&mut *tx).await.map_err(StoreError::db(action.clone()))?;
+        tx.commit().await.map_err(StoreError::db(action))?;
+        Ok(result)
+    }
+
     /// Closes every connection and waits until they are closed. Clones of the store
     /// stop working too. Needed before dropping a PostgreSQL or MySQL database the
     /// store is connected to.
@@ -199,7 +241,10 @@ impl Store {
 // ever printed.
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("backend", &self.backend).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .field("fence", &self.fence.as_ref().map(|lease| (&lease.flow, &lease.shop, lease.epoch)))
+            .finish_non_exhaustive()
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{Any, AnyConnection, Transaction};
+use sqlx::AnyConnection;
 
 use super::dialect::{self, DbText};
 use super::error::StoreError;
@@ -353,16 +353,6 @@ impl Store {
         save_cursors(&mut tx, self.backend, cursors, cursor_values, &now).await?;
         tx.commit().await.map_err(StoreError::db(format!("committing {} orders", rows.len())))?;
         Ok(outcome)
-    }
-
-    /// A transaction for [`Store::save_orders`] and [`Store::save_refunds`] (see
-    /// [`dialect::begin_write`]).
-    pub(super) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        let begun = match dialect::begin_write(self.backend) {
-            Some(statement) => self.pool.begin_with(statement).await,
-            None => self.pool.begin().await,
-        };
-        begun.map_err(StoreError::db("starting a write transaction"))
     }
 
     /// Writes one statement's worth of orders of one shop and their items.

@@ -196,7 +196,7 @@ impl Store {
             check_len("restock_suggestions.sku", &s.sku, SKU_LEN)?;
             check_len("restock_suggestions.model", &s.model, NAME_LEN)?;
         }
-        let mut tx = self.pool.begin().await.map_err(StoreError::db("recording restock suggestions"))?;
+        let mut tx = self.begin_write().await?;
         let delete = dialect::sql(
             self.backend,
             "DELETE FROM restock_suggestions WHERE run_id = ? AND platform = ? AND shop = ?",

@@ -301,7 +301,7 @@ impl Store {
             spec.newer_than.as_deref().and_then(|g| spec.column(g)).map(|c| (c.name.as_str(), c.kind)),
         );
         let action = || format!("upserting rows into {}", spec.name);
-        let mut tx = self.pool.begin().await.map_err(StoreError::db(action()))?;
+        let mut tx = self.begin_write().await?;
         for (index, row) in rows.iter().enumerate() {
             let mut args = AnyArguments::default();
             for (column, value) in spec.columns.iter().zip(row) {
