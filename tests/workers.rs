@@ -316,7 +316,7 @@ async fn assert_every_writer_is_fenced(stale: &Store, label: &str) {
         ("save_refunds", stale.save_refunds(&[refund], &[]).await.map(drop)),
         ("apply_stock_changes", stale.apply_stock_changes(&[freeze], Some("r1")).await.map(drop)),
         ("upsert_rows", stale.upsert_rows(&table, &[vec![SqlValue::Integer(1)]]).await),
-        ("insert_dead_letter", stale.insert_dead_letter(&letter).await),
+        ("insert_dead_letter", stale.insert_dead_letter(&letter).await.map(drop)),
         ("save_breaker", stale.save_breaker(&breaker).await),
         ("raise_alert", stale.raise_alert(&alert, at).await.map(drop)),
         ("resolve_alert", stale.resolve_alert("k", "taobao", "s1", None, at).await.map(drop)),
