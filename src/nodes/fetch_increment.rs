@@ -535,15 +535,13 @@ mod tests {
             .expect_err("the run fails")
             .to_string();
 
-        assert!(error.contains("no progress") && error.contains("orders_modified"), "{error}");
-        assert!(error.contains("holds the same 100 records"), "{error}");
-        // One window read in full (probe, page 2, page 1), then each later
-        // window's probe repeats it: a stall each.
+        // A window answered with records of another window fails at once,
+        // naming it; were the records inside, the progress guard would.
+        assert!(error.contains("orders_modified") && error.contains("none of them inside it"), "{error}");
         let calls = platform.windows.lock().unwrap().len();
         let stalls = sync::progress::MAX_STALLS as usize;
-        assert_eq!(calls, 3 * stalls + 1, "calls before failing");
-        let anomalies = store.recent_anomalies(10).await.unwrap();
-        assert_eq!(anomalies.iter().filter(|a| a.kind == "no_progress").count(), stalls, "{anomalies:?}");
+        assert!(calls <= 3 * stalls + 1, "{calls} calls before failing");
+        assert!(store.dead_letters("test-run").await.unwrap().is_empty(), "nothing of the stray page is set aside");
     }
 
     #[tokio::test]

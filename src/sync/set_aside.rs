@@ -46,6 +46,7 @@ pub async fn keep_readable<T: Serialize>(
     let Page { items, total, has_next, rejected } = page;
     let earliest = window.start - CLOCK_SKEW;
     let latest = window.end.min(Utc::now()) + CLOCK_SKEW;
+    let (listed, rejected_count) = (items.len(), rejected.len());
     let mut aside: Vec<(Json, String)> = rejected.into_iter().map(|r| (r.raw, r.reason)).collect();
     let mut kept = Vec::with_capacity(items.len());
     for item in items {
@@ -65,6 +66,19 @@ pub async fn keep_readable<T: Serialize>(
             Span(CLOCK_SKEW.to_std().unwrap_or_default())
         );
         aside.push((record, reason));
+    }
+    let strays = aside.len() - rejected_count;
+    if kept.is_empty() && strays > 0 && strays == listed {
+        // Not one record of the page belongs to the window: the gateway is
+        // answering another question (the same page whatever is asked).
+        // Setting each aside would bury the shop in dead letters and let the
+        // reader walk on as if the windows were empty.
+        return Err(NodeError::permanent(format!(
+            "{method} answered {window_start} to {window_end} with {listed} record(s), none of them inside it: \
+             the gateway answers another window; nothing of the page is stored",
+            window_start = window.start,
+            window_end = window.end,
+        )));
     }
     set_aside_unreadable(ctx, platform, method, aside).await?;
     Ok(Page { items: kept, total, has_next, rejected: Vec::new() })
