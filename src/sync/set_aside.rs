@@ -29,6 +29,11 @@ pub struct ListedBy<T> {
     pub time: fn(&T) -> DateTime<Utc>,
 }
 
+/// How many records a page must hold, none of them in its window, to be taken
+/// for a gateway answering another window rather than for a few impossible
+/// records (a 2099 `modified` alone on its page is a bad record, set aside).
+const STRAY_PAGE: usize = 5;
+
 /// The records of a listing page that a sync can take. Set aside as dead
 /// letters (whatever the node's `on_error` says) and stored as `wrong_type`
 /// anomalies of `method`: the records the connector could not read as the
@@ -68,7 +73,7 @@ pub async fn keep_readable<T: Serialize>(
         aside.push((record, reason));
     }
     let strays = aside.len() - rejected_count;
-    if kept.is_empty() && strays > 0 && strays == listed {
+    if kept.is_empty() && strays >= STRAY_PAGE && strays == listed {
         // Not one record of the page belongs to the window: the gateway is
         // answering another question (the same page whatever is asked).
         // Setting each aside would bury the shop in dead letters and let the
