@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use orderflow::sim::{SimConfig, Simulator};
+use orderflow::store::{RunStatus, Store};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -163,4 +164,65 @@ fn a_database_password_reference_is_resolved_only_by_commands_that_open_it() {
     assert_eq!(status.status.code(), Some(1));
     let stderr = text(&status.stderr);
     assert!(stderr.contains(&format!("{config}:1:11: ${{DB_PASSWORD}} is not set")), "{stderr}");
+}
+
+/// A flow reading the last day's changed orders of `shop` every minute.
+fn sync_flow(name: &str, shop: &str) -> String {
+    format!(
+        "flow: {name}\nshop: {shop}\ntrigger:\n  every: 1m\nnodes:\n  changed:\n    use: fetch_increment\n    with: {{first_run: 1d, window: 1d, page_size: 100}}\n  save:\n    use: store_orders\n    input: changed\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_the_flows_of_the_shops_it_can_connect_and_fails_only_the_others() {
+    let sim_config = SimConfig { seed: 6, orders: 100, days: 5, ..SimConfig::default() };
+    let sim = Simulator::start(sim_config.clone(), ([127, 0, 0, 1], 0).into()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = example_config(dir.path(), &sim.gateway_url(), &sim.douyin_gateway_url());
+    let flows = dir.path().join("flows");
+    std::fs::create_dir(&flows).unwrap();
+    std::fs::write(flows.join("tmall.yaml"), sync_flow("tmall-sync", "tmall-main")).unwrap();
+    std::fs::write(flows.join("douyin.yaml"), sync_flow("douyin-sync", "douyin-main")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+
+    // Only the Taobao shop's secrets: the Douyin shop cannot be connected.
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_orderflow"))
+        .args(["--config", config.to_str().unwrap(), "serve", "--flows", flows.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("RUST_LOG", "error")
+        .env("TOP_APP_KEY", &sim_config.app_key)
+        .env("TOP_APP_SECRET", &sim_config.app_secret)
+        .env("TOP_SESSION", &sim_config.session)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let database = format!("sqlite://{}", dir.path().join("shop.db").display());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let finished = loop {
+        assert!(std::time::Instant::now() < deadline, "serve finished no run of both flows");
+        assert!(serve.try_wait().unwrap().is_none(), "serve stopped");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let Ok(store) = Store::open_existing(&database).await else { continue };
+        let runs = store.recent_runs(None, 20).await.unwrap();
+        let last = |flow: &str| runs.iter().find(|run| run.flow == flow && run.finished_at.is_some()).cloned();
+        if let (Some(tmall), Some(douyin)) = (last("tmall-sync"), last("douyin-sync")) {
+            break (tmall, douyin);
+        }
+    };
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    sim.shutdown().await;
+
+    let (tmall, douyin) = finished;
+    assert_eq!(tmall.status, RunStatus::Succeeded, "{:?}", tmall.error);
+    assert_eq!(douyin.status, RunStatus::Failed);
+    let error = douyin.error.unwrap_or_default();
+    let (line, col) = place_of(&config, "DOUYIN_ACCESS_TOKEN");
+    let expected = format!("{}:{line}:{col}: ${{DOUYIN_ACCESS_TOKEN}} is not set", config.display());
+    assert!(error.contains("shop \"douyin-main\" cannot be connected") && error.contains(&expected), "{error}");
 }
