@@ -242,15 +242,6 @@ impl Config {
             .map_err(|e| one(ConfigError::new(path, e.pos, format!("this is not valid YAML: {}", e.message))))?;
         let mut errors = Vec::new();
         let mut variables = Variables { file: path.to_path_buf(), env: Arc::new(env.clone()), ..Variables::default() };
-        if let Some(node) = tree.get("secrets_file") {
-            // Its own value may be a reference, to the environment only.
-            let mut file_node = node.clone();
-            interpolate(&mut file_node, path, &mut |name| Ok(env.get(name).cloned()), &mut errors);
-            if let Some(file) = file_node.as_str() {
-                variables.secrets =
-                    Some(Arc::new(SecretsFile { path: base.join(file), at: node.pos, values: OnceLock::new() }));
-            }
-        }
         if let Some(shops) = tree.get("shops").and_then(Node::as_map) {
             for (_, shop) in shops {
                 for key in SECRET_KEYS {
@@ -266,7 +257,17 @@ impl Config {
             }
         }
         if let Value::Map(entries) = &mut tree.value {
-            for (key, value) in entries {
+            // The secrets file first, as the other keys may refer to it; its
+            // own name may refer to the environment only.
+            for (_, value) in entries.iter_mut().filter(|(key, _)| key.name == "secrets_file") {
+                interpolate(value, path, &mut |name| Ok(env.get(name).cloned()), &mut errors);
+                if let Some(file) = value.as_str() {
+                    let file = base.join(file);
+                    variables.secrets =
+                        Some(Arc::new(SecretsFile { path: file, at: value.pos, values: OnceLock::new() }));
+                }
+            }
+            for (key, value) in entries.iter_mut().filter(|(key, _)| key.name != "secrets_file") {
                 if DEFERRED_KEYS.contains(&key.name.as_str()) {
                     // Only the syntax of their references, now.
                     interpolate(&mut value.clone(), path, &mut |_| Ok(Some(String::new())), &mut errors);
