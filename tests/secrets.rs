@@ -104,6 +104,22 @@ fn a_run_whose_shop_secret_is_unset_fails_naming_the_variable_and_its_place() {
     assert!(!dir.path().join("shop.db").exists(), "the database is not even created");
 }
 
+#[test]
+fn a_run_resolves_the_shops_its_nodes_name_too() {
+    // multi-platform-incremental has no `shop:`; its fetch nodes name one each.
+    let dir = tempfile::tempdir().unwrap();
+    let config = example_config(dir.path(), "http://127.0.0.1:9/router/rest", "http://127.0.0.1:9/douyin");
+    let env = [("TOP_APP_KEY", "1"), ("TOP_APP_SECRET", "s"), ("TOP_SESSION", "s")];
+    let out = orderflow(&["--config", config.to_str().unwrap(), "run", "flows/multi-platform-incremental.yaml"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("shop \"douyin-main\" cannot be connected"), "{stderr}");
+    for name in ["DOUYIN_APP_KEY", "DOUYIN_APP_SECRET", "DOUYIN_ACCESS_TOKEN"] {
+        let (line, col) = place_of(&config, name);
+        assert!(stderr.contains(&format!(":{line}:{col}: ${{{name}}} is not set")), "{name}: {stderr}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_taobao_flow_runs_with_only_the_top_secrets_set() {
     let sim_config = SimConfig { seed: 5, orders: 200, days: 10, ..SimConfig::default() };

@@ -24,7 +24,7 @@ use crate::script::{Limits, Sandbox};
 use crate::server::serve::{FlowEnv, ServeOptions, Server};
 use crate::server::web::{self, WebState};
 use crate::sim::{FaultKind, SimConfig, Simulator};
-use crate::store::{NodeRunRecord, RunStatus, Store, redact_url};
+use crate::store::{NodeRunRecord, RunStatus, Store, StoreError, redact_url};
 
 /// orderflow keeps a merchant's own database in step with its shops: flows
 /// of ready-made nodes, written in YAML, run on a schedule.
@@ -572,7 +572,11 @@ async fn connect(config: &Config) -> anyhow::Result<Store> {
 /// a missing SQLite file (a mistyped path) is an error, not a new database.
 async fn open_existing(config: &Config) -> anyhow::Result<Store> {
     let url = config.database_url()?;
-    Store::open_existing(&url).await.with_context(|| format!("opening the database {}", redact_url(&url)))
+    Store::open_existing(&url).await.map_err(|error| match error {
+        // Names the path already.
+        StoreError::NoDatabase { .. } => error.into(),
+        error => anyhow::Error::new(error).context(format!("opening the database {}", redact_url(&url))),
+    })
 }
 
 fn print_errors(errors: &[ConfigError]) {
