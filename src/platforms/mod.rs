@@ -498,3 +498,42 @@ impl Platforms {
         self.unavailable.get(shop).map(String::as_str)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    use super::*;
+
+    const CONFIG: &str = "shops:\n  a:\n    platform: taobao\n    gateway: http://127.0.0.1:9/router/rest\n    app_key: \"1\"\n    app_secret: ${A_SECRET}\n    session: ${A_SESSION}\n  b:\n    platform: douyin\n    gateway: http://127.0.0.1:9/douyin\n    app_key: \"2\"\n    app_secret: ${B_SECRET}\n    session: ${B_TOKEN}\n";
+
+    fn config() -> Config {
+        let env = HashMap::from([("A_SECRET".to_owned(), "s".to_owned()), ("A_SESSION".to_owned(), "t".to_owned())]);
+        Config::parse(Path::new("o.yaml"), CONFIG, &env).unwrap()
+    }
+
+    #[test]
+    fn a_flow_connects_only_its_shops_and_a_missing_secret_names_the_shop_and_the_variable() {
+        let config = config();
+        let platforms = Platforms::for_shops(&config, ["a"]).unwrap();
+        assert_eq!(platforms.names().collect::<Vec<_>>(), ["a"]);
+        let error = Platforms::for_shops(&config, ["a", "b"]).unwrap_err().to_string();
+        assert!(error.starts_with("shop \"b\" cannot be connected: o.yaml:12:17: ${B_SECRET} is not set"), "{error}");
+        assert!(error.contains("o.yaml:13:14: ${B_TOKEN} is not set"), "{error}");
+        assert!(Platforms::from_config(&config).is_err(), "every shop, strictly");
+    }
+
+    #[test]
+    fn serving_sets_a_shop_it_cannot_connect_aside_with_why_and_checking_needs_no_secret() {
+        let config = config();
+        let serving = Platforms::for_serving(&config).unwrap();
+        assert_eq!(serving.names().collect::<Vec<_>>(), ["a"]);
+        assert!(serving.unavailable("b").is_some_and(|why| why.contains("${B_TOKEN} is not set")));
+        assert_eq!(serving.unavailable("a"), None);
+
+        let offline = Platforms::offline(&config);
+        assert_eq!(offline.names().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(offline.get("b").map(|p| p.name()), Some("douyin"));
+    }
+}
