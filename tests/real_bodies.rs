@@ -105,8 +105,8 @@ async fn client(gateway: Gateway) -> (TaobaoClient, Arc<Gateway>) {
     let gateway = Arc::new(gateway);
     let url = serve(gateway.clone()).await;
     let config = Config::parse(Path::new("test.yaml"), &shop_yaml(&url), &secrets()).expect("config");
-    let shop: &config::Shop = &config.shops[SHOP];
-    (TaobaoClient::with_timeout(SHOP, shop, Duration::from_secs(5)).unwrap(), gateway)
+    let shop: config::Shop = config.shop(SHOP).expect("the shop's secrets");
+    (TaobaoClient::with_timeout(SHOP, &shop, Duration::from_secs(5)).unwrap(), gateway)
 }
 
 fn at(text: &str) -> DateTime<Utc> {

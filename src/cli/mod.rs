@@ -24,7 +24,7 @@ use crate::script::{Limits, Sandbox};
 use crate::server::serve::{FlowEnv, ServeOptions, Server};
 use crate::server::web::{self, WebState};
 use crate::sim::{FaultKind, SimConfig, Simulator};
-use crate::store::{NodeRunRecord, RunStatus, Store, redact_url};
+use crate::store::{NodeRunRecord, RunStatus, Store, StoreError, redact_url};
 
 /// orderflow keeps a merchant's own database in step with its shops: flows
 /// of ready-made nodes, written in YAML, run on a schedule.
@@ -274,8 +274,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run { file } => {
             print_errors(&node_errors);
             let flow = compile_or_report(&file, &config, &registry, &sandbox)?;
-            let store = connect(&config.database).await?;
-            let build = build_context(&file, &config, &sandbox);
+            // The shops first: a missing secret must not leave a new database behind.
+            let build = run_context(&file, &flow, &config, &sandbox)?;
+            let store = connect(&config).await?;
             build.platforms.restore(&store).await?;
             let engine = Engine::new(registry, build, store, EngineOptions::default());
             let cancel = CancellationToken::new();
@@ -298,11 +299,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve { flows, worker_id, lease, grace, max_runs, listen } => {
             print_errors(&node_errors);
-            let store = connect(&config.database).await?;
-            let leases = connect(&config.database).await?;
-            let build = build_context(&flows.join("flow.yaml"), &config, &sandbox);
-            build.platforms.restore(&store).await?;
-            let engine = Engine::new(registry.clone(), build.clone(), store, EngineOptions::default());
+            let store = connect(&config).await?;
+            let leases = connect(&config).await?;
+            // Flows are checked against stand-ins and run against the shops
+            // that could be connected: one whose secret is missing fails the
+            // runs of the flows using it, not the others.
+            let build = check_context(&flows.join("flow.yaml"), &config, &sandbox);
+            let mut connected = build.clone();
+            connected.platforms = Platforms::for_serving(&config).context("connecting to the shops")?;
+            connected.platforms.restore(&store).await?;
+            let engine = Engine::new(registry.clone(), connected, store, EngineOptions::default());
             let worker_id = worker_id.unwrap_or_else(default_worker_id);
             let options = ServeOptions {
                 flows_dir: flows,
@@ -336,10 +342,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Runs { flow, limit } => {
-            let store = connect(&config.database).await?;
+            let store = open_existing(&config).await?;
             let runs = store.recent_runs(flow.as_deref(), limit).await?;
             if runs.is_empty() {
-                println!("no runs recorded in {}", redact_url(&config.database));
+                println!("no runs recorded in {}", redact_url(&config.database_url()?));
             }
             for run in runs {
                 let finished =
@@ -391,16 +397,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Sim(args) => run_sim(&args).await,
         Command::Status => {
-            let store = connect(&config.database).await?;
+            let store = open_existing(&config).await?;
             status::print(&store).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::DeadLetters(args) => {
-            dead_letters::run(&args, &connect(&config.database).await?).await?;
+            dead_letters::run(&args, &open_existing(&config).await?).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Stock(command) => {
-            stock::run(&command, &connect(&config.database).await?).await?;
+            stock::run(&command, &connect(&config).await?).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Reauthorized { shop } => {
@@ -408,7 +414,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let known: Vec<&str> = config.shops.keys().map(String::as_str).collect();
                 bail!("shop {shop:?} is not in {} (configured: {})", cli.config.display(), known.join(", "));
             };
-            let store = connect(&config.database).await?;
+            let store = open_existing(&config).await?;
             let platform = shop_config.platform.as_str();
             if store.clear_needs_reauth(platform, &shop).await? {
                 let now = chrono::Utc::now();
@@ -424,7 +430,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let known: Vec<&str> = config.shops.keys().map(String::as_str).collect();
                 bail!("shop {shop:?} is not in {} (configured: {})", cli.config.display(), known.join(", "));
             };
-            let store = connect(&config.database).await?;
+            let store = open_existing(&config).await?;
             let platform = shop_config.platform.as_str();
             let closed = store.close_breakers(platform, &shop, channel.as_deref(), chrono::Utc::now()).await?;
             if closed.is_empty() {
@@ -523,20 +529,27 @@ async fn run_sim(args: &SimArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The context nodes of `file` are built in: its folder, the sandbox, and a
-/// connector per configured shop. A shop whose connector cannot be made
-/// (a malformed gateway URL) is left out, and the nodes using it say so.
-fn build_context(file: &Path, config: &Config, sandbox: &Sandbox) -> BuildContext {
+/// The context flow `file` is checked in: its folder, the sandbox, and a
+/// stand-in per configured shop ([`Platforms::offline`]), so checking a flow
+/// needs no secret.
+fn check_context(file: &Path, config: &Config, sandbox: &Sandbox) -> BuildContext {
     let mut build = BuildContext::new(file.parent().map(Path::to_path_buf).unwrap_or_default(), sandbox.clone());
-    match Platforms::from_config(config) {
-        Ok(platforms) => build.platforms = platforms,
-        Err(error) => tracing::error!(%error, "A shop cannot be reached."),
-    }
+    build.platforms = Platforms::offline(config);
     build
 }
 
+/// The context `flow` (from `file`) runs in: connected to the shops it
+/// calls, whose secrets are resolved now, and to no other.
+fn run_context(file: &Path, flow: &Flow, config: &Config, sandbox: &Sandbox) -> anyhow::Result<BuildContext> {
+    let mut build = check_context(file, config, sandbox);
+    build.platforms = Platforms::for_shops(config, flow.shops_used()).context("connecting to the flow's shops")?;
+    Ok(build)
+}
+
+/// Checks flow `file` (every error, with its position) without calling or
+/// connecting to a shop: no secret is needed.
 fn compile(file: &Path, config: &Config, registry: &Registry, sandbox: &Sandbox) -> Result<Flow, Vec<ConfigError>> {
-    let build = build_context(file, config, sandbox);
+    let build = check_context(file, config, sandbox);
     let shops = config.shop_names();
     let env = CompileEnv { registry, build: &build, shops: &shops };
     flow::compile_file(file, &env).map_err(|e| e.0)
@@ -549,8 +562,21 @@ fn compile_or_report(file: &Path, config: &Config, registry: &Registry, sandbox:
     })
 }
 
-async fn connect(url: &str) -> anyhow::Result<Store> {
-    Store::connect(url).await.with_context(|| format!("opening the database {}", redact_url(url)))
+/// Opens the config's database, creating it (an SQLite file) if missing.
+async fn connect(config: &Config) -> anyhow::Result<Store> {
+    let url = config.database_url()?;
+    Store::connect(&url).await.with_context(|| format!("opening the database {}", redact_url(&url)))
+}
+
+/// Opens the config's database for a command that reads what runs wrote:
+/// a missing SQLite file (a mistyped path) is an error, not a new database.
+async fn open_existing(config: &Config) -> anyhow::Result<Store> {
+    let url = config.database_url()?;
+    Store::open_existing(&url).await.map_err(|error| match error {
+        // Names the path already.
+        StoreError::NoDatabase { .. } => error.into(),
+        error => anyhow::Error::new(error).context(format!("opening the database {}", redact_url(&url))),
+    })
 }
 
 fn print_errors(errors: &[ConfigError]) {

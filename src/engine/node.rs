@@ -208,9 +208,13 @@ impl BuildContext {
         let Some(name) = shop.or(self.shop.as_deref()) else {
             return Err(BuildError::setting("shop", "no shop: set `shop:` on the flow or `shop` on the node"));
         };
-        self.platforms.get(name).ok_or_else(|| {
-            let known: Vec<&str> = self.platforms.names().collect();
-            BuildError::setting("shop", format!("shop \"{name}\" is not configured (configured: {})", known.join(", ")))
+        self.platforms.get(name).ok_or_else(|| match self.platforms.unavailable(name) {
+            Some(why) => BuildError::setting("shop", why),
+            None => {
+                let known: Vec<&str> = self.platforms.names().collect();
+                let message = format!("shop \"{name}\" is not configured (configured: {})", known.join(", "));
+                BuildError::setting("shop", message)
+            }
         })
     }
 

@@ -84,6 +84,15 @@ impl Flow {
         if self.shops.is_empty() { vec![self.shop.clone()] } else { self.shops.iter().cloned().map(Some).collect() }
     }
 
+    /// Every shop a run of the flow may call: its `shop:` or `shops:`, and
+    /// the `shop` setting of any of its nodes. What `run` connects to, and
+    /// resolves the secrets of.
+    pub fn shops_used(&self) -> std::collections::BTreeSet<&str> {
+        let settings = self.nodes.iter().chain(&self.error_nodes).map(|node| &node.settings);
+        let named = settings.filter_map(|settings| settings.get("shop").and_then(Json::as_str));
+        self.shop.iter().chain(&self.shops).map(String::as_str).chain(named).collect()
+    }
+
     /// This flow as run for `shop`: nodes without a `shop` setting are
     /// built against it, and the run is recorded under it.
     pub fn for_shop(&self, shop: Option<String>) -> Flow {

@@ -9,6 +9,7 @@
 pub mod detail_cache;
 pub mod douyin;
 pub mod guard;
+pub mod offline;
 pub mod shared;
 pub mod taobao;
 
@@ -23,6 +24,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 
 use crate::config::{self, Config};
+use crate::flow::error::ConfigErrors;
 
 use guard::{Gates, ShopGuard};
 
@@ -301,6 +303,9 @@ pub trait Platform: Send + Sync {
 #[derive(Clone, Default)]
 pub struct Platforms {
     shops: BTreeMap<String, Arc<dyn Platform>>,
+    /// Shops that could not be connected in this process (`serve`), with
+    /// why: the nodes that use one fail to build and say so.
+    unavailable: BTreeMap<String, String>,
     /// The details fetched, for every node of the process (and, through
     /// Redis, of every process).
     detail_cache: Arc<detail_cache::DetailCache>,
@@ -321,20 +326,98 @@ pub enum ConnectError {
     /// A Douyin shop's configuration.
     #[error(transparent)]
     Douyin(#[from] douyin::client::ClientError),
+    /// A shop's `${VAR}` references cannot be resolved (or it is not
+    /// configured); each error names the variable and where the config
+    /// refers to it.
+    #[error("shop \"{shop}\" cannot be connected: {}", joined(errors))]
+    Shop {
+        /// The shop's name.
+        shop: String,
+        /// What is missing, at its place in the config file.
+        errors: ConfigErrors,
+    },
+    /// The `redis` URL's references cannot be resolved.
+    #[error("redis cannot be used: {}", joined(.0))]
+    Redis(ConfigErrors),
+}
+
+/// Config errors on one line, for a message that is itself one error.
+fn joined(errors: &ConfigErrors) -> String {
+    errors.0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
 impl Platforms {
-    /// A connector for every shop of `config`, each on the rate gate of its
-    /// (platform, app key), shared by every shop on that key.
+    /// A connector for every shop of `config`, resolving every shop's
+    /// secrets; fails on the first shop that cannot be connected.
     pub fn from_config(config: &Config) -> Result<Self, ConnectError> {
+        Self::for_shops(config, config.shops.keys().map(String::as_str))
+    }
+
+    /// A connector for each shop named (the shops a flow calls), resolving
+    /// those shops' secrets and no other's; fails on the first that cannot
+    /// be connected.
+    pub fn for_shops<'a>(config: &Config, shops: impl IntoIterator<Item = &'a str>) -> Result<Self, ConnectError> {
+        let (platforms, mut failed) = Self::connect(config, shops)?;
+        match failed.pop_first() {
+            Some((_, error)) => Err(error),
+            None => Ok(platforms),
+        }
+    }
+
+    /// A connector for every shop of `config` that can be connected (what
+    /// `serve` runs with): a shop whose secret is missing is set aside with
+    /// why, so only the flows using it fail, saying so, and the rest run.
+    /// Fails only on what all shops share (the Redis URL).
+    pub fn for_serving(config: &Config) -> Result<Self, ConnectError> {
+        let (mut platforms, failed) = Self::connect(config, config.shops.keys().map(String::as_str))?;
+        for (shop, error) in failed {
+            tracing::error!(shop = %shop, %error, "The shop cannot be connected: the flows using it fail.");
+            platforms.unavailable.insert(shop, error.to_string());
+        }
+        Ok(platforms)
+    }
+
+    /// A stand-in per shop of `config` (see [`offline`]): for commands that
+    /// check flows and call no shop. Needs no secret.
+    pub fn offline(config: &Config) -> Self {
+        let mut platforms = Self::default();
+        for (name, shop) in &config.shops {
+            platforms.insert(name, Arc::new(offline::Offline::new(name, shop)));
+        }
+        platforms
+    }
+
+    /// Connectors for `names`, each on the rate gate of its (platform, app
+    /// key), shared by every shop on that key; and the shops that could not
+    /// be connected, with why.
+    fn connect<'a>(
+        config: &Config,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(Self, BTreeMap<String, ConnectError>), ConnectError> {
+        let mut failed = BTreeMap::new();
+        let mut shops = Vec::new();
+        for name in names {
+            match config.shop(name) {
+                Ok(shop) => shops.push((name, shop)),
+                Err(errors) => {
+                    failed.insert(name.to_owned(), ConnectError::Shop { shop: name.to_owned(), errors });
+                }
+            }
+        }
+        let mut platforms = Self::default();
+        if shops.is_empty() {
+            // Nothing calls a platform: Redis (and its password) is not needed.
+            return Ok((platforms, failed));
+        }
         let mut keys: BTreeMap<(&'static str, String), std::num::NonZeroU32> = BTreeMap::new();
-        for shop in config.shops.values() {
+        for (_, shop) in &shops {
             if let Some(per_minute) = std::num::NonZeroU32::new(shop.rate_limit_per_min) {
                 let key = keys.entry((shop.platform.as_str(), shop.app_key.clone())).or_insert(per_minute);
                 *key = (*key).min(per_minute);
             }
         }
-        let redis = config.redis.as_ref().and_then(|url| match shared::Redis::open(url, &config.redis_key_prefix) {
+        let redis_url = config.redis_url().map_err(ConnectError::Redis)?;
+        let redis = redis_url.as_ref().and_then(|url| match shared::Redis::open(url, &config.redis_key_prefix) {
             Ok(redis) => {
                 tracing::info!(
                     redis = redis.host(),
@@ -348,18 +431,26 @@ impl Platforms {
             }
         });
         let gates = Gates::shared(keys, redis.as_ref());
-        let mut platforms = Self::default();
         if let Some(redis) = redis {
             platforms.detail_cache = Arc::new(detail_cache::DetailCache::Redis(redis));
         }
-        for (name, shop) in &config.shops {
-            let connector: Arc<dyn Platform> = match shop.platform {
-                config::Platform::Taobao => Arc::new(taobao::TaobaoClient::with_gates(name, shop, &gates)?),
-                config::Platform::Douyin => Arc::new(douyin::DouyinClient::new(name, shop, Some(&gates))?),
+        for (name, shop) in shops {
+            let connector: Result<Arc<dyn Platform>, ConnectError> = match shop.platform {
+                config::Platform::Taobao => {
+                    taobao::TaobaoClient::with_gates(name, &shop, &gates).map(|c| Arc::new(c) as _).map_err(Into::into)
+                }
+                config::Platform::Douyin => {
+                    douyin::DouyinClient::new(name, &shop, Some(&gates)).map(|c| Arc::new(c) as _).map_err(Into::into)
+                }
             };
-            platforms.insert(name, connector);
+            match connector {
+                Ok(connector) => platforms.insert(name, connector),
+                Err(error) => {
+                    failed.insert(name.to_owned(), error);
+                }
+            }
         }
-        Ok(platforms)
+        Ok((platforms, failed))
     }
 
     /// The process's detail cache.
@@ -400,5 +491,49 @@ impl Platforms {
     /// The shop names.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.shops.keys().map(String::as_str)
+    }
+
+    /// Why configured shop `shop` could not be connected, when it could not.
+    pub fn unavailable(&self, shop: &str) -> Option<&str> {
+        self.unavailable.get(shop).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    use super::*;
+
+    const CONFIG: &str = "shops:\n  a:\n    platform: taobao\n    gateway: http://127.0.0.1:9/router/rest\n    app_key: \"1\"\n    app_secret: ${A_SECRET}\n    session: ${A_SESSION}\n  b:\n    platform: douyin\n    gateway: http://127.0.0.1:9/douyin\n    app_key: \"2\"\n    app_secret: ${B_SECRET}\n    session: ${B_TOKEN}\n";
+
+    fn config() -> Config {
+        let env = HashMap::from([("A_SECRET".to_owned(), "s".to_owned()), ("A_SESSION".to_owned(), "t".to_owned())]);
+        Config::parse(Path::new("o.yaml"), CONFIG, &env).unwrap()
+    }
+
+    #[test]
+    fn a_flow_connects_only_its_shops_and_a_missing_secret_names_the_shop_and_the_variable() {
+        let config = config();
+        let platforms = Platforms::for_shops(&config, ["a"]).unwrap();
+        assert_eq!(platforms.names().collect::<Vec<_>>(), ["a"]);
+        let error = Platforms::for_shops(&config, ["a", "b"]).unwrap_err().to_string();
+        assert!(error.starts_with("shop \"b\" cannot be connected: o.yaml:12:17: ${B_SECRET} is not set"), "{error}");
+        assert!(error.contains("o.yaml:13:14: ${B_TOKEN} is not set"), "{error}");
+        assert!(Platforms::from_config(&config).is_err(), "every shop, strictly");
+    }
+
+    #[test]
+    fn serving_sets_a_shop_it_cannot_connect_aside_with_why_and_checking_needs_no_secret() {
+        let config = config();
+        let serving = Platforms::for_serving(&config).unwrap();
+        assert_eq!(serving.names().collect::<Vec<_>>(), ["a"]);
+        assert!(serving.unavailable("b").is_some_and(|why| why.contains("${B_TOKEN} is not set")));
+        assert_eq!(serving.unavailable("a"), None);
+
+        let offline = Platforms::offline(&config);
+        assert_eq!(offline.names().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(offline.get("b").map(|p| p.name()), Some("douyin"));
     }
 }

@@ -15,6 +15,14 @@ pub enum StoreError {
         url: String,
     },
 
+    /// A command that reads what runs wrote was pointed at an SQLite file
+    /// that does not exist (it is not created).
+    #[error("no database at {path}; run a flow first or check `database:`")]
+    NoDatabase {
+        /// The file's path as the URL gives it.
+        path: String,
+    },
+
     /// The database could not be reached or refused the connection.
     #[error("could not connect to {url}")]
     Connect {
@@ -136,6 +144,7 @@ impl StoreError {
                 _ => false,
             },
             StoreError::UnsupportedUrl { .. }
+            | StoreError::NoDatabase { .. }
             | StoreError::InvalidSpec(_)
             | StoreError::InvalidRow { .. }
             | StoreError::InvalidValue { .. }

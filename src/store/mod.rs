@@ -134,10 +134,24 @@ impl Store {
     /// `postgresql://…`, and `mysql://…` (`mariadb://…` is accepted as MySQL).
     /// Errors show the URL with its password replaced by `***`.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Self::open(url, true).await
+    }
+
+    /// Like [`Store::connect`], for commands that read what runs wrote
+    /// (`runs`, `status`, `dead-letters`): an SQLite file that does not exist
+    /// is [`StoreError::NoDatabase`], so a mistyped path is reported instead
+    /// of answered from a new, empty database. An existing database of an
+    /// older orderflow is still migrated: the commands read it with the
+    /// current schema.
+    pub async fn open_existing(url: &str) -> Result<Store, StoreError> {
+        Self::open(url, false).await
+    }
+
+    async fn open(url: &str, create: bool) -> Result<Store, StoreError> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
 
-        let target = Target::parse(url)?;
+        let target = Target::parse(url, create)?;
         let connect_error = |source| StoreError::Connect { url: redact_url(url), source };
         if let Some(dir) = &target.create_dir {
             std::fs::create_dir_all(dir).map_err(|e| connect_error(sqlx::Error::Io(e)))?;
@@ -259,12 +273,14 @@ struct Target {
 }
 
 impl Target {
-    fn parse(url: &str) -> Result<Target, StoreError> {
+    /// `create`: whether a missing SQLite file is created (else it is
+    /// [`StoreError::NoDatabase`]).
+    fn parse(url: &str, create: bool) -> Result<Target, StoreError> {
         let unsupported = || StoreError::UnsupportedUrl { url: redact_url(url) };
         let scheme = url.split_once(':').map(|(s, _)| s).ok_or_else(unsupported)?;
         let rest = &url[scheme.len()..];
         match scheme.to_ascii_lowercase().as_str() {
-            "sqlite" => Ok(Self::sqlite(url)),
+            "sqlite" => Self::sqlite(url, create),
             "postgres" | "postgresql" => {
                 Ok(Target { backend: Backend::Postgres, url: url.to_owned(), in_memory: false, create_dir: None })
             }
@@ -275,7 +291,7 @@ impl Target {
         }
     }
 
-    fn sqlite(url: &str) -> Target {
+    fn sqlite(url: &str, create: bool) -> Result<Target, StoreError> {
         let (head, query) = match url.split_once('?') {
             Some((head, query)) => (head, Some(query)),
             None => (url, None),
@@ -284,19 +300,25 @@ impl Target {
         let in_memory =
             path == ":memory:" || path.is_empty() || query.is_some_and(|q| q.split('&').any(|p| p == "mode=memory"));
         if in_memory {
-            return Target { backend: Backend::Sqlite, url: url.to_owned(), in_memory, create_dir: None };
+            return Ok(Target { backend: Backend::Sqlite, url: url.to_owned(), in_memory, create_dir: None });
         }
-        // `mode=rwc` creates the file when it is missing; respect an explicit mode.
+        if !create && !std::path::Path::new(path).is_file() {
+            return Err(StoreError::NoDatabase { path: path.to_owned() });
+        }
+        // `mode=rwc` creates the file when it is missing, `rw` does not (the
+        // file may go between the check above and the open); respect an
+        // explicit mode.
+        let mode = if create { "rwc" } else { "rw" };
         let url = match query {
             Some(q) if q.split('&').any(|p| p.starts_with("mode=")) => url.to_owned(),
-            Some(_) => format!("{url}&mode=rwc"),
-            None => format!("{url}?mode=rwc"),
+            Some(_) => format!("{url}&mode={mode}"),
+            None => format!("{url}?mode={mode}"),
         };
         let create_dir = std::path::Path::new(path)
             .parent()
-            .filter(|dir| !dir.as_os_str().is_empty() && !dir.exists())
+            .filter(|dir| create && !dir.as_os_str().is_empty() && !dir.exists())
             .map(ToOwned::to_owned);
-        Target { backend: Backend::Sqlite, url, in_memory, create_dir }
+        Ok(Target { backend: Backend::Sqlite, url, in_memory, create_dir })
     }
 }
 
@@ -320,22 +342,40 @@ mod tests {
 
     #[test]
     fn sorts_out_urls() {
-        let t = Target::parse("sqlite://data/x.db").unwrap();
+        let t = Target::parse("sqlite://data/x.db", true).unwrap();
         assert_eq!(t.backend, Backend::Sqlite);
         assert_eq!(t.url, "sqlite://data/x.db?mode=rwc");
         assert!(!t.in_memory);
 
-        let t = Target::parse("sqlite::memory:").unwrap();
+        let t = Target::parse("sqlite::memory:", false).unwrap();
         assert!(t.in_memory);
         assert_eq!(t.url, "sqlite::memory:");
 
-        let t = Target::parse("mariadb://root@h:3306/db").unwrap();
+        let t = Target::parse("mariadb://root@h:3306/db", false).unwrap();
         assert_eq!(t.backend, Backend::MySql);
         assert_eq!(t.url, "mysql://root@h:3306/db");
 
-        assert_eq!(Target::parse("postgresql://h/db").unwrap().backend, Backend::Postgres);
-        let error = Target::parse("redis://u:secret@h").err().unwrap().to_string();
+        assert_eq!(Target::parse("postgresql://h/db", false).unwrap().backend, Backend::Postgres);
+        let error = Target::parse("redis://u:secret@h", true).err().unwrap().to_string();
         assert!(!error.contains("secret"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn opening_an_existing_database_creates_no_file_and_names_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let typo = dir.path().join("typo/orderflow.db");
+        let error = Store::open_existing(&format!("sqlite://{}", typo.display())).await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("no database at {}; run a flow first or check `database:`", typo.display())
+        );
+        assert!(!typo.parent().unwrap().exists(), "neither the file nor its folder is created");
+
+        let file = dir.path().join("orderflow.db");
+        let url = format!("sqlite://{}", file.display());
+        drop(Store::connect(&url).await.unwrap());
+        let store = Store::open_existing(&url).await.unwrap();
+        assert!(store.recent_runs(None, 1).await.unwrap().is_empty(), "the existing database is read");
     }
 
     #[test]

@@ -338,14 +338,11 @@ impl Platform for DouyinClient {
     }
 
     fn max_modified_window(&self) -> chrono::Duration {
-        // Douyin's largest span is not documented (TOP-API.md: unconfirmed);
-        // a day, like TOP's, keeps one window's pages few.
-        chrono::Duration::days(1)
+        super::MAX_MODIFIED_WINDOW
     }
 
     fn horizon(&self) -> chrono::Duration {
-        // Assumed like TOP's three months.
-        chrono::Duration::days(90)
+        super::HORIZON
     }
 
     async fn orders_created(

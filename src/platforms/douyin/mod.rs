@@ -33,6 +33,14 @@ pub use client::DouyinClient;
 /// The platform's name in the `platform` column and in [`crate::platforms::Order::platform`].
 pub const PLATFORM: &str = "douyin";
 
+/// The longest window of a listing by update time. Douyin's largest span is
+/// not documented (TOP-API.md: unconfirmed); a day, like TOP's, keeps one
+/// window's pages few.
+pub const MAX_MODIFIED_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
+/// How far back orders are listable: assumed like TOP's three months.
+pub const HORIZON: chrono::TimeDelta = chrono::TimeDelta::days(90);
+
 /// The API version every call sends (`v=2`).
 pub const VERSION: &str = "2";
 

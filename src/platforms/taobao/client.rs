@@ -351,12 +351,11 @@ impl Platform for TaobaoClient {
     }
 
     fn max_modified_window(&self) -> chrono::Duration {
-        chrono::Duration::days(1)
+        super::MAX_MODIFIED_WINDOW
     }
 
     fn horizon(&self) -> chrono::Duration {
-        // "Only the last three months": 90 days is the safe reading.
-        chrono::Duration::days(90)
+        super::HORIZON
     }
 
     async fn orders_created(

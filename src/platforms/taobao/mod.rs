@@ -21,3 +21,10 @@ pub use client::{ClientError, TaobaoClient};
 
 /// The platform's name in the `platform` column and in [`crate::platforms::Order::platform`].
 pub const PLATFORM: &str = "taobao";
+
+/// The longest window `taobao.trades.sold.increment.get` accepts: one day.
+pub const MAX_MODIFIED_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
+/// How far back TOP lists orders: "only the last three months", of which 90
+/// days is the safe reading.
+pub const HORIZON: chrono::TimeDelta = chrono::TimeDelta::days(90);
