@@ -21,10 +21,12 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use super::shared::{Redis, SharedLimit, Turn};
 use super::{ErrorKind, PlatformError};
+use crate::activity::{Activity, Reporter, WaitReason};
 use crate::store::Store;
 
 /// How calls on one app key are spaced so that no sliding minute holds more
@@ -122,6 +124,8 @@ pub struct AppGate {
     ledger_failing: AtomicBool,
     banned_until: Mutex<Option<DateTime<Utc>>>,
     streak: Mutex<BanStreak>,
+    /// Where the calls let through and the quota waits are reported.
+    activity: OnceLock<Reporter>,
 }
 
 impl AppGate {
@@ -139,6 +143,7 @@ impl AppGate {
             ledger_failing: AtomicBool::new(false),
             banned_until: Mutex::new(None),
             streak: Mutex::new(BanStreak::default()),
+            activity: OnceLock::new(),
         }
     }
 
@@ -154,6 +159,19 @@ impl AppGate {
         let _ = self.ledger.set(store.clone());
     }
 
+    /// Reports the calls let through and the quota waits of this key to
+    /// `reporter` from now on (a progress bar). The first reporter given stays.
+    pub fn report_to(&self, reporter: &Reporter) {
+        let _ = self.activity.set(reporter.clone());
+    }
+
+    /// Reports that the next call waits `wait` for the key's pace.
+    fn pacing(&self, wait: Duration) {
+        if let Some(reporter) = self.activity.get() {
+            reporter.waiting(wait, WaitReason::RateLimit);
+        }
+    }
+
     /// Waits for the key's next call: the shared limiter's turn when there
     /// is one (learning of bans other processes saw), else a call booked in
     /// the database, else the own limiter.
@@ -165,7 +183,10 @@ impl AppGate {
                         self.shared_failing.store(false, Ordering::Relaxed);
                         return;
                     }
-                    Ok(Turn::Wait(wait)) => tokio::time::sleep(wait).await,
+                    Ok(Turn::Wait(wait)) => {
+                        self.pacing(wait);
+                        tokio::time::sleep(wait).await;
+                    }
                     Ok(Turn::Banned(until)) => {
                         self.note_ban(until);
                         return;
@@ -183,6 +204,13 @@ impl AppGate {
         if let Some(ledger) = self.ledger.get() {
             if self.booked_turn(ledger).await {
                 return;
+            }
+        }
+        // Asking first costs a clock read, so only when someone listens.
+        if self.activity.get().is_some_and(Reporter::is_listening) {
+            match self.limiter.check() {
+                Ok(()) => return,
+                Err(not_until) => self.pacing(not_until.wait_time_from(DefaultClock::default().now())),
             }
         }
         self.limiter.until_ready().await;
@@ -206,7 +234,9 @@ impl AppGate {
                 let next = booked.next.max(missed);
                 if next < booked.calls {
                     booked.next = next + 1;
-                    tokio::time::sleep_until((first + interval * next).into()).await;
+                    let at = first + interval * next;
+                    self.pacing(at.saturating_duration_since(now));
+                    tokio::time::sleep_until(at.into()).await;
                     return true;
                 }
             }
@@ -310,7 +340,11 @@ impl ShopGuard {
         self.refuse(method)?;
         self.gate.wait_turn().await;
         // A call that finished while this one waited may have found a ban.
-        self.refuse(method)
+        self.refuse(method)?;
+        if let Some(reporter) = self.gate.activity.get() {
+            reporter.report(|| Activity::Called);
+        }
+        Ok(())
     }
 
     fn refuse(&self, method: &str) -> Result<(), PlatformError> {
