@@ -124,20 +124,35 @@ pub fn windows_total(done: u64, left: chrono::Duration, step: chrono::Duration) 
     done + left.div_ceil(step)
 }
 
+/// A sink that keeps every report, for tests.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct Collect(pub std::sync::Mutex<Vec<Activity>>);
+
+#[cfg(test)]
+impl Collect {
+    /// A reporter to a new collector, and the collector.
+    pub(crate) fn reporter() -> (Reporter, Arc<Self>) {
+        let sink = Arc::new(Self::default());
+        (Reporter::to(sink.clone()), sink)
+    }
+
+    /// The reports so far.
+    pub(crate) fn taken(&self) -> Vec<Activity> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+#[cfg(test)]
+impl ActivitySink for Collect {
+    fn report(&self, activity: Activity) {
+        self.0.lock().unwrap().push(activity);
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use super::*;
-
-    #[derive(Default)]
-    struct Collect(Mutex<Vec<Activity>>);
-
-    impl ActivitySink for Collect {
-        fn report(&self, activity: Activity) {
-            self.0.lock().unwrap().push(activity);
-        }
-    }
 
     #[test]
     fn a_reporter_without_a_sink_makes_no_report() {
@@ -148,11 +163,10 @@ mod tests {
 
     #[test]
     fn only_waits_worth_showing_are_reported() {
-        let sink = Arc::new(Collect::default());
-        let reporter = Reporter::to(sink.clone());
+        let (reporter, sink) = Collect::reporter();
         reporter.waiting(Duration::from_millis(600), WaitReason::RateLimit);
         reporter.waiting(Duration::from_secs(48), WaitReason::Ban);
-        let reports = sink.0.lock().unwrap();
+        let reports = sink.taken();
         assert_eq!(reports.len(), 1, "{reports:?}");
         let Activity::Waiting { until, reason } = &reports[0] else { panic!("{reports:?}") };
         assert_eq!(*reason, WaitReason::Ban);

@@ -101,8 +101,9 @@ impl RunProgress {
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .with_key("activity", activity.clone())
         };
-        let spinner = style("{spinner} {prefix} [{elapsed}] {activity}");
-        let windows = style(&format!("{{prefix}} [{{elapsed}}] {bar_style} {{pos}}/{{len}} windows · {{activity}}"));
+        let spinner = style("{spinner} {prefix} [{elapsed_precise}] {activity}");
+        let windows =
+            style(&format!("{{prefix}} [{{elapsed_precise}}] {bar_style} {{pos}}/{{len}} windows · {{activity}}"));
         let bar = bars().add(ProgressBar::new(0).with_style(spinner).with_prefix(label.to_owned()));
         bar.enable_steady_tick(TICK);
         if let Some((previous, _)) = lock(&self.shown.bar).replace((bar, windows)) {

@@ -511,6 +511,28 @@ mod tests {
         assert!(second.is_err(), "no burst, whichever shop calls");
     }
 
+    #[tokio::test]
+    async fn the_gate_reports_each_call_let_through_and_a_wait_for_its_pace() {
+        use crate::activity::Collect;
+        // 40 a minute: about 1.56 s between calls, a wait worth showing.
+        let guard = ShopGuard::standalone("taobao", "key-1", "a", per_minute(40));
+        let (reporter, sink) = Collect::reporter();
+        guard.gate().report_to(&reporter);
+        guard.admit("m").await.expect("first");
+        guard.admit("m").await.expect("second");
+        let reports = sink.taken();
+        assert_eq!(reports.len(), 3, "{reports:?}");
+        assert_eq!((&reports[0], &reports[2]), (&Activity::Called, &Activity::Called));
+        let Activity::Waiting { until, reason: WaitReason::RateLimit } = reports[1] else { panic!("{reports:?}") };
+        let left = until - Utc::now();
+        assert!(left <= chrono::Duration::milliseconds(100), "reported before the wait, over after it: {left}");
+        let refused = ShopGuard::standalone("taobao", "key-2", "b", per_minute(40));
+        refused.gate().report_to(&reporter);
+        refused.gate().ban_until(Utc::now() + chrono::Duration::hours(1));
+        assert!(refused.admit("m").await.is_err());
+        assert_eq!(sink.taken().len(), 3, "a call refused before it goes out is no call");
+    }
+
     #[test]
     fn a_pace_fits_the_limit_into_any_minute_with_a_margin() {
         const MINUTE: Duration = Duration::from_secs(60);

@@ -242,3 +242,40 @@ where
         window.start, window.end
     ))))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activity::Collect;
+    use crate::flow::OnError;
+    use crate::nodes::testing::node_ctx;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn each_window_read_reports_the_windows_read_and_left() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let mut ctx = node_ctx(&store, OnError::Fail);
+        let (reporter, sink) = Collect::reporter();
+        ctx.activity = reporter;
+        let start = Utc::now() - chrono::Duration::hours(5);
+        let hour = chrono::Duration::hours(1);
+        let mut windows = Windows::new(start, start + hour * 5, hour, 1_000);
+        let first = windows.next().unwrap();
+        windows.advance(&ctx, first, 10);
+        let crowded = windows.next().unwrap();
+        windows.shrink(crowded);
+        let half = windows.next().unwrap();
+        windows.advance(&ctx, half, 600);
+        let walked: Vec<(u64, u64)> = sink
+            .taken()
+            .into_iter()
+            .map(|activity| match activity {
+                Activity::Windows { node_id, done, total } if node_id == "under_test" => (done, total),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // Four hours left after the first; three and a half in half-hour
+        // windows after the halved one.
+        assert_eq!(walked, [(1, 5), (2, 9)]);
+    }
+}
