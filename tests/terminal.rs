@@ -214,3 +214,51 @@ fn a_failed_command_prints_each_cause_once() {
     let stderr = text(&missing.stderr);
     once(&stderr, &["No such file", "error:"]);
 }
+
+/// The display column at which `needle` starts in `line`.
+fn column_of(line: &str, needle: &str) -> usize {
+    line.find(needle).map(|at| line[..at].chars().count()).unwrap_or_else(|| panic!("{needle:?} in {line:?}"))
+}
+
+#[tokio::test]
+async fn runs_and_status_keep_their_columns_in_line_whatever_the_widths() {
+    let setup = Setup::offline();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("flows/data/orders.jsonl");
+    let flow = setup.path("long-ids.yaml");
+    std::fs::write(
+        &flow,
+        format!(
+            "flow: long-ids\nnodes:\n  orders_read_from_the_export_file: {{use: read_jsonl, with: {{path: \"{}\"}}}}\n  paid: {{use: filter, input: orders_read_from_the_export_file, with: {{condition: 'record.status != \"WAIT_BUYER_PAY\"'}}}}\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let run = setup.command(&["run", flow.to_str().unwrap()]).output().unwrap();
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let summary = text(&run.stdout);
+    let rows: Vec<&str> = summary.lines().filter(|line| line.contains("succeeded")).collect();
+    let nodes: Vec<&&str> = rows.iter().filter(|line| line.contains("read_jsonl") || line.contains("filter")).collect();
+    assert_eq!(nodes.len(), 2, "{summary}");
+    assert_eq!(column_of(nodes[0], "read_jsonl"), column_of(nodes[1], "filter"), "{summary}");
+    assert_eq!(column_of(nodes[0], "succeeded"), column_of(nodes[1], "succeeded"), "{summary}");
+
+    let store =
+        orderflow::store::Store::connect(&format!("sqlite://{}", setup.path("test.db").display())).await.unwrap();
+    let now = chrono::Utc::now();
+    for (app_key, seconds) in [("1", 600), ("a-much-longer-app-key-20240501", 90)] {
+        let ban = orderflow::store::AppBan {
+            platform: "taobao".into(),
+            app_key: app_key.into(),
+            until: now + chrono::Duration::seconds(seconds),
+            reason: "code 7 (App Call Limited)".into(),
+        };
+        store.save_ban(&ban, now).await.unwrap();
+    }
+    let status = setup.command(&["status"]).output().unwrap();
+    let shown = text(&status.stdout);
+    let bans: Vec<&str> = shown.lines().filter(|line| line.contains("banned until")).collect();
+    assert_eq!(bans.len(), 2, "{shown}");
+    for column in ["banned until", "code 7"] {
+        assert_eq!(column_of(bans[0], column), column_of(bans[1], column), "{column}: {shown}");
+    }
+}
