@@ -262,3 +262,36 @@ async fn runs_and_status_keep_their_columns_in_line_whatever_the_widths() {
         assert_eq!(column_of(bans[0], column), column_of(bans[1], column), "{column}: {shown}");
     }
 }
+
+/// The last `chars` characters of `text`.
+fn tail(text: &str, chars: usize) -> &str {
+    &text[text.char_indices().rev().nth(chars).map_or(0, |(at, _)| at)..]
+}
+
+#[test]
+fn the_demo_takes_each_bar_off_before_its_line_and_never_draws_over_a_line() {
+    let setup = Setup::offline();
+    let database = format!("sqlite://{}", setup.path("demo.db").display());
+    let shown = on_terminal(&setup.command(&["demo", "--orders", "300", "--database", &database]));
+    let output = text(&shown.stdout);
+    assert!(shown.status.success(), "{output}");
+    for line in [
+        "backfill of tmall-main (taobao): 300 orders stored",
+        "backfill of douyin-main (douyin)",
+        "incremental (both shops, one graph)",
+    ] {
+        let at = output.find(line).unwrap_or_else(|| panic!("{line:?} in {output:?}"));
+        // It starts a line of its own: no bar text before it.
+        let before = &output[..at];
+        let clean = ["\n", "\r\x1b[2K", "\r\x1b[2K\x1b[1A"].iter().any(|start| before.ends_with(start));
+        assert!(clean, "{line:?} after {:?}", tail(before, 80));
+        let rest = &output[at..];
+        let end = rest.find("\r\n").unwrap_or_else(|| panic!("{line:?} ends its line: {rest:?}"));
+        // A bar cleared after the line was printed would move the cursor up
+        // onto it and erase it.
+        let after = &rest[end + 2..];
+        assert!(!after.starts_with("\x1b[1A") && !after.starts_with("\x1b[2K"), "{line:?} then {after:?}");
+        assert!(!rest[..end].contains('\x1b'), "nothing drawn inside the line: {:?}", &rest[..end]);
+    }
+    assert!(output.contains(" orders stored · "), "the runs had bars: {output:?}");
+}
