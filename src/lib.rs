@@ -3,6 +3,7 @@
 //! A flow file (`flows/*.yaml`) is compiled by [`flow::compile`] into a
 //! [`flow::Flow`], run by [`engine::Engine`] as a graph of [`nodes`] joined by
 //! bounded channels, and recorded in the [`store`]. See `docs/ARCHITECTURE.md`.
+pub mod activity;
 pub mod cli;
 pub mod clock;
 pub mod config;

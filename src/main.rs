@@ -1,7 +1,6 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -9,14 +8,11 @@ async fn main() -> ExitCode {
     // The demo prints its own story; run-by-run log lines would bury it.
     let default_filter =
         if matches!(cli.command, orderflow::cli::Command::Demo { .. }) { "warn" } else { "orderflow=info,warn" };
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)))
-        .with_writer(std::io::stderr)
-        .init();
+    orderflow::cli::init_logging(cli.log_format, default_filter);
     match orderflow::cli::run(cli).await {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", orderflow::cli::error_line(&error));
             ExitCode::FAILURE
         }
     }

@@ -3,6 +3,7 @@
 
 use chrono::Utc;
 
+use super::table::{Align, Table};
 use crate::platforms::taobao::envelope::excerpt;
 use crate::store::{DeadLetterState, Store};
 
@@ -57,20 +58,30 @@ pub async fn run(args: &DeadLettersArgs, store: &Store) -> anyhow::Result<()> {
     let letters = store.list_dead_letters(args.flow.as_deref(), state, args.limit).await?;
     if letters.is_empty() {
         println!("no dead letters");
+        return Ok(());
     }
+    let left = Align::Left;
+    let mut table = Table::new(&[
+        ("id", Align::Right),
+        ("state", left),
+        ("at", left),
+        ("flow", left),
+        ("node", left),
+        ("run", left),
+    ]);
     for stored in letters {
         let letter = &stored.letter;
-        println!(
-            "{:>6}  {:<9}  {}  {}  {}  run {}",
-            stored.id,
-            stored.state.as_str(),
-            letter.created_at.format("%Y-%m-%d %H:%M:%S"),
-            letter.flow,
-            letter.node_id,
-            letter.run_id
-        );
-        println!("        {}", letter.reason);
-        println!("        {}", excerpt(&letter.record.to_string()));
+        table.row([
+            stored.id.to_string(),
+            stored.state.as_str().to_owned(),
+            letter.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            letter.flow.clone(),
+            letter.node_id.clone(),
+            letter.run_id.clone(),
+        ]);
+        table.note(format!("  {}", letter.reason));
+        table.note(format!("  {}", excerpt(&letter.record.to_string())));
     }
+    print!("{}", table.render(""));
     Ok(())
 }

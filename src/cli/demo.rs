@@ -7,19 +7,17 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
+use super::progress::RunProgress;
 use crate::config::{Config, Platform};
 use crate::engine::{Engine, EngineOptions, RunReport};
 use crate::flow::{self, CompileEnv, Flow};
-use crate::nodes::fetch_full::Backfill;
 use crate::nodes::{BuildContext, Registry};
 use crate::platforms::Platforms;
 use crate::script::{Limits, Sandbox};
 use crate::sim::{SimConfig, Simulator};
 use crate::store::{RunStatus, Store};
-use crate::sync::FULL_STREAM;
 
 const FULL_FLOW: &str = include_str!("../../flows/taobao-initial-full.yaml");
 const DOUYIN_FULL_FLOW: &str = include_str!("../../flows/douyin-initial-full.yaml");
@@ -73,12 +71,17 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         (SHOPS[1], compile("flows/douyin-initial-full.yaml", DOUYIN_FULL_FLOW, &config, &registry, &build)?),
     ];
     let incremental = compile("flows/multi-platform-incremental.yaml", INCREMENTAL_FLOW, &config, &registry, &build)?;
+    // One bar per run while it runs, taken off before the run's line is
+    // printed, so no line is drawn over.
+    let progress = RunProgress::on_stderr();
+    if let Some(progress) = &progress {
+        progress.watch(&mut build);
+    }
     let engine = Engine::new(registry, build, store.clone(), EngineOptions::default());
+    let bar = progress.as_ref();
 
     for ((platform, shop), full) in &backfills {
-        let progress = backfill_progress(store.clone(), *platform, shop);
-        let report = engine.run(full, "demo", CancellationToken::new()).await?;
-        progress.cancel();
+        let report = run_with_bar(&engine, bar, full, &format!("backfill {shop}")).await?;
         check(&report)?;
         println!(
             "backfill of {shop} ({}): {} orders stored in {:.1}s",
@@ -91,11 +94,11 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     // The shop kept changing during the backfill: catch up, then stop the
     // changes and catch up once more, so the comparison has a fixed truth.
     // Windows end a second before the current one, hence the wait.
-    let report = engine.run(&incremental, "demo", CancellationToken::new()).await?;
+    let report = run_with_bar(&engine, bar, &incremental, "incremental").await?;
     check(&report)?;
     sim.pause_mutations();
     tokio::time::sleep(Duration::from_millis(2_100)).await;
-    let report = engine.run(&incremental, "demo", CancellationToken::new()).await?;
+    let report = run_with_bar(&engine, bar, &incremental, "incremental").await?;
     check(&report)?;
     println!(
         "incremental (both shops, one graph): {} changed orders stored in {:.1}s",
@@ -169,6 +172,23 @@ fn compile(
     flow::compile(Path::new(name), source, &env).map_err(|errors| anyhow::anyhow!("{errors}"))
 }
 
+/// Runs `flow` under a bar labelled `label`, taken off before returning.
+async fn run_with_bar(
+    engine: &Engine,
+    progress: Option<&RunProgress>,
+    flow: &Flow,
+    label: &str,
+) -> anyhow::Result<RunReport> {
+    if let Some(progress) = progress {
+        progress.begin(label);
+    }
+    let report = engine.run(flow, "demo", CancellationToken::new()).await;
+    if let Some(progress) = progress {
+        progress.clear();
+    }
+    Ok(report?)
+}
+
 fn check(report: &RunReport) -> anyhow::Result<()> {
     if report.status != RunStatus::Succeeded {
         bail!("flow {} {}: {}", report.flow, report.status.as_str(), report.error.as_deref().unwrap_or("see the log"));
@@ -178,31 +198,4 @@ fn check(report: &RunReport) -> anyhow::Result<()> {
 
 fn stored_count(report: &RunReport) -> u64 {
     report.nodes.iter().find(|n| n.node_type == "store_orders").map_or(0, |n| n.records_in)
-}
-
-/// Draws a shop's backfill progress from its committed cursor until cancelled.
-fn backfill_progress(store: Store, platform: Platform, shop: &'static str) -> CancellationToken {
-    let done = CancellationToken::new();
-    let stop = done.clone();
-    tokio::spawn(async move {
-        let bar = ProgressBar::new(1000);
-        bar.set_style(
-            ProgressStyle::with_template("backfill [{bar:40}] {percent:>3}% {elapsed_precise} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        loop {
-            if let Ok(Some(value)) = store.load_cursor(platform.as_str(), shop, FULL_STREAM).await {
-                if let Ok(backfill) = serde_json::from_value::<Backfill>(value) {
-                    bar.set_position((backfill.progress() * 1000.0) as u64);
-                    bar.set_message(format!("orders created before {}", backfill.next_end.format("%Y-%m-%d")));
-                }
-            }
-            tokio::select! {
-                () = stop.cancelled() => break,
-                () = tokio::time::sleep(Duration::from_millis(150)) => {}
-            }
-        }
-        bar.finish_and_clear();
-    });
-    done
 }

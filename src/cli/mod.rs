@@ -3,8 +3,12 @@
 
 mod dead_letters;
 mod demo;
+mod error_chain;
+mod progress;
 mod status;
 mod stock;
+mod table;
+mod term;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,6 +30,11 @@ use crate::server::web::{self, WebState};
 use crate::sim::{FaultKind, SimConfig, Simulator};
 use crate::store::{NodeRunRecord, RunStatus, Store, StoreError, redact_url};
 
+pub use error_chain::one_line as error_line;
+use progress::RunProgress;
+use table::{Align, Table};
+pub use term::{LogFormat, init_logging};
+
 /// orderflow keeps a merchant's own database in step with its shops: flows
 /// of ready-made nodes, written in YAML, run on a schedule.
 #[derive(Debug, Parser)]
@@ -37,6 +46,10 @@ pub struct Cli {
     /// The database URL, overriding the config file's `database`.
     #[arg(long, global = true, env = "ORDERFLOW_DATABASE_URL", hide_env_values = true)]
     pub database: Option<String>,
+    /// How log lines are written to stderr: `text`, or `json` (one object a
+    /// line) for log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "ORDERFLOW_LOG_FORMAT")]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -275,9 +288,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print_errors(&node_errors);
             let flow = compile_or_report(&file, &config, &registry, &sandbox)?;
             // The shops first: a missing secret must not leave a new database behind.
-            let build = run_context(&file, &flow, &config, &sandbox)?;
+            let mut build = run_context(&file, &flow, &config, &sandbox)?;
             let store = connect(&config).await?;
             build.platforms.restore(&store).await?;
+            let progress = RunProgress::for_run(&mut build, &flow.name);
             let engine = Engine::new(registry, build, store, EngineOptions::default());
             let cancel = CancellationToken::new();
             let on_ctrl_c = cancel.clone();
@@ -288,6 +302,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             });
             let report = engine.run(&flow, "manual", cancel).await?;
+            if let Some(progress) = &progress {
+                progress.finish();
+            }
             print_report(&report);
             Ok(match report.status {
                 RunStatus::Succeeded => ExitCode::SUCCESS,
@@ -347,29 +364,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if runs.is_empty() {
                 println!("no runs recorded in {}", redact_url(&config.database_url()?));
             }
+            let left = Align::Left;
+            let mut table = Table::headless(&[left, left, left, left, left, Align::Right, left, left]);
             for run in runs {
-                let finished =
+                let took =
                     run.finished_at.map(|f| format!("{:.1}s", (f - run.started_at).num_milliseconds() as f64 / 1000.0));
                 // Shop and worker only for runs that have them (`serve` runs).
-                let shop = run.shop.as_deref().map(|shop| format!("  shop {shop}")).unwrap_or_default();
-                let worker = run.worker.as_deref().map(|worker| format!("  worker {worker}")).unwrap_or_default();
-                println!(
-                    "{}  {}  {:<10} {}  {}  {}{shop}{worker}",
-                    run.started_at.format("%Y-%m-%d %H:%M:%S"),
-                    run.id,
-                    run.status.as_str(),
-                    run.flow,
-                    run.trigger,
-                    finished.unwrap_or_else(|| "running".into())
-                );
+                let shop = run.shop.as_deref().map(|shop| format!("shop {shop}")).unwrap_or_default();
+                let worker = run.worker.as_deref().map(|worker| format!("worker {worker}")).unwrap_or_default();
+                table.row([
+                    run.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    run.id.clone(),
+                    run.status.as_str().to_owned(),
+                    run.flow.clone(),
+                    run.trigger.clone(),
+                    took.unwrap_or_else(|| "running".into()),
+                    shop,
+                    worker,
+                ]);
                 if let Some(error) = &run.error {
-                    println!("    error: {error}");
+                    table.note(format!("  error: {error}"));
                 }
                 let nodes = store.run_nodes(&run.id).await?;
                 if !nodes.is_empty() {
-                    print_nodes(&nodes, "    ");
+                    for line in nodes_table(&nodes).render("  ").lines() {
+                        table.note(line);
+                    }
                 }
             }
+            print!("{}", table.render(""));
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { orders, seed, mutations_per_sec } => {
@@ -389,10 +412,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Nodes => {
             print_errors(&node_errors);
+            let mut table = Table::headless(&[Align::Left, Align::Left]);
             for node_type in registry.iter() {
                 let origin = node_type.script.as_ref().map(|p| format!("  ({})", p.display())).unwrap_or_default();
-                println!("{:<16} {}{origin}", node_type.name, node_type.summary);
+                table.row([node_type.name.clone(), format!("{}{origin}", node_type.summary)]);
             }
+            print!("{}", table.render(""));
             Ok(ExitCode::SUCCESS)
         }
         Command::Sim(args) => run_sim(&args).await,
@@ -565,7 +590,8 @@ fn compile_or_report(file: &Path, config: &Config, registry: &Registry, sandbox:
 /// Opens the config's database, creating it (an SQLite file) if missing.
 async fn connect(config: &Config) -> anyhow::Result<Store> {
     let url = config.database_url()?;
-    Store::connect(&url).await.with_context(|| format!("opening the database {}", redact_url(&url)))
+    // The store's error names the (redacted) URL already.
+    Store::connect(&url).await.context("opening the database")
 }
 
 /// Opens the config's database for a command that reads what runs wrote:
@@ -575,7 +601,7 @@ async fn open_existing(config: &Config) -> anyhow::Result<Store> {
     Store::open_existing(&url).await.map_err(|error| match error {
         // Names the path already.
         StoreError::NoDatabase { .. } => error.into(),
-        error => anyhow::Error::new(error).context(format!("opening the database {}", redact_url(&url))),
+        error => anyhow::Error::new(error).context("opening the database"),
     })
 }
 
@@ -593,27 +619,35 @@ fn print_report(report: &RunReport) {
         report.status.as_str(),
         report.elapsed.as_secs_f64()
     );
-    print_nodes(&report.nodes, "  ");
+    print!("{}", nodes_table(&report.nodes).render("  "));
     if let Some(error) = &report.error {
         println!("error: {error}");
     }
 }
 
-/// The per-node table of a run, each line starting with `indent`.
-fn print_nodes(nodes: &[NodeRunRecord], indent: &str) {
-    println!("{indent}{:<20} {:<12} {:<10} {:>9} {:>9} {:>7}", "node", "type", "status", "in", "out", "errors");
+/// The per-node table of a run, a node's error under its row.
+fn nodes_table(nodes: &[NodeRunRecord]) -> Table {
+    let (left, right) = (Align::Left, Align::Right);
+    let mut table = Table::new(&[
+        ("node", left),
+        ("type", left),
+        ("status", left),
+        ("in", right),
+        ("out", right),
+        ("errors", right),
+    ]);
     for node in nodes {
-        println!(
-            "{indent}{:<20} {:<12} {:<10} {:>9} {:>9} {:>7}",
-            node.node_id,
-            node.node_type,
-            node.status.as_str(),
-            node.records_in,
-            node.records_out,
-            node.errors
-        );
+        table.row([
+            node.node_id.clone(),
+            node.node_type.clone(),
+            node.status.as_str().to_owned(),
+            node.records_in.to_string(),
+            node.records_out.to_string(),
+            node.errors.to_string(),
+        ]);
         if let Some(error) = &node.error {
-            println!("{indent}    {error}");
+            table.note(format!("  {error}"));
         }
     }
+    table
 }

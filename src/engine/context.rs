@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::node::NodeError;
+use crate::activity::Reporter;
 use crate::flow::OnError;
 use crate::record::Batch;
 use crate::store::{Cursor, DeadLetter, Store};
@@ -29,6 +30,8 @@ pub struct NodeContext {
     pub cancel: CancellationToken,
     /// How many records a source should put in one batch.
     pub batch_size: usize,
+    /// Where the node reports what it is doing (see [`crate::activity`]).
+    pub activity: Reporter,
     pub(crate) on_error: OnError,
     pub(crate) stats: Arc<NodeStats>,
 }

@@ -52,8 +52,9 @@ impl Default for EngineOptions {
 /// Why a run could not even be recorded.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// The run could not be written to the store.
-    #[error("recording the run: {0}")]
+    /// The run could not be written to the store; the store's message says
+    /// what it was writing.
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -297,6 +298,7 @@ impl Engine {
                 store: store.clone(),
                 cancel: cancel.clone(),
                 batch_size: self.options.batch_size,
+                activity: build.activity.clone(),
                 on_error: spec.on_error,
                 stats: stats[index].clone(),
             };

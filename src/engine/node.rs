@@ -32,6 +32,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
+use crate::activity::Reporter;
 use crate::clock::Clock;
 use crate::platforms::{Platform, Platforms};
 use crate::record::Batch;
@@ -194,12 +195,22 @@ pub struct BuildContext {
     pub shop: Option<String>,
     /// The clock schedules are decided by (circuit breakers).
     pub clock: Clock,
+    /// Where the run's nodes report what they are doing (a progress bar);
+    /// nowhere by default.
+    pub activity: Reporter,
 }
 
 impl BuildContext {
     /// A context for flows in `flow_dir`, with no shops configured.
     pub fn new(flow_dir: impl Into<PathBuf>, sandbox: Sandbox) -> Self {
-        Self { flow_dir: flow_dir.into(), sandbox, platforms: Platforms::default(), shop: None, clock: Clock::system() }
+        Self {
+            flow_dir: flow_dir.into(),
+            sandbox,
+            platforms: Platforms::default(),
+            shop: None,
+            clock: Clock::system(),
+            activity: Reporter::default(),
+        }
     }
 
     /// The platform connector of the node's `shop` setting, or else of the

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::fetch_increment::{check_page_size, default_page_size, emit_window};
 use super::{BuildContext, BuildError, Built, Emitter, NodeError, NodeKind, Role, Source};
+use crate::activity::{self, Activity};
 use crate::platforms::{Platform, TimeWindow};
 use crate::sync::by_created::CreatedReader;
 use crate::sync::{self, FULL_STREAM, INCREMENT_STREAM, Span};
@@ -134,9 +135,18 @@ impl Source for FullSource {
             fields: &self.settings.fields,
             overload_wait: self.settings.overload_wait.0,
         };
+        // For the progress report: pages vary in the time they cover, so
+        // the pages left are estimated at this run's average so far.
+        let (mut read, walk_from) = (0, backfill.next_end);
         while backfill.next_end > since {
             let window = TimeWindow { start: since, end: backfill.next_end };
             let (orders, next_end) = reader.read_newest(ctx, window).await?;
+            read += 1;
+            ctx.activity.report(|| Activity::Windows {
+                node_id: ctx.node_id.clone(),
+                done: read,
+                total: activity::windows_total(read, next_end - since, (walk_from - next_end) / read as i32),
+            });
             backfill.next_end = next_end;
             let cursor = sync::cursor(platform, FULL_STREAM, serde_json::to_value(&backfill).unwrap_or_default());
             emit_window(out, orders, cursor).await?;

@@ -279,7 +279,7 @@ impl IncrementSource {
             baseline = Some(baseline.map_or(per_minute, |b| b + BASELINE_WEIGHT * (per_minute - b)));
             let until = resumed.map_or(window.end, |r| r.max(window.end));
             let cursor = sync::cursor(platform, &stream, json!({ "modified_until": until, BASELINE_KEY: baseline }));
-            windows.advance(window, orders.len());
+            windows.advance(ctx, window, orders.len());
             emit_window(out, orders, cursor).await?;
             if self.lock_breaker().trips(self.clock.now()) {
                 return Ok(Increment::Tripped);

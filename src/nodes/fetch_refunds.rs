@@ -155,7 +155,7 @@ impl Source for RefundsSource {
                 }
                 Err(failure) => return Err(failure.into()),
             };
-            windows.advance(window, refunds.len());
+            windows.advance(ctx, window, refunds.len());
             let refunds = if self.settings.detail { self.with_detail(ctx, refunds).await? } else { refunds };
             let records = refunds.iter().map(sync::refund_record).collect::<Result<Vec<_>, _>>()?;
             let until = resumed.map_or(window.end, |r| r.max(window.end));

@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
+use crate::activity::Activity;
 use crate::record::Batch;
 use crate::store::Cursor;
 use crate::sync::record_order;
@@ -59,6 +60,7 @@ impl Transform for StoreOrdersTransform {
         let orders = batch.iter().map(record_order).collect::<Result<Vec<_>, _>>().map_err(NodeError::permanent)?;
         let (batch, orders, outcome) = save_or_set_aside(ctx, batch, orders, cursors).await?;
         crate::telemetry::record_orders_stored(&orders, outcome);
+        ctx.activity.report(|| Activity::OrdersStored((outcome.inserted + outcome.updated) as u64));
         tracing::debug!(node_id = %ctx.node_id, ?outcome, cursors = cursors.len(), "Orders stored.");
         Ok(batch)
     }

@@ -37,6 +37,7 @@ pub(crate) fn node_ctx(store: &Store, on_error: OnError) -> NodeContext {
         store: store.clone(),
         cancel: CancellationToken::new(),
         batch_size: 500,
+        activity: crate::activity::Reporter::default(),
         on_error,
         stats: Arc::new(NodeStats::default()),
     }

@@ -21,10 +21,12 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use super::shared::{Redis, SharedLimit, Turn};
 use super::{ErrorKind, PlatformError};
+use crate::activity::{Activity, Reporter, WaitReason};
 use crate::store::Store;
 
 /// How calls on one app key are spaced so that no sliding minute holds more
@@ -122,6 +124,8 @@ pub struct AppGate {
     ledger_failing: AtomicBool,
     banned_until: Mutex<Option<DateTime<Utc>>>,
     streak: Mutex<BanStreak>,
+    /// Where the calls let through and the quota waits are reported.
+    activity: OnceLock<Reporter>,
 }
 
 impl AppGate {
@@ -139,6 +143,7 @@ impl AppGate {
             ledger_failing: AtomicBool::new(false),
             banned_until: Mutex::new(None),
             streak: Mutex::new(BanStreak::default()),
+            activity: OnceLock::new(),
         }
     }
 
@@ -154,6 +159,19 @@ impl AppGate {
         let _ = self.ledger.set(store.clone());
     }
 
+    /// Reports the calls let through and the quota waits of this key to
+    /// `reporter` from now on (a progress bar). The first reporter given stays.
+    pub fn report_to(&self, reporter: &Reporter) {
+        let _ = self.activity.set(reporter.clone());
+    }
+
+    /// Reports that the next call waits `wait` for the key's pace.
+    fn pacing(&self, wait: Duration) {
+        if let Some(reporter) = self.activity.get() {
+            reporter.waiting(wait, WaitReason::RateLimit);
+        }
+    }
+
     /// Waits for the key's next call: the shared limiter's turn when there
     /// is one (learning of bans other processes saw), else a call booked in
     /// the database, else the own limiter.
@@ -165,7 +183,10 @@ impl AppGate {
                         self.shared_failing.store(false, Ordering::Relaxed);
                         return;
                     }
-                    Ok(Turn::Wait(wait)) => tokio::time::sleep(wait).await,
+                    Ok(Turn::Wait(wait)) => {
+                        self.pacing(wait);
+                        tokio::time::sleep(wait).await;
+                    }
                     Ok(Turn::Banned(until)) => {
                         self.note_ban(until);
                         return;
@@ -183,6 +204,13 @@ impl AppGate {
         if let Some(ledger) = self.ledger.get() {
             if self.booked_turn(ledger).await {
                 return;
+            }
+        }
+        // Asking first costs a clock read, so only when someone listens.
+        if self.activity.get().is_some_and(Reporter::is_listening) {
+            match self.limiter.check() {
+                Ok(()) => return,
+                Err(not_until) => self.pacing(not_until.wait_time_from(DefaultClock::default().now())),
             }
         }
         self.limiter.until_ready().await;
@@ -206,7 +234,9 @@ impl AppGate {
                 let next = booked.next.max(missed);
                 if next < booked.calls {
                     booked.next = next + 1;
-                    tokio::time::sleep_until((first + interval * next).into()).await;
+                    let at = first + interval * next;
+                    self.pacing(at.saturating_duration_since(now));
+                    tokio::time::sleep_until(at.into()).await;
                     return true;
                 }
             }
@@ -310,7 +340,11 @@ impl ShopGuard {
         self.refuse(method)?;
         self.gate.wait_turn().await;
         // A call that finished while this one waited may have found a ban.
-        self.refuse(method)
+        self.refuse(method)?;
+        if let Some(reporter) = self.gate.activity.get() {
+            reporter.report(|| Activity::Called);
+        }
+        Ok(())
     }
 
     fn refuse(&self, method: &str) -> Result<(), PlatformError> {
@@ -475,6 +509,28 @@ mod tests {
         a.admit("m").await.expect("first");
         let second = tokio::time::timeout(Duration::from_millis(200), b.admit("m")).await;
         assert!(second.is_err(), "no burst, whichever shop calls");
+    }
+
+    #[tokio::test]
+    async fn the_gate_reports_each_call_let_through_and_a_wait_for_its_pace() {
+        use crate::activity::Collect;
+        // 40 a minute: about 1.56 s between calls, a wait worth showing.
+        let guard = ShopGuard::standalone("taobao", "key-1", "a", per_minute(40));
+        let (reporter, sink) = Collect::reporter();
+        guard.gate().report_to(&reporter);
+        guard.admit("m").await.expect("first");
+        guard.admit("m").await.expect("second");
+        let reports = sink.taken();
+        assert_eq!(reports.len(), 3, "{reports:?}");
+        assert_eq!((&reports[0], &reports[2]), (&Activity::Called, &Activity::Called));
+        let Activity::Waiting { until, reason: WaitReason::RateLimit } = reports[1] else { panic!("{reports:?}") };
+        let left = until - Utc::now();
+        assert!(left <= chrono::Duration::milliseconds(100), "reported before the wait, over after it: {left}");
+        let refused = ShopGuard::standalone("taobao", "key-2", "b", per_minute(40));
+        refused.gate().report_to(&reporter);
+        refused.gate().ban_until(Utc::now() + chrono::Duration::hours(1));
+        assert!(refused.admit("m").await.is_err());
+        assert_eq!(sink.taken().len(), 3, "a call refused before it goes out is no call");
     }
 
     #[test]

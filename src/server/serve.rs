@@ -55,12 +55,12 @@ pub struct ServeOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// The flows folder cannot be listed.
-    #[error("reading the flows folder {path}: {source}")]
+    #[error("reading the flows folder {path}: {error}")]
     FlowsDir {
         /// The folder.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (shown in the message, so not also its `source()`, which would print it twice in a chain).
+        error: std::io::Error,
     },
     /// The lease is too short to renew in time.
     #[error("the lease must be at least 3s, not {0:?}")]
@@ -373,7 +373,7 @@ impl Server {
 /// The `*.yaml` files of `dir` and their text. A file that cannot be read
 /// now (being written) is left for the next poll.
 fn flow_files(dir: &Path) -> Result<BTreeMap<PathBuf, String>, ServeError> {
-    let listing = std::fs::read_dir(dir).map_err(|source| ServeError::FlowsDir { path: dir.to_path_buf(), source })?;
+    let listing = std::fs::read_dir(dir).map_err(|error| ServeError::FlowsDir { path: dir.to_path_buf(), error })?;
     let mut files = BTreeMap::new();
     for entry in listing.flatten() {
         let path = entry.path();

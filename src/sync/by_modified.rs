@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::progress::Progress;
 use super::{CallFailure, Span};
+use crate::activity::{self, Activity};
 use crate::engine::NodeContext;
 use crate::engine::node::{BuildError, NodeError};
 use crate::platforms::{Order, Page, PageRequest, Platform, Refund, TimeWindow};
@@ -123,6 +124,8 @@ pub(crate) struct Windows {
     configured: chrono::Duration,
     span: chrono::Duration,
     split_above: u64,
+    /// Windows read so far, for the progress report.
+    read: u64,
 }
 
 impl Windows {
@@ -134,7 +137,7 @@ impl Windows {
         configured: chrono::Duration,
         split_above: u64,
     ) -> Self {
-        Self { start, end, configured, span: configured, split_above }
+        Self { start, end, configured, span: configured, split_above, read: 0 }
     }
 
     /// The next window to read, `None` once `end` is reached.
@@ -154,12 +157,19 @@ impl Windows {
     }
 
     /// Moves past `window`, read with `count` records: a window well under the
-    /// limit lets the next one grow back.
-    pub(crate) fn advance(&mut self, window: TimeWindow, count: usize) {
+    /// limit lets the next one grow back. Reports the windows read and left
+    /// to `ctx`'s activity.
+    pub(crate) fn advance(&mut self, ctx: &NodeContext, window: TimeWindow, count: usize) {
         if (count as u64).saturating_mul(4) < self.split_above {
             self.span = (self.span * 2).min(self.configured);
         }
         self.start = window.end;
+        self.read += 1;
+        ctx.activity.report(|| Activity::Windows {
+            node_id: ctx.node_id.clone(),
+            done: self.read,
+            total: activity::windows_total(self.read, self.end - self.start, self.span),
+        });
     }
 }
 
@@ -231,4 +241,41 @@ where
         "the window {} to {} kept gaining records while read, {MAX_RESCANS} times",
         window.start, window.end
     ))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activity::Collect;
+    use crate::flow::OnError;
+    use crate::nodes::testing::node_ctx;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn each_window_read_reports_the_windows_read_and_left() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let mut ctx = node_ctx(&store, OnError::Fail);
+        let (reporter, sink) = Collect::reporter();
+        ctx.activity = reporter;
+        let start = Utc::now() - chrono::Duration::hours(5);
+        let hour = chrono::Duration::hours(1);
+        let mut windows = Windows::new(start, start + hour * 5, hour, 1_000);
+        let first = windows.next().unwrap();
+        windows.advance(&ctx, first, 10);
+        let crowded = windows.next().unwrap();
+        windows.shrink(crowded);
+        let half = windows.next().unwrap();
+        windows.advance(&ctx, half, 600);
+        let walked: Vec<(u64, u64)> = sink
+            .taken()
+            .into_iter()
+            .map(|activity| match activity {
+                Activity::Windows { node_id, done, total } if node_id == "under_test" => (done, total),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // Four hours left after the first; three and a half in half-hour
+        // windows after the halved one.
+        assert_eq!(walked, [(1, 5), (2, 9)]);
+    }
 }

@@ -24,6 +24,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value as Json;
 
+use crate::activity::WaitReason;
 use crate::engine::NodeContext;
 use crate::engine::node::{Halt, NodeError};
 use crate::platforms::guard::MAX_BANS_IN_A_ROW;
@@ -243,6 +244,7 @@ where
         .notify(|error, delay| {
             if let ErrorKind::RateLimited { .. } = error.kind {
                 remember_ban(ctx, platform, error);
+                ctx.activity.waiting(delay, WaitReason::Ban);
             }
             if let ErrorKind::Malformed(anomaly) = error.kind {
                 anomalies.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(anomaly_of(ctx, platform, error, anomaly));
@@ -382,6 +384,7 @@ async fn stop_for_reauth(
 pub async fn wait_out_overload(ctx: &NodeContext, error: &PlatformError, wait: Duration) -> Result<(), NodeError> {
     tracing::warn!(node_id = %ctx.node_id, run_id = %ctx.run_id, %error, wait = %Span(wait),
         "The platform refuses queries this heavy for now; waiting.");
+    ctx.activity.waiting(wait, WaitReason::Overloaded);
     tokio::select! {
         biased;
         () = ctx.cancel.cancelled() => Err(NodeError::cancelled()),

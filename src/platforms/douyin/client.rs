@@ -70,12 +70,12 @@ pub enum ClientError {
         shop: String,
     },
     /// The HTTP client could not be set up.
-    #[error("shop {shop:?}: cannot set up HTTP: {source}")]
+    #[error("shop {shop:?}: cannot set up HTTP: {error}")]
     Http {
         /// The shop's name.
         shop: String,
-        /// What reqwest said.
-        source: reqwest::Error,
+        /// What reqwest said (shown in the message, so not also its `source()`, which would print it twice in a chain).
+        error: reqwest::Error,
     },
 }
 
@@ -162,7 +162,7 @@ impl DouyinClient {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .build()
-            .map_err(|source| ClientError::Http { shop: name(), source })?;
+            .map_err(|error| ClientError::Http { shop: name(), error })?;
         let guard = match gates {
             Some(gates) => gates.guard(PLATFORM, &shop.app_key, shop_name, per_minute),
             None => ShopGuard::standalone(PLATFORM, &shop.app_key, shop_name, per_minute),

@@ -81,12 +81,12 @@ pub enum WebError {
     #[error("the access token in {TOKEN_VAR} is empty")]
     EmptyToken,
     /// The address could not be bound.
-    #[error("listening on {addr}: {source}")]
+    #[error("listening on {addr}: {error}")]
     Bind {
         /// The address asked for.
         addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
+        /// Why (shown in the message, so not also its `source()`, which would print it twice in a chain).
+        error: std::io::Error,
     },
     /// The server stopped on an I/O error.
     #[error("serving the web page: {0}")]
@@ -116,7 +116,7 @@ pub fn router(state: WebState) -> Router {
 /// non-loopback address when `state` has no token, before binding.
 pub async fn serve_on(addr: SocketAddr, state: WebState, shutdown: CancellationToken) -> Result<(), WebError> {
     check_exposure(addr, &state)?;
-    let listener = TcpListener::bind(addr).await.map_err(|source| WebError::Bind { addr, source })?;
+    let listener = TcpListener::bind(addr).await.map_err(|error| WebError::Bind { addr, error })?;
     serve(listener, state, shutdown).await
 }
 
