@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value as Json};
 
 use super::script::{RhaiTransform, compile};
-use super::{Built, NodeType, Registry, Role};
+use super::{Built, Fields, NodeType, Registry, Role, Shape, Typing};
 use crate::flow::error::ConfigError;
 use crate::flow::yaml::Pos;
 use crate::script::{NodeHeader, Sandbox};
@@ -58,12 +58,21 @@ pub fn load_file(file: &Path, sandbox: &Sandbox) -> Result<NodeType, ConfigError
         let pos = e.script.as_ref().map(|p| Pos::new(p.line as u32, p.col as u32));
         ConfigError::new(file, pos, e.message)
     })?;
+    let fields = script.fields();
+    let declared = header.adds.iter().fold(Fields::default(), |declared, (name, kind)| {
+        declared.field(name, Shape::of_type(kind.json_schema_type()), "Declared in the node's `adds:`.")
+    });
+    let typing = Typing { reads: Vec::new(), output: Typing::script_output(&fields, declared) }.reading_script(
+        "file",
+        Some(file.to_path_buf()),
+        &fields,
+    );
     let example = example(&name, &header);
     let summary = header.summary.clone();
     let description = header.description.clone();
     let schema = header.settings_schema();
     let sandbox = sandbox.clone();
-    let mut node_type = NodeType::custom(name, Role::Transform, summary, schema, move |with, _ctx| {
+    let node_type = NodeType::custom(name, Role::Transform, summary, schema, move |with, _ctx| {
         let empty = Map::new();
         let with = with.as_object().unwrap_or(&empty);
         Ok(Built::Transform(Box::new(RhaiTransform {
@@ -72,6 +81,7 @@ pub fn load_file(file: &Path, sandbox: &Sandbox) -> Result<NodeType, ConfigError
             settings: header.settings_with_defaults(with),
         })))
     });
+    let mut node_type = node_type.typed(typing.output.clone(), move |_, _| Ok(typing.clone()));
     node_type.description = description;
     node_type.example = example;
     node_type.script = Some(file.to_path_buf());

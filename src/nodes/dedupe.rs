@@ -8,7 +8,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
+use super::{
+    BuildContext, BuildError, Built, Entry, NodeContext, NodeError, NodeKind, Output, Role, Transform, Typing,
+    list_entries,
+};
 use crate::record::{Batch, Record};
 use crate::store::StoredVersion;
 
@@ -71,6 +74,16 @@ impl NodeKind for Dedupe {
 
     fn example() -> &'static str {
         "fresh:\n  use: dedupe\n  input: changed\n"
+    }
+
+    fn output() -> Output {
+        Output::unchanged()
+    }
+
+    fn typing(settings: &DedupeSettings, _ctx: &BuildContext) -> Result<Typing, BuildError> {
+        Ok(Typing::output(Self::output())
+            .reading_setting("key", list_entries(&settings.key))
+            .reading_setting("version", [(Entry::Whole, settings.version.as_str())]))
     }
 
     fn build(settings: DedupeSettings, _ctx: &BuildContext) -> Result<Built, BuildError> {

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
+use super::{BuildContext, BuildError, Built, Fields, NodeContext, NodeError, NodeKind, Output, Role, Transform};
 use crate::platforms::detail_cache::DetailCache;
 use crate::platforms::{ErrorKind, Order, Platform, PlatformError};
 use crate::record::{Batch, Record};
@@ -53,6 +53,11 @@ impl NodeKind for FetchDetail {
 
     fn example() -> &'static str {
         "detail:\n  use: fetch_detail\n  input: fresh\n  with:\n    needs: [buyer_message, seller_memo]\n"
+    }
+
+    /// An order lacking a needed field is replaced by its detail: an order.
+    fn output() -> Output {
+        Output::Received(Fields::order())
     }
 
     fn build(settings: FetchDetailSettings, ctx: &BuildContext) -> Result<Built, BuildError> {

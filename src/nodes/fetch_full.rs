@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::fetch_increment::{check_page_size, default_page_size, emit_window};
-use super::{BuildContext, BuildError, Built, Emitter, NodeError, NodeKind, Role, Source};
+use super::{BuildContext, BuildError, Built, Emitter, Fields, NodeError, NodeKind, Output, Role, Source};
 use crate::platforms::{Platform, TimeWindow};
 use crate::sync::by_created::CreatedReader;
 use crate::sync::{self, FULL_STREAM, INCREMENT_STREAM, Span};
@@ -65,6 +65,10 @@ impl NodeKind for FetchFull {
 
     fn example() -> &'static str {
         "backfill:\n  use: fetch_full\n  with:\n    days: 90\n    page_size: 100\n"
+    }
+
+    fn output() -> Output {
+        Output::Records(Fields::order())
     }
 
     fn build(settings: FetchFullSettings, ctx: &BuildContext) -> Result<Built, BuildError> {

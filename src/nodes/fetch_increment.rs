@@ -9,7 +9,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{BuildContext, BuildError, Built, Emitter, Halt, NodeContext, NodeError, NodeKind, Role, Source};
+use super::{
+    BuildContext, BuildError, Built, Emitter, Fields, Halt, NodeContext, NodeError, NodeKind, Output, Role, Source,
+};
 use crate::clock::Clock;
 use crate::platforms::{Anomaly, Order, PageRequest, Platform, TimeWindow};
 use crate::store::NewAnomaly;
@@ -134,6 +136,10 @@ impl NodeKind for FetchIncrement {
 
     fn example() -> &'static str {
         "changed:\n  use: fetch_increment\n  with:\n    lookback: 5m\n    window: 30m\n    page_size: 100\n"
+    }
+
+    fn output() -> Output {
+        Output::Records(Fields::order())
     }
 
     fn build(settings: FetchIncrementSettings, ctx: &BuildContext) -> Result<Built, BuildError> {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use super::fetch_increment::{check_page_size, default_page_size, emit_records};
-use super::{BuildContext, BuildError, Built, Emitter, NodeContext, NodeError, NodeKind, Role, Source};
+use super::{BuildContext, BuildError, Built, Emitter, Fields, NodeContext, NodeError, NodeKind, Output, Role, Source};
 use crate::platforms::taobao::fields::{REFUND_FIELDS, REFUND_LIST_FIELDS};
 use crate::platforms::{Page, PageRequest, Platform, Refund, TimeWindow};
 use crate::sync::by_modified::{self, Windows};
@@ -97,6 +97,10 @@ impl NodeKind for FetchRefunds {
 
     fn example() -> &'static str {
         "refunds:\n  use: fetch_refunds\n  with:\n    lookback: 5m\n    window: 30m\n    detail: false\n"
+    }
+
+    fn output() -> Output {
+        Output::Records(Fields::refund())
     }
 
     fn build(settings: FetchRefundsSettings, ctx: &BuildContext) -> Result<Built, BuildError> {

@@ -5,7 +5,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
-use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
+use super::{
+    BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Output, Role, Transform, Typing, list_entries,
+};
 use crate::record::Batch;
 
 /// Writes records to the log (through `tracing`, so `RUST_LOG` applies) and
@@ -64,6 +66,14 @@ impl NodeKind for Log {
 
     fn example() -> &'static str {
         "show:\n  use: log\n  input: orders\n  with:\n    level: info\n    fields: [tid, status]\n    every: 100\n"
+    }
+
+    fn output() -> Output {
+        Output::unchanged()
+    }
+
+    fn typing(settings: &LogSettings, _ctx: &BuildContext) -> Result<Typing, BuildError> {
+        Ok(Typing::output(Self::output()).reading_setting("fields", list_entries(&settings.fields)))
     }
 
     fn build(settings: LogSettings, _ctx: &BuildContext) -> Result<Built, BuildError> {

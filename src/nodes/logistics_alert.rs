@@ -9,7 +9,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
+use super::{
+    BuildContext, BuildError, Built, Fields, NodeContext, NodeError, NodeKind, Output, Role, Shape, Transform,
+};
 use crate::clock::Clock;
 use crate::platforms::{ParcelTrace, Platform};
 use crate::record::{Batch, Record};
@@ -83,6 +85,22 @@ impl NodeKind for LogisticsAlert {
 
     fn example() -> &'static str {
         "stalled:\n  use: logistics_alert\n  input: shipped\n  with:\n    stall_after: 72h\n    recheck_after: 6h\n"
+    }
+
+    /// The alerts raised or resolved, not the orders.
+    fn output() -> Output {
+        let text = || Shape::of_type("string");
+        Output::Records(
+            Fields::default()
+                .field("kind", text(), "What the alert is about: `parcel_stalled`.")
+                .field("platform", text(), "The platform's name (`taobao`).")
+                .field("shop", text(), "The shop's name in `orderflow.yaml`.")
+                .field("tid", Shape::of_type("integer"), "The order whose parcel it is.")
+                .field("detail", text(), "What is wrong, in words for customer service.")
+                .field("alert_id", Shape::of_type("integer"), "The alert's id in `alerts`.")
+                .field("state", text(), "`raised` or `resolved`.")
+                .field("new", Shape::of_type("boolean"), "Whether this run raised it (false: raised before)."),
+        )
     }
 
     fn build(settings: LogisticsAlertSettings, ctx: &BuildContext) -> Result<Built, BuildError> {

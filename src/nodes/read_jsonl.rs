@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::{BuildContext, BuildError, Built, Emitter, NodeError, NodeKind, Role, Source};
+use super::{BuildContext, BuildError, Built, Emitter, NodeError, NodeKind, Output, Role, Source};
 use crate::record::Record;
 
 /// Reads records from a JSON Lines file: one JSON object per line.
@@ -37,6 +37,11 @@ impl NodeKind for ReadJsonl {
 
     fn example() -> &'static str {
         "orders:\n  use: read_jsonl\n  with:\n    path: ../tests/data/orders.jsonl\n"
+    }
+
+    /// Each line's object, whatever its fields: nothing after it is checked.
+    fn output() -> Output {
+        Output::Open
     }
 
     fn build(settings: ReadJsonlSettings, ctx: &BuildContext) -> Result<Built, BuildError> {

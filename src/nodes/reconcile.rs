@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::fetch_increment::{check_page_size, default_page_size};
-use super::{BuildContext, BuildError, Built, Emitter, NodeContext, NodeError, NodeKind, Role, Source};
+use super::{BuildContext, BuildError, Built, Emitter, Fields, NodeContext, NodeError, NodeKind, Output, Role, Source};
 use crate::platforms::{Platform, TimeWindow};
 use crate::store::Reconciliation;
 use crate::sync::by_created::CreatedReader;
@@ -81,6 +81,10 @@ impl NodeKind for Reconcile {
 
     fn example() -> &'static str {
         "reconcile:\n  use: reconcile\n  with:\n    days: 3\n    timezone: Asia/Shanghai\n    split: 1h\n    settle: 30m\n"
+    }
+
+    fn output() -> Output {
+        Output::Records(Fields::order())
     }
 
     fn build(settings: ReconcileSettings, ctx: &BuildContext) -> Result<Built, BuildError> {

@@ -7,7 +7,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
-use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, ScriptPlace, Transform};
+use super::{
+    BuildContext, BuildError, Built, Fields, NodeContext, NodeError, NodeKind, Output, Role, ScriptPlace, Shape,
+    Transform, Typing,
+};
 use crate::record::Batch;
 use crate::script::{Sandbox, Script as CompiledScript, ScriptError};
 
@@ -33,6 +36,11 @@ pub struct ScriptSettings {
     /// Values the script reads as `settings`.
     #[serde(default)]
     pub settings: Map<String, Json>,
+    /// Fields the script adds to records in ways validation cannot see
+    /// (`record[name] = …`), so that nodes after it may read them. Fields it
+    /// assigns as `record.x = …` are seen without this.
+    #[serde(default)]
+    pub adds: Vec<String>,
 }
 
 /// The `script` node type.
@@ -48,26 +56,52 @@ impl NodeKind for Script {
     }
 
     fn build(settings: ScriptSettings, ctx: &BuildContext) -> Result<Built, BuildError> {
-        let (source, file, setting) = match (&settings.file, &settings.source) {
-            (Some(file), None) => {
-                let path = ctx.resolve(file);
-                let source = std::fs::read_to_string(&path)
-                    .map_err(|e| BuildError::setting("file", format!("cannot read {}: {e}", path.display())))?;
-                (source, Some(path), "file")
-            }
-            (None, Some(source)) => (source.clone(), None, "source"),
-            (Some(_), Some(_)) => {
-                return Err(BuildError::setting("file", "give either \"file\" or \"source\", not both"));
-            }
-            (None, None) => return Err(BuildError::setting("", "a script needs \"file\" or \"source\"")),
-        };
-        let script = compile(&ctx.sandbox, &source, file, setting)?;
+        let (script, _) = compile_settings(&settings, ctx)?;
         Ok(Built::Transform(Box::new(RhaiTransform {
             script,
             sandbox: ctx.sandbox.clone(),
             settings: Json::Object(settings.settings),
         })))
     }
+
+    /// What a script sends depends on it: see [`Typing::script_output`].
+    fn output() -> Output {
+        Output::Open
+    }
+
+    fn typing(settings: &ScriptSettings, ctx: &BuildContext) -> Result<Typing, BuildError> {
+        let (script, file) = compile_settings(settings, ctx)?;
+        let fields = script.fields();
+        let declared = settings
+            .adds
+            .iter()
+            .fold(Fields::default(), |declared, name| declared.field(name, Shape::Any, "Declared in `adds`."));
+        let setting = if file.is_some() { "file" } else { "source" };
+        Ok(Typing { reads: Vec::new(), output: Typing::script_output(&fields, declared) }
+            .reading_script(setting, file, &fields))
+    }
+}
+
+/// The script of a `script` node's settings, compiled, and its file when it
+/// has one.
+fn compile_settings(
+    settings: &ScriptSettings,
+    ctx: &BuildContext,
+) -> Result<(CompiledScript, Option<PathBuf>), BuildError> {
+    let (source, file, setting) = match (&settings.file, &settings.source) {
+        (Some(file), None) => {
+            let path = ctx.resolve(file);
+            let source = std::fs::read_to_string(&path)
+                .map_err(|e| BuildError::setting("file", format!("cannot read {}: {e}", path.display())))?;
+            (source, Some(path), "file")
+        }
+        (None, Some(source)) => (source.clone(), None, "source"),
+        (Some(_), Some(_)) => {
+            return Err(BuildError::setting("file", "give either \"file\" or \"source\", not both"));
+        }
+        (None, None) => return Err(BuildError::setting("", "a script needs \"file\" or \"source\"")),
+    };
+    Ok((compile(&ctx.sandbox, &source, file.clone(), setting)?, file))
 }
 
 /// Compiles a script, turning a compile error into a [`BuildError`] that
@@ -121,7 +155,8 @@ mod tests {
     use serde_json::json;
 
     fn build(source: &str) -> Result<Built, BuildError> {
-        let settings = ScriptSettings { file: None, source: Some(source.into()), settings: Map::new() };
+        let settings =
+            ScriptSettings { file: None, source: Some(source.into()), settings: Map::new(), adds: Vec::new() };
         Script::build(settings, &build_ctx())
     }
 
@@ -151,7 +186,12 @@ mod tests {
 
     #[test]
     fn file_and_source_together_are_refused() {
-        let settings = ScriptSettings { file: Some("a.rhai".into()), source: Some("1".into()), settings: Map::new() };
+        let settings = ScriptSettings {
+            file: Some("a.rhai".into()),
+            source: Some("1".into()),
+            settings: Map::new(),
+            adds: Vec::new(),
+        };
         assert!(Script::build(settings, &build_ctx()).is_err());
     }
 }

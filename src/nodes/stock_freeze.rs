@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
+use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Output, Role, Transform};
 use crate::platforms::{Order, OrderItem, Refund};
 use crate::record::{Batch, Record};
 use crate::store::{OrderLine, StockChange};
@@ -83,6 +83,10 @@ impl NodeKind for StockFreeze {
 
     fn example() -> &'static str {
         "freeze:\n  use: stock_freeze\n  input: save\n  with:\n    sku: outer_sku_id\n    presale_only: true\n"
+    }
+
+    fn output() -> Output {
+        Output::unchanged()
     }
 
     fn build(settings: StockFreezeSettings, _ctx: &BuildContext) -> Result<Built, BuildError> {

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
+use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Output, Role, Transform};
 use crate::record::Batch;
 use crate::store::Cursor;
 use crate::sync::record_order;
@@ -35,6 +35,10 @@ impl NodeKind for StoreOrders {
 
     fn example() -> &'static str {
         "save:\n  use: store_orders\n  input: detail\n"
+    }
+
+    fn output() -> Output {
+        Output::unchanged()
     }
 
     fn build(_settings: StoreOrdersSettings, _ctx: &BuildContext) -> Result<Built, BuildError> {

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
+use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Output, Role, Transform};
 use crate::record::Batch;
 use crate::store::Cursor;
 use crate::sync::record_refund;
@@ -35,6 +35,10 @@ impl NodeKind for StoreRefunds {
 
     fn example() -> &'static str {
         "save:\n  use: store_refunds\n  input: refunds\n"
+    }
+
+    fn output() -> Output {
+        Output::unchanged()
     }
 
     fn build(_settings: StoreRefundsSettings, _ctx: &BuildContext) -> Result<Built, BuildError> {

@@ -12,7 +12,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{BuildContext, BuildError, Built, Emitter, NodeContext, NodeError, NodeKind, Role, Source};
+use super::{BuildContext, BuildError, Built, Emitter, Fields, NodeContext, NodeError, NodeKind, Output, Role, Source};
 use crate::platforms::detail_cache::DetailCache;
 use crate::platforms::{Order, Platform, PlatformMessage};
 use crate::record::Batch;
@@ -100,6 +100,10 @@ impl NodeKind for TmcMessages {
 
     fn example() -> &'static str {
         "pushed:\n  use: tmc_messages\n  with:\n    quantity: 200\n    max_messages: 5000\n"
+    }
+
+    fn output() -> Output {
+        Output::Records(Fields::order())
     }
 
     fn build(settings: TmcMessagesSettings, ctx: &BuildContext) -> Result<Built, BuildError> {

@@ -20,6 +20,10 @@ pub struct NodeHeader {
     pub description: String,
     /// The settings the node accepts in its `with:` map, in declaration order.
     pub settings: Vec<SettingDecl>,
+    /// The fields the node adds to the records it passes on (`adds:`), with
+    /// their kinds, in declaration order; fields it assigns as `record.x = …`
+    /// are found in its code and need no declaration.
+    pub adds: Vec<(String, SettingKind)>,
 }
 
 /// One setting a custom node accepts.
@@ -103,7 +107,9 @@ impl fmt::Display for SettingKind {
 #[serde(deny_unknown_fields)]
 struct HeaderYaml {
     #[serde(default)]
-    settings: Option<OrderedSettings>,
+    settings: Option<Ordered<RawSetting>>,
+    #[serde(default)]
+    adds: Option<Ordered<SettingKind>>,
 }
 
 #[derive(Deserialize)]
@@ -119,30 +125,30 @@ struct RawSetting {
     doc: String,
 }
 
-/// A YAML mapping read in document order: the order settings are declared in
-/// is the order docs and schemas should show them in.
-struct OrderedSettings(Vec<(String, RawSetting)>);
+/// A YAML mapping read in document order: the order settings and fields are
+/// declared in is the order docs and schemas should show them in.
+struct Ordered<T>(Vec<(String, T)>);
 
-impl<'de> Deserialize<'de> for OrderedSettings {
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ordered<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct OrderedVisitor;
-        impl<'de> Visitor<'de> for OrderedVisitor {
-            type Value = OrderedSettings;
+        struct OrderedVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for OrderedVisitor<T> {
+            type Value = Ordered<T>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map from setting name to { type, default, required, doc }")
+                f.write_str("a map from name to declaration")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out: Vec<(String, RawSetting)> = Vec::new();
-                while let Some((name, setting)) = map.next_entry::<String, RawSetting>()? {
+                let mut out: Vec<(String, T)> = Vec::new();
+                while let Some((name, declared)) = map.next_entry::<String, T>()? {
                     if out.iter().any(|(n, _)| *n == name) {
-                        return Err(de::Error::custom(format!("setting `{name}` is declared twice")));
+                        return Err(de::Error::custom(format!("`{name}` is declared twice")));
                     }
-                    out.push((name, setting));
+                    out.push((name, declared));
                 }
-                Ok(OrderedSettings(out))
+                Ok(Ordered(out))
             }
         }
-        deserializer.deserialize_map(OrderedVisitor)
+        deserializer.deserialize_map(OrderedVisitor(std::marker::PhantomData))
     }
 }
 
@@ -165,7 +171,7 @@ pub fn parse_header(source: &str) -> Result<NodeHeader, ScriptError> {
         lines.push((index + 1, rest.strip_prefix(' ').unwrap_or(rest)));
     }
 
-    let yaml_start = lines.iter().position(|(_, text)| text.trim_end() == "settings:");
+    let yaml_start = lines.iter().position(|(_, text)| matches!(text.trim_end(), "settings:" | "adds:"));
     let (prose, yaml) = lines.split_at(yaml_start.unwrap_or(lines.len()));
 
     let mut paragraphs: Vec<Vec<&str>> = Vec::new();
@@ -187,14 +193,17 @@ pub fn parse_header(source: &str) -> Result<NodeHeader, ScriptError> {
         paragraphs.next().map(|p| p.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ")).unwrap_or_default();
     let description = paragraphs.map(|p| p.join("\n")).collect::<Vec<_>>().join("\n\n");
 
-    let settings = match yaml.first() {
-        Some(&(first_line, _)) => parse_settings(yaml, first_line)?,
-        None => Vec::new(),
+    let (settings, adds) = match yaml.first() {
+        Some(&(first_line, _)) => parse_declarations(yaml, first_line)?,
+        None => (Vec::new(), Vec::new()),
     };
-    Ok(NodeHeader { summary, description, settings })
+    Ok(NodeHeader { summary, description, settings, adds })
 }
 
-fn parse_settings(yaml: &[(usize, &str)], first_line: usize) -> Result<Vec<SettingDecl>, ScriptError> {
+/// The `settings:` and `adds:` of a header.
+type Declarations = (Vec<SettingDecl>, Vec<(String, SettingKind)>);
+
+fn parse_declarations(yaml: &[(usize, &str)], first_line: usize) -> Result<Declarations, ScriptError> {
     let text: String = yaml.iter().map(|(_, t)| format!("{t}\n")).collect();
     let parsed: HeaderYaml = serde_saphyr::from_str(&text).map_err(|e| {
         let line = e.location().map(|l| first_line + (l.line() as usize).saturating_sub(1));
@@ -231,7 +240,7 @@ fn parse_settings(yaml: &[(usize, &str)], first_line: usize) -> Result<Vec<Setti
         }
         out.push(SettingDecl { name, kind: raw.kind, required: raw.required, default: raw.default, doc: raw.doc });
     }
-    Ok(out)
+    Ok((out, parsed.adds.map(|adds| adds.0).unwrap_or_default()))
 }
 
 impl NodeHeader {

@@ -1,0 +1,232 @@
+//! The last stage of `compile()`: every record field a node reads — in its
+//! `when:`, in settings naming fields (`store` columns, `log` fields) and in
+//! its scripts — must be a field the records reaching it have, and a status
+//! it compares with must be one those records can have.
+//!
+//! What reaches a node is what its inputs emit ([`Output::fields`]): a source
+//! or a node making records of its own gives their fields; a node passing
+//! records on gives what it received plus what it adds. With several inputs
+//! a field must come from each of them (a record from the other input would
+//! lack it). An input whose fields are not known (`read_jsonl`, a script that
+//! builds records) turns the check off for the nodes after it: no false
+//! alarms. Error handlers without an input receive the failed run's record.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::compile::script_pos;
+use super::error::{ConfigError, one_of};
+use super::model::{Flow, NodeSpec};
+use super::yaml::{Node, Pos, Value};
+use crate::engine::output::{Entry, FieldRead, Fields, Shape, error_record_fields};
+use crate::nodes::{BuildContext, Registry};
+use crate::script::{FieldUse, Place, Step};
+
+/// What the field checks need besides the flow.
+pub(super) struct Checker<'a> {
+    pub file: &'a Path,
+    pub source: &'a str,
+    pub tree: &'a Node,
+    pub registry: &'a Registry,
+    pub build: &'a BuildContext,
+}
+
+impl Checker<'_> {
+    /// Checks the fields read by the nodes of `flow`.
+    pub(super) fn check(&self, flow: &Flow) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        self.section(&flow.nodes, "nodes", None, &mut errors);
+        self.section(&flow.error_nodes, "errors", Some(error_record_fields()), &mut errors);
+        errors
+    }
+
+    /// `specs` in dependency order; nodes without an input receive
+    /// `unfed` (the error handlers' record), or nothing (sources).
+    fn section(&self, specs: &[NodeSpec], section: &str, unfed: Option<Fields>, errors: &mut Vec<ConfigError>) {
+        // Per node, the fields of what it emits; `None` when not known.
+        let mut emitted: HashMap<&str, Option<Fields>> = HashMap::new();
+        for spec in specs {
+            let body = self.tree.get(section).and_then(|nodes| nodes.get(&spec.id));
+            let received = if spec.inputs.is_empty() {
+                unfed.clone()
+            } else {
+                spec.inputs
+                    .iter()
+                    .try_fold(None::<Fields>, |common, input| {
+                        let fields = emitted.get(input.as_str()).cloned().flatten()?;
+                        Some(Some(match common {
+                            Some(common) => common.common(&fields),
+                            None => fields,
+                        }))
+                    })
+                    .flatten()
+            };
+            let typing = self.registry.get(&spec.type_name).and_then(|t| t.typing(&spec.settings, self.build).ok());
+            let Some(typing) = typing else {
+                // The build already reported why; nothing is known after it.
+                emitted.insert(&spec.id, None);
+                continue;
+            };
+            if let (Some(received), Some(body)) = (&received, body) {
+                let node = NodeAt { spec, body, received };
+                if let (Some(when), Some(when_node)) = (&spec.when, body.get("when")) {
+                    for read in when.condition.fields().reads {
+                        node.check_script_read(self, &read, None, when_node.pos, errors);
+                    }
+                }
+                for read in &typing.reads {
+                    node.check_read(self, read, errors);
+                }
+            }
+            emitted.insert(&spec.id, typing.output.fields(received.as_ref()));
+        }
+    }
+}
+
+/// One node, its YAML and the fields of the records reaching it.
+struct NodeAt<'a> {
+    spec: &'a NodeSpec,
+    body: &'a Node,
+    received: &'a Fields,
+}
+
+impl NodeAt<'_> {
+    fn check_read(&self, checker: &Checker<'_>, read: &FieldRead, errors: &mut Vec<ConfigError>) {
+        match read {
+            FieldRead::Setting { name, setting, entry } => {
+                if self.received.get(name).is_none() {
+                    let pos = self.setting_pos(setting, entry);
+                    errors.push(self.missing(checker.file, Some(pos), name, name, self.received));
+                }
+            }
+            FieldRead::Script { setting, file, read } => {
+                let with = self.body.get("with");
+                let value_pos = with.and_then(|w| w.get(setting)).or(with).map_or(self.spec.pos, |n| n.pos);
+                self.check_script_read(checker, read, file.as_deref(), value_pos, errors);
+            }
+        }
+    }
+
+    /// Checks one path a script reads; the script is in `file`, or inline in
+    /// the flow file at `value_pos`.
+    fn check_script_read(
+        &self,
+        checker: &Checker<'_>,
+        read: &FieldUse,
+        file: Option<&Path>,
+        value_pos: Pos,
+        errors: &mut Vec<ConfigError>,
+    ) {
+        let at = |place: Place| -> (&Path, Pos) {
+            match file {
+                Some(file) => (file, Pos::new(place.line as u32, place.col as u32)),
+                None => (checker.file, script_pos(checker.source, value_pos, Some(place.line), Some(place.col))),
+            }
+        };
+        let located = |(path, pos): (&Path, Pos), error: ConfigError| -> ConfigError {
+            let mut error = ConfigError { file: path.to_path_buf(), pos: Some(pos), ..error };
+            if file.is_some() {
+                error.message =
+                    format!("{} (used by node \"{}\" in {})", error.message, self.spec.id, checker.file.display());
+            }
+            error
+        };
+        match lookup(self.received, &read.steps) {
+            Lookup::Missing { step, fields } => {
+                let (Step::Field(name), place) = &read.steps[step] else { return };
+                let error = self.missing(checker.file, None, &path_label(&read.steps[..=step]), name, fields);
+                errors.push(located(at(*place), error));
+            }
+            Lookup::Found(Shape::Value { values, .. }) if !values.is_empty() => {
+                for (text, place) in read.compared_to.iter().filter(|(text, _)| !values.contains(&text.as_str())) {
+                    let message = format!(
+                        "\"{text}\" is not a known \"{}\" of records reaching \"{}\"",
+                        path_label(&read.steps),
+                        self.spec.id
+                    );
+                    let error = ConfigError::new(checker.file, None, message).suggest(text, values.iter().copied());
+                    let error = match error.suggestion {
+                        Some(_) => error,
+                        None => error.expected(one_of(values.iter().copied())),
+                    };
+                    errors.push(located(at(*place), error));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `records reaching "id" have no field "path"`, with the field of
+    /// `fields` nearest to `name` (the path's last name), or the list of them
+    /// when none is near.
+    fn missing(&self, file: &Path, pos: Option<Pos>, path: &str, name: &str, fields: &Fields) -> ConfigError {
+        let names = || fields.iter().map(|field| field.name.as_str());
+        let message = format!("records reaching \"{}\" have no field \"{path}\"", self.spec.id);
+        let error = ConfigError::new(file, pos, message).suggest(name, names());
+        match error.suggestion {
+            Some(_) => error,
+            None => error.expected(one_of(names())),
+        }
+    }
+
+    /// Where a setting names a field: the string, the list item or the map key.
+    fn setting_pos(&self, setting: &str, entry: &Entry) -> Pos {
+        let with = self.body.get("with");
+        let Some(value) = with.and_then(|w| w.get(setting)) else {
+            return with.map_or(self.spec.pos, |w| w.pos);
+        };
+        match (entry, &value.value) {
+            (Entry::Item(index), Value::Seq(items)) => items.get(*index).map_or(value.pos, |item| item.pos),
+            (Entry::Key(name), Value::Map(_)) => value.key_pos(name).unwrap_or(value.pos),
+            _ => value.pos,
+        }
+    }
+}
+
+/// What a path leads to in records of `fields`.
+enum Lookup<'f> {
+    /// A field of this shape.
+    Found(&'f Shape),
+    /// Step `step` names a field that `fields` (the object it is looked up
+    /// in) lacks.
+    Missing { step: usize, fields: &'f Fields },
+    /// Somewhere validation does not look into (any value, a method).
+    Unknown,
+}
+
+fn lookup<'f>(fields: &'f Fields, steps: &[(Step, Place)]) -> Lookup<'f> {
+    let mut object = fields;
+    let mut shape: Option<&Shape> = None;
+    for (index, (step, _)) in steps.iter().enumerate() {
+        match (shape, step) {
+            (None, Step::Field(name)) | (Some(Shape::Object(_)), Step::Field(name)) => {
+                if let Some(Shape::Object(inner)) = shape {
+                    object = inner;
+                }
+                match object.get(name) {
+                    Some(field) => shape = Some(&field.shape),
+                    None => return Lookup::Missing { step: index, fields: object },
+                }
+            }
+            (Some(Shape::List(item)), Step::Item) => shape = Some(item),
+            _ => return Lookup::Unknown,
+        }
+    }
+    shape.map_or(Lookup::Unknown, Lookup::Found)
+}
+
+/// `items[].outer_sku_id` for messages.
+fn path_label(steps: &[(Step, Place)]) -> String {
+    let mut label = String::new();
+    for (step, _) in steps {
+        match step {
+            Step::Field(name) if label.is_empty() => label.push_str(name),
+            Step::Field(name) => {
+                label.push('.');
+                label.push_str(name);
+            }
+            Step::Item => label.push_str("[]"),
+        }
+    }
+    label
+}
