@@ -230,3 +230,136 @@ fn path_label(steps: &[(Step, Place)]) -> String {
     }
     label
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::PathBuf;
+
+    use crate::flow::{CompileEnv, compile};
+    use crate::nodes::testing::FakeShop;
+    use crate::nodes::{Registry, custom};
+
+    /// The errors of `yaml` as `flows/x.yaml` against the built-in types,
+    /// the shipped `nodes/*.rhai` and a shop `s`.
+    fn errors(yaml: &str) -> Vec<String> {
+        let build = FakeShop::new([], None).context();
+        let mut registry = Registry::builtin();
+        let nodes = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("nodes");
+        assert!(custom::load_dir(&nodes, &build.sandbox, &mut registry).is_empty());
+        let shops = BTreeSet::from(["s".to_owned()]);
+        let env = CompileEnv { registry: &registry, build: &build, shops: &shops };
+        match compile(std::path::Path::new("flows/x.yaml"), yaml, &env) {
+            Ok(_) => Vec::new(),
+            Err(errors) => {
+                errors.0.iter().map(|e| e.to_string().replace(&nodes.display().to_string(), "nodes")).collect()
+            }
+        }
+    }
+
+    const HEAD: &str = "flow: x\nshop: s\nnodes:\n  orders:\n    use: fetch_increment\n    with: {first_run: 1h}\n";
+
+    #[test]
+    fn a_misspelt_field_in_when_is_refused_at_its_place_and_the_right_one_passes() {
+        let flow = format!(
+            "{HEAD}  keep:\n    use: log\n    input: orders\n    when: 'record.stauts == \"TRADE_FINISHED\"'\n"
+        );
+        assert_eq!(
+            errors(&flow),
+            ["flows/x.yaml:10:19: records reaching \"keep\" have no field \"stauts\" (did you mean \"status\"?)"]
+        );
+        assert_eq!(errors(&flow.replace("stauts", "status")), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_status_typo_is_refused_with_the_status_meant() {
+        let flow = format!(
+            "{HEAD}  keep:\n    use: filter\n    input: orders\n    with:\n      condition: |\n        record.status in [\"WAIT_BUYER_PAY\",\n          \"TRADE_FINSHED\"]\n"
+        );
+        // Rhai folds a list of constants into one value: its strings are
+        // placed at the list's `[`.
+        assert_eq!(
+            errors(&flow),
+            [
+                "flows/x.yaml:12:26: \"TRADE_FINSHED\" is not a known \"status\" of records reaching \"keep\" (did you mean \"TRADE_FINISHED\"?)"
+            ]
+        );
+        let refunds = "flow: x\nshop: s\nnodes:\n  refunds: {use: fetch_refunds, with: {first_run: 1h}}\n  ok: {use: log, input: refunds, when: 'record.status != \"SUCCES\"'}\n";
+        let found = errors(refunds);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("flows/x.yaml:5:58: \"SUCCES\" is not a known \"status\""), "{}", found[0]);
+    }
+
+    #[test]
+    fn nested_item_fields_and_settings_naming_fields_are_checked() {
+        let flow = format!(
+            "{HEAD}  keep:\n    use: filter\n    input: orders\n    with:\n      condition: record.items[0].outer_sku != \"\" && record.raw.anything == 1\n  save:\n    use: store\n    input: keep\n    with:\n      table: t\n      key: [tid]\n      columns: {{tid: integer, buyer: text}}\n  show: {{use: log, input: keep, with: {{fields: [tid, paymnt]}}}}\n"
+        );
+        assert_eq!(
+            errors(&flow),
+            [
+                "flows/x.yaml:11:34: records reaching \"keep\" have no field \"items[].outer_sku\" (did you mean \"outer_sku_id\"?)",
+                "flows/x.yaml:18:31: records reaching \"save\" have no field \"buyer\"; expected one of \"platform\", \"shop\", \"tid\", \"status\", \"type\", \"created\", \"modified\", \"pay_time\", \"payment\", \"buyer_nick\", \"step_trade_status\", \"items\" or \"raw\"",
+                "flows/x.yaml:19:54: records reaching \"show\" have no field \"paymnt\" (did you mean \"payment\"?)",
+            ]
+        );
+    }
+
+    #[test]
+    fn fields_a_script_sets_reach_the_nodes_after_it_and_its_own_reads_are_checked() {
+        let flow = format!(
+            "{HEAD}  vip: {{use: tag_vip, input: orders}}\n  show: {{use: log, input: vip, with: {{fields: [vip_level, tid]}}}}\n  level:\n    use: script\n    input: vip\n    with:\n      source: |\n        record.band = record.vip_level * 10;\n        record.note = record.buyer_nik;\n  banded: {{use: log, input: level, when: 'record.band > 10 && record.note != \"\"'}}\n"
+        );
+        assert_eq!(
+            errors(&flow),
+            [
+                "flows/x.yaml:15:30: records reaching \"level\" have no field \"buyer_nik\" (did you mean \"buyer_nick\"?)"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_custom_node_reading_a_missing_field_is_reported_in_its_file() {
+        let flow = "flow: x\nshop: s\nnodes:\n  alerts: {use: stored_orders, with: {statuses: [WAIT_BUYER_CONFIRM_GOODS]}}\n  vip: {use: tag_vip, input: alerts}\n";
+        let found = errors(flow);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].starts_with("nodes/tag_vip.rhai:")
+                && found[0].contains("records reaching \"vip\" have no field \"payment\"")
+                && found[0].ends_with("(used by node \"vip\" in flows/x.yaml); expected one of \"platform\", \"shop\", \"tid\", \"status\" or \"modified\""),
+            "{}",
+            found[0]
+        );
+    }
+
+    #[test]
+    fn with_several_inputs_a_field_must_come_from_each_and_an_open_input_turns_the_check_off() {
+        let flow = format!(
+            "{HEAD}  shipped: {{use: stored_orders, with: {{statuses: [WAIT_BUYER_CONFIRM_GOODS]}}}}\n  both: {{use: log, input: [orders, shipped], when: 'record.payment != \"\"'}}\n"
+        );
+        let found = errors(&flow);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("flows/x.yaml:8:60: records reaching \"both\" have no field \"payment\""),
+            "{}",
+            found[0]
+        );
+
+        let open = "flow: x\nnodes:\n  lines: {use: read_jsonl, with: {path: x.jsonl}}\n  built:\n    use: script\n    input: lines\n    with: {source: '#{ total: record.anything }'}\n  show: {use: log, input: built, when: 'record.whatever == 1'}\n";
+        assert_eq!(errors(open), Vec::<String>::new());
+    }
+
+    #[test]
+    fn error_handlers_receive_the_failed_run() {
+        let flow = format!("{HEAD}errors:\n  report: {{use: log, with: {{fields: [flow, run_id, eror]}}}}\n");
+        let found = errors(&flow);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with(
+                "flows/x.yaml:8:52: records reaching \"report\" have no field \"eror\" (did you mean \"error\"?)"
+            ),
+            "{}",
+            found[0]
+        );
+    }
+}

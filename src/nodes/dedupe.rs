@@ -209,7 +209,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::nodes::testing::{build_ctx, run_transform_in};
+    use crate::nodes::testing::{assert_output, build_ctx, run_transform_in};
     use crate::platforms::{Money, Order};
     use crate::store::Store;
 
@@ -256,7 +256,8 @@ mod tests {
             order(1, "2026-11-04T00:00:00Z"), // newer than stored
             json!({"no_key": true}),          // passes untouched
         ];
-        let out = run_transform_in(&store, node(), input).await.unwrap();
+        let out = run_transform_in(&store, node(), input.clone()).await.unwrap();
+        assert_output(&Dedupe::output(), &input, &out);
         let kept: Vec<(Option<i64>, Option<&str>)> =
             out.iter().map(|r| (r["tid"].as_i64(), r["modified"].as_str())).collect();
         assert_eq!(

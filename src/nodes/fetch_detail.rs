@@ -186,7 +186,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::nodes::testing::{FakeShop, run_transform_in};
+    use crate::nodes::testing::{FakeShop, assert_output, run_transform_in};
     use crate::store::Store;
 
     #[tokio::test]
@@ -214,6 +214,7 @@ mod tests {
             listed(3, json!({"tid": 3})),                     // stored at this version: no call
         ];
         let out = run_transform_in(&store, build(), input.clone()).await.unwrap();
+        assert_output(&FetchDetail::output(), &input, &out);
         assert_eq!(shop.details.load(Ordering::SeqCst), 1);
         assert_eq!(out[0]["raw"]["receiver_address"], "listed");
         assert_eq!(out[1]["raw"]["receiver_address"], "1 Road");

@@ -165,7 +165,7 @@ mod tests {
     use serde_json::{Value as Json, json};
 
     use super::*;
-    use crate::nodes::testing::{FakeShop, source_batches};
+    use crate::nodes::testing::{FakeShop, assert_output, records_of, source_batches};
 
     #[tokio::test]
     async fn orders_sharing_a_second_across_page_edges_are_all_read() {
@@ -190,6 +190,7 @@ mod tests {
         assert_eq!(read, expected);
         let calls = shop.windows.lock().unwrap().len();
         assert!(calls <= 7, "{calls} calls for 281 orders in pages of 100");
+        assert_output(&FetchFull::output(), &[], &records_of(&batches));
     }
 
     /// Builds `settings` on `shop` and runs it to its end against a fresh store.

@@ -435,7 +435,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::nodes::testing::{FakeShop, source_batches};
+    use crate::nodes::testing::{FakeShop, assert_output, records_of, source_batches};
 
     #[tokio::test]
     async fn orders_modified_while_the_window_is_paged_are_all_read() {
@@ -451,6 +451,7 @@ mod tests {
         let read: BTreeSet<i64> =
             batches.iter().flatten().filter_map(|r| r.fields.get("tid").and_then(Json::as_i64)).collect();
         assert_eq!(read, (1_000..1_250).collect::<BTreeSet<_>>(), "every order read, moved or not");
+        assert_output(&FetchIncrement::output(), &[], &records_of(&batches));
         // The moved orders were met again in the later window at their new version.
         let final_versions = platform.orders.lock().unwrap().clone();
         let moved: Vec<i64> = final_versions.iter().filter(|(_, (_, m))| *m == moved_to).map(|(t, _)| *t).collect();

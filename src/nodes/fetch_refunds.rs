@@ -222,7 +222,7 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::nodes::testing::{FakeShop, source_batches};
+    use crate::nodes::testing::{FakeShop, assert_output, records_of, source_batches};
 
     #[tokio::test]
     async fn refunds_modified_while_the_window_is_paged_are_all_read() {
@@ -237,6 +237,7 @@ mod tests {
         let read: BTreeSet<i64> =
             batches.iter().flatten().filter_map(|r| r.fields.get("refund_id").and_then(Json::as_i64)).collect();
         assert_eq!(read, (1_000..1_250).collect::<BTreeSet<_>>(), "every refund read, moved or not");
+        assert_output(&FetchRefunds::output(), &[], &records_of(&batches));
         assert!(batches.iter().flatten().all(|r| sync::record_refund(r).is_ok()), "records are refunds");
         assert_eq!(platform.details.load(Ordering::SeqCst), 0, "no detail calls unless asked");
     }

@@ -79,15 +79,17 @@ impl Transform for FilterNode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nodes::testing::{build_ctx, run_transform};
+    use crate::nodes::testing::{assert_output, build_ctx, run_transform};
     use serde_json::json;
 
     #[tokio::test]
     async fn keeps_matching_records_only() {
         let settings = FilterSettings { condition: "record.n > 1".into() };
         let Built::Transform(node) = Filter::build(settings, &build_ctx()).unwrap() else { panic!("a transform") };
-        let out = run_transform(node, vec![json!({"n": 1}), json!({"n": 2}), json!({"n": 3})]).await.unwrap();
+        let input = vec![json!({"n": 1}), json!({"n": 2}), json!({"n": 3})];
+        let out = run_transform(node, input.clone()).await.unwrap();
         assert_eq!(out, vec![json!({"n": 2}), json!({"n": 3})]);
+        assert_output(&Filter::output(), &input, &out);
     }
 
     #[test]

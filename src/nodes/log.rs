@@ -139,7 +139,7 @@ impl Transform for LogNode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nodes::testing::{build_ctx, run_transform};
+    use crate::nodes::testing::{assert_output, build_ctx, run_transform};
     use serde_json::json;
 
     #[tokio::test]
@@ -147,7 +147,9 @@ mod tests {
         let settings: LogSettings = serde_json::from_value(json!({"every": 2, "fields": ["a"]})).unwrap();
         let Built::Transform(node) = Log::build(settings, &build_ctx()).unwrap() else { panic!("a transform") };
         let input = vec![json!({"a": 1, "b": 2}), json!({"a": 3})];
-        assert_eq!(run_transform(node, input.clone()).await.unwrap(), input);
+        let out = run_transform(node, input.clone()).await.unwrap();
+        assert_eq!(out, input);
+        assert_output(&Log::output(), &input, &out);
     }
 
     #[test]

@@ -315,7 +315,7 @@ mod tests {
 
     #[tokio::test]
     async fn received_orders_resolve_their_alert_without_a_call_and_the_end_sweeps_the_rest() {
-        use crate::nodes::testing::{FakeShop, fake_order, run_transform_in};
+        use crate::nodes::testing::{FakeShop, assert_output, fake_order, run_transform_in};
         use crate::store::Store;
 
         let store = Store::connect("sqlite::memory:").await.unwrap();
@@ -339,7 +339,9 @@ mod tests {
             panic!("a transform")
         };
         // The fake shop fails every trace call: none is made.
-        let out = run_transform_in(&store, node, vec![json!({"tid": 1, "status": "TRADE_CLOSED"})]).await.unwrap();
+        let input = vec![json!({"tid": 1, "status": "TRADE_CLOSED"})];
+        let out = run_transform_in(&store, node, input.clone()).await.unwrap();
+        assert_output(&LogisticsAlert::output(), &input, &out);
         let states: Vec<(i64, i64, &str)> = out
             .iter()
             .map(|r| (r["tid"].as_i64().unwrap(), r["alert_id"].as_i64().unwrap(), r["state"].as_str().unwrap()))

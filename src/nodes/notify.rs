@@ -492,7 +492,9 @@ mod tests {
 
         let (url, count) = receiver(204).await;
         let mut node = ready_node(url, 3);
-        assert_eq!(node.process(batch(), &ctx).await.unwrap().len(), 1);
+        let sent = node.process(batch(), &ctx).await.unwrap();
+        let json = |batch: &[Record]| batch.iter().map(Record::to_json).collect::<Vec<_>>();
+        crate::nodes::testing::assert_output(&Notify::output(), &json(&batch()), &json(&sent));
         assert_eq!(node.process(batch(), &ctx).await.unwrap().len(), 1, "passed on, not sent");
         assert_eq!(count.load(Ordering::SeqCst), 1);
     }

@@ -129,6 +129,7 @@ mod tests {
     async fn reads_objects_in_batches_and_skips_blank_lines() {
         let (_dir, node) = node_for("{\"a\":1}\n\n{\"a\":2}\n{\"a\":3}\n", Some(2));
         let (batches, _) = run_source(node, OnError::Fail).await.unwrap();
+        assert_eq!(ReadJsonl::output(), crate::nodes::Output::Open, "a file's lines may hold any fields");
         let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![2, 1]);
         assert_eq!(batches[1][0].get("a"), Some(&json!(3)));

@@ -346,6 +346,28 @@ mod tests {
         assert_eq!(figures_for_stock(&f, 100.0), 0);
     }
 
+    #[test]
+    fn a_suggestion_record_has_the_declared_fields() {
+        let suggestion = RestockSuggestion {
+            run_id: "r".into(),
+            platform: "taobao".into(),
+            shop: "s".into(),
+            sku: "A-1".into(),
+            model: "naive".into(),
+            mape_model: Some(12.5),
+            mape_naive: None,
+            forecast_7d: vec![1.0; HORIZON],
+            lead_time_days: 4,
+            demand_over_lead: 4.0,
+            safety_stock: 2,
+            available: 1,
+            on_order: 0,
+            suggested: 5,
+            created_at: chrono::Utc::now(),
+        };
+        crate::nodes::testing::assert_output(&RestockSuggest::output(), &[], &[record(&suggestion).to_json()]);
+    }
+
     fn figures_for_stock(f: &Forecast, stock: f64) -> i64 {
         figures(f, &[], 4, 1.645, stock).suggested
     }

@@ -151,7 +151,7 @@ impl Transform for RhaiTransform {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nodes::testing::{build_ctx, run_transform};
+    use crate::nodes::testing::{assert_output, build_ctx, run_transform};
     use serde_json::json;
 
     fn build(source: &str) -> Result<Built, BuildError> {
@@ -169,6 +169,41 @@ mod tests {
         };
         let out = run_transform(node, vec![json!({"n": 1}), json!({"n": 2}), json!({"n": 3})]).await.unwrap();
         assert_eq!(out, vec![json!({"n": 20}), json!({"n": 21}), json!({"n": 3, "seen": true})]);
+    }
+
+    #[tokio::test]
+    async fn what_a_script_sets_or_declares_is_its_output_and_what_it_reads_is_listed() {
+        let source = "record.vip_level = record.n * 2;\nrecord[settings.name] = 1;";
+        let settings = ScriptSettings {
+            file: None,
+            source: Some(source.into()),
+            settings: Map::from_iter([("name".to_owned(), json!("band"))]),
+            adds: vec!["band".into()],
+        };
+        let typing = Script::typing(&settings, &build_ctx()).unwrap();
+        let Output::Received(added) = &typing.output else { panic!("records pass on: {:?}", typing.output) };
+        assert_eq!(added.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["vip_level", "band"]);
+        let read: Vec<String> = typing
+            .reads
+            .iter()
+            .map(|read| match read {
+                crate::nodes::FieldRead::Script { setting, read, .. } => format!("{setting}: {:?}", read.steps[0].0),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(read, ["source: Field(\"n\")"]);
+
+        let Built::Transform(node) = Script::build(settings, &build_ctx()).unwrap() else { panic!("a transform") };
+        let input = vec![json!({"n": 1, "other": true})];
+        let out = run_transform(node, input.clone()).await.unwrap();
+        assert_eq!(out, [json!({"n": 1, "other": true, "vip_level": 2, "band": 1})]);
+        assert_output(&typing.output, &input, &out);
+        let reshaping = ScriptSettings { source: Some("#{ total: record.n }".into()), ..settings_of("") };
+        assert_eq!(Script::typing(&reshaping, &build_ctx()).unwrap().output, Output::Open);
+    }
+
+    fn settings_of(source: &str) -> ScriptSettings {
+        ScriptSettings { file: None, source: Some(source.into()), settings: Map::new(), adds: Vec::new() }
     }
 
     #[tokio::test]

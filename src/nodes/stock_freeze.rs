@@ -217,7 +217,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::nodes::testing::{build_ctx, run_transform_in};
+    use crate::nodes::testing::{assert_output, build_ctx, run_transform_in};
     use crate::store::{FreezeState, MovementKind, Store};
 
     fn settings() -> StockFreezeSettings {
@@ -339,6 +339,7 @@ mod tests {
         for _ in 0..2 {
             let out = run_transform_in(&store, node(), vec![paid.clone()]).await.unwrap();
             assert_eq!(out.len(), 1);
+            assert_output(&StockFreeze::output(), std::slice::from_ref(&paid), &out);
         }
         let levels = store.stock_levels().await.unwrap();
         assert_eq!((levels["A-1"].frozen, levels["8"].frozen, levels["A-1"].on_hand), (2, 1, 0));

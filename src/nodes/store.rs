@@ -162,7 +162,7 @@ impl Transform for StoreRecords {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nodes::testing::{build_ctx, run_transform_in};
+    use crate::nodes::testing::{assert_output, build_ctx, run_transform_in};
     use serde_json::json;
 
     fn node() -> (Box<dyn Transform>, TableSpec) {
@@ -198,6 +198,7 @@ mod tests {
         ];
         let out = run_transform_in(&store, node, input.clone()).await.unwrap();
         assert_eq!(out, input, "records pass through");
+        assert_output(&StoreNode::output(), &input, &out);
         let rows = store.fetch_all(&spec).await.unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0]["name"], json!("new"));

@@ -72,7 +72,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::nodes::testing::build_ctx;
+    use crate::nodes::testing::{assert_output, build_ctx, records_of};
     use crate::platforms::Money;
     use crate::record::Record;
     use crate::store::Store;
@@ -94,9 +94,10 @@ mod tests {
             stream: "refunds.increment".into(),
             value: json!({"modified_until": "2026-11-01T00:30:00Z"}),
         };
-        let batch = vec![Record::from_value(refund).unwrap()];
+        let batch = vec![Record::from_value(refund.clone()).unwrap()];
         let out = node.process_through(batch, std::slice::from_ref(&cursor), &ctx).await.unwrap();
         assert_eq!(out.len(), 1);
+        assert_output(&StoreRefunds::output(), &[refund], &records_of(&[out]));
         let stored = store.stored_refunds("taobao", "s").await.unwrap();
         assert_eq!((stored[0].refund_id, stored[0].refund_fee), (210_000_000_000_000_001, Money(1230)));
         assert_eq!(store.refunded_amount("taobao", "s", 4_611_686_018_427_387_905).await.unwrap(), Money(1230));

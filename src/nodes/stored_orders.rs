@@ -113,7 +113,7 @@ mod tests {
 
     use super::*;
     use crate::flow::OnError;
-    use crate::nodes::testing::{FakeShop, fake_order, run_source_in};
+    use crate::nodes::testing::{FakeShop, assert_output, fake_order, records_of, run_source_in};
     use crate::store::Store;
 
     #[tokio::test]
@@ -138,5 +138,6 @@ mod tests {
         assert_eq!(tids, vec![vec![1, 2], vec![4, 5]]);
         assert_eq!(batches[0][0].fields["status"], "WAIT_BUYER_CONFIRM_GOODS");
         assert_eq!(batches[0][0].fields["shop"], "s");
+        assert_output(&StoredOrders::output(), &[], &records_of(&batches));
     }
 }

@@ -312,7 +312,7 @@ mod tests {
     use super::*;
     use crate::engine::{Output, Packet};
     use crate::flow::OnError;
-    use crate::nodes::testing::{FakeShop, fake_order, node_ctx};
+    use crate::nodes::testing::{FakeShop, assert_output, fake_order, node_ctx};
     use crate::store::Store;
     use crate::sync::record_order;
 
@@ -351,6 +351,11 @@ mod tests {
         let sink = tokio::spawn(async move {
             let mut tids = Vec::new();
             while let Some(packet) = rx.recv().await {
+                if !packet.records.is_empty() {
+                    let records: Vec<serde_json::Value> =
+                        packet.records.iter().map(crate::record::Record::to_json).collect();
+                    assert_output(&TmcMessages::output(), &[], &records);
+                }
                 let orders: Vec<Order> = packet.records.iter().map(|r| record_order(r).unwrap()).collect();
                 tids.extend(orders.iter().map(|o| o.tid));
                 if store_it {

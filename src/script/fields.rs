@@ -77,7 +77,13 @@ const RECORD: &str = "record";
 
 impl Walk {
     fn visit(&mut self, path: &[ASTNode]) {
-        let Some(ASTNode::Expr(expr)) = path.last() else { return };
+        let expr = match path.last() {
+            Some(ASTNode::Expr(expr)) => expr,
+            // A call standing as a statement (a whole `when:` such as
+            // `record.status in [...]`) is a statement, not an expression.
+            Some(ASTNode::Stmt(Stmt::FnCall(call, _))) => return self.note_comparison(&call.name, &call.args),
+            _ => return,
+        };
         let parent = path.len().checked_sub(2).and_then(|i| path.get(i));
         match expr {
             Expr::FnCall(call, _) => self.note_comparison(&call.name, &call.args),
