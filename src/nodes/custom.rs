@@ -112,6 +112,7 @@ fn yaml_scalar(value: &Json) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nodes::{FieldRead, Output};
     use crate::script::Limits;
 
     #[test]
@@ -128,6 +129,35 @@ mod tests {
         let node_type = registry.get("double").unwrap();
         assert_eq!(node_type.summary, "Doubles a field.");
         assert_eq!(node_type.schema["required"], serde_json::json!(["field"]));
+    }
+
+    #[tokio::test]
+    async fn the_shipped_tag_vip_declares_vip_level_reads_payment_and_emits_what_it_declares() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("nodes/tag_vip.rhai");
+        let node_type = load_file(&file, &Sandbox::new(Limits::default())).unwrap();
+        let Output::Received(added) = &node_type.output else { panic!("passes records on: {:?}", node_type.output) };
+        let added: Vec<(&str, String)> = added.iter().map(|f| (f.name.as_str(), f.shape.label())).collect();
+        assert_eq!(added, [("vip_level", "integer".to_owned())]);
+        let ctx = crate::nodes::testing::build_ctx();
+        let typing = node_type.typing(&serde_json::json!({}), &ctx).unwrap();
+        let reads: Vec<(String, Option<&Path>)> = typing
+            .reads
+            .iter()
+            .map(|read| match read {
+                FieldRead::Script { read, file, .. } => (format!("{:?}", read.steps[0].0), file.as_deref()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(
+            reads.iter().all(|(step, at)| step == "Field(\"payment\")" && *at == Some(file.as_path())),
+            "{reads:?}"
+        );
+
+        let Built::Transform(node) = node_type.build(&serde_json::json!({}), &ctx).unwrap() else { panic!() };
+        let input = vec![serde_json::json!({"tid": 1, "payment": "2500.00"})];
+        let out = crate::nodes::testing::run_transform(node, input.clone()).await.unwrap();
+        assert_eq!(out[0]["vip_level"], 2);
+        crate::nodes::testing::assert_output(&node_type.output, &input, &out);
     }
 
     #[test]

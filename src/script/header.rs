@@ -171,7 +171,9 @@ pub fn parse_header(source: &str) -> Result<NodeHeader, ScriptError> {
         lines.push((index + 1, rest.strip_prefix(' ').unwrap_or(rest)));
     }
 
-    let yaml_start = lines.iter().position(|(_, text)| matches!(text.trim_end(), "settings:" | "adds:"));
+    // The YAML part starts at `settings:` or `adds:`, as a block or inline
+    // (`adds: { vip_level: integer }`).
+    let yaml_start = lines.iter().position(|(_, text)| text.starts_with("settings:") || text.starts_with("adds:"));
     let (prose, yaml) = lines.split_at(yaml_start.unwrap_or(lines.len()));
 
     let mut paragraphs: Vec<Vec<&str>> = Vec::new();
@@ -339,6 +341,21 @@ let x = 1;
         assert_eq!(h.summary, "Does a thing over two lines.");
         assert_eq!(h.description, "More.\nStill more.");
         assert!(h.settings.is_empty());
+    }
+
+    #[test]
+    fn adds_declares_fields_with_their_kinds_alone_or_after_settings() {
+        let both = "//! S\n//! settings:\n//!   a: { type: string }\n//! adds:\n//!   vip_level: integer\n//!   note: string\n";
+        let h = parse_header(both).unwrap();
+        assert_eq!(h.settings.len(), 1);
+        assert_eq!(h.adds, [("vip_level".to_owned(), SettingKind::Integer), ("note".to_owned(), SettingKind::String)]);
+        for alone in ["//! S\n//!\n//! adds: { band: number }\n", "//! S\n//!\n//! adds:\n//!   band: number\n"] {
+            let h = parse_header(alone).unwrap();
+            assert_eq!((h.summary.as_str(), h.description.as_str(), h.settings.len()), ("S", "", 0), "{alone}");
+            assert_eq!(h.adds, [("band".to_owned(), SettingKind::Number)], "{alone}");
+        }
+        let bad = parse_header("//! S\n//! adds:\n//!   band: decimal\n").unwrap_err();
+        assert_eq!(bad.line, Some(3), "{bad}");
     }
 
     #[test]

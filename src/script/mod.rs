@@ -1001,6 +1001,7 @@ mod tests {
         assert_eq!(names, ["threshold", "tag"]);
         assert_eq!(header.settings[0].kind, SettingKind::Number);
         assert_eq!(header.settings_schema()["properties"]["tag"]["default"], "vip");
+        assert_eq!(header.adds, [("vip_level".to_owned(), SettingKind::Integer)]);
     }
 
     #[test]
