@@ -23,6 +23,12 @@ use crate::script::{Sandbox, Script as CompiledScript, ScriptError};
 /// sandbox: an operation limit (so `loop {}` ends with an error), string,
 /// array and map size limits, a time limit, and no file, network, `eval` or
 /// module access.
+///
+/// Validation reads the script: the fields it reads must reach it, and the
+/// nodes after it may read the fields it assigns (`record.x = …`) or names
+/// in `adds`. A script that builds object maps (`#{…}`) or uses `record` as
+/// a whole makes records validation cannot know, so the fields read after it
+/// are not checked.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScriptSettings {
