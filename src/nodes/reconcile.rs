@@ -235,3 +235,23 @@ impl ReconcileSource {
         Ok(ctx.store.record_reconciliation(found, Utc::now()).await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::nodes::testing::{FakeShop, assert_output, records_of, source_batches};
+
+    #[tokio::test]
+    async fn orders_the_database_lacks_are_sent_on_with_the_declared_fields() {
+        let created = Utc::now() - chrono::Duration::hours(30);
+        let shop = FakeShop::new((1..=3).map(|tid| (tid, created)), None);
+        let batches = source_batches::<Reconcile>(json!({"shop": "s", "days": 2}), &shop.context()).await;
+        let records = records_of(&batches);
+        let mut tids: Vec<i64> = records.iter().filter_map(|r| r["tid"].as_i64()).collect();
+        tids.sort_unstable();
+        assert_eq!(tids, [1, 2, 3], "an empty database lacks every order");
+        assert_output(&Reconcile::output(), &[], &records);
+    }
+}
