@@ -166,6 +166,11 @@ impl Fields {
         self.0.iter()
     }
 
+    /// Every field's name, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> + Clone {
+        self.0.iter().map(|field| field.name.as_str())
+    }
+
     /// Whether there are no fields.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

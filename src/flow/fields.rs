@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::compile::script_pos;
-use super::error::{ConfigError, one_of};
+use super::error::ConfigError;
 use super::model::{Flow, NodeSpec};
 use super::yaml::{Node, Pos, Value};
 use crate::engine::output::{Entry, FieldRead, Fields, Shape, error_record_fields};
@@ -117,25 +117,32 @@ impl NodeAt<'_> {
         value_pos: Pos,
         errors: &mut Vec<ConfigError>,
     ) {
-        let at = |place: Place| -> (&Path, Pos) {
+        // A place in the script, in its own file (naming the node using it)
+        // or mapped into the flow file.
+        let located = |place: Place, error: ConfigError| -> ConfigError {
             match file {
-                Some(file) => (file, Pos::new(place.line as u32, place.col as u32)),
-                None => (checker.file, script_pos(checker.source, value_pos, Some(place.line), Some(place.col))),
+                Some(script) => ConfigError {
+                    file: script.to_path_buf(),
+                    pos: Some(Pos::new(place.line as u32, place.col as u32)),
+                    message: format!(
+                        "{} (used by node \"{}\" in {})",
+                        error.message,
+                        self.spec.id,
+                        checker.file.display()
+                    ),
+                    ..error
+                },
+                None => ConfigError {
+                    pos: Some(script_pos(checker.source, value_pos, Some(place.line), Some(place.col))),
+                    ..error
+                },
             }
-        };
-        let located = |(path, pos): (&Path, Pos), error: ConfigError| -> ConfigError {
-            let mut error = ConfigError { file: path.to_path_buf(), pos: Some(pos), ..error };
-            if file.is_some() {
-                error.message =
-                    format!("{} (used by node \"{}\" in {})", error.message, self.spec.id, checker.file.display());
-            }
-            error
         };
         match lookup(self.received, &read.steps) {
             Lookup::Missing { step, fields } => {
                 let (Step::Field(name), place) = &read.steps[step] else { return };
                 let error = self.missing(checker.file, None, &path_label(&read.steps[..=step]), name, fields);
-                errors.push(located(at(*place), error));
+                errors.push(located(*place, error));
             }
             Lookup::Found(Shape::Value { values, .. }) if !values.is_empty() => {
                 for (text, place) in read.compared_to.iter().filter(|(text, _)| !values.contains(&text.as_str())) {
@@ -144,12 +151,9 @@ impl NodeAt<'_> {
                         path_label(&read.steps),
                         self.spec.id
                     );
-                    let error = ConfigError::new(checker.file, None, message).suggest(text, values.iter().copied());
-                    let error = match error.suggestion {
-                        Some(_) => error,
-                        None => error.expected(one_of(values.iter().copied())),
-                    };
-                    errors.push(located(at(*place), error));
+                    let error =
+                        ConfigError::new(checker.file, None, message).suggest_or_list(text, values.iter().copied());
+                    errors.push(located(*place, error));
                 }
             }
             _ => {}
@@ -160,13 +164,8 @@ impl NodeAt<'_> {
     /// `fields` nearest to `name` (the path's last name), or the list of them
     /// when none is near.
     fn missing(&self, file: &Path, pos: Option<Pos>, path: &str, name: &str, fields: &Fields) -> ConfigError {
-        let names = || fields.iter().map(|field| field.name.as_str());
         let message = format!("records reaching \"{}\" have no field \"{path}\"", self.spec.id);
-        let error = ConfigError::new(file, pos, message).suggest(name, names());
-        match error.suggestion {
-            Some(_) => error,
-            None => error.expected(one_of(names())),
-        }
+        ConfigError::new(file, pos, message).suggest_or_list(name, fields.names())
     }
 
     /// Where a setting names a field: the string, the list item or the map key.
