@@ -11,16 +11,66 @@
 //! builds records) turns the check off for the nodes after it: no false
 //! alarms. Error handlers without an input receive the failed run's record.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use super::compile::script_pos;
 use super::error::ConfigError;
 use super::model::{Flow, NodeSpec};
 use super::yaml::{Node, Pos, Value};
-use crate::engine::output::{Entry, FieldRead, Fields, Shape, error_record_fields};
+use crate::engine::output::{Entry, FieldRead, Fields, Shape, Typing, error_record_fields};
 use crate::nodes::{BuildContext, Registry};
 use crate::script::{FieldUse, Place, Step};
+
+/// The fields of the records reaching each node of `flow` (the editor's
+/// field completion): `None` for a source, and where they are not known.
+pub fn fields_reaching(flow: &Flow, registry: &Registry, build: &BuildContext) -> BTreeMap<String, Option<Fields>> {
+    let mut reaching = BTreeMap::new();
+    for (specs, unfed) in [(&flow.nodes, None), (&flow.error_nodes, Some(error_record_fields()))] {
+        walk(specs, unfed, registry, build, |spec, received, _| {
+            reaching.insert(spec.id.clone(), received.cloned());
+        });
+    }
+    reaching
+}
+
+/// Visits `specs` (in dependency order) with the fields of the records
+/// reaching each (`None`: not known, or none for a source) and its typing.
+/// Nodes without an input receive `unfed` (the error handlers' record).
+fn walk<'s>(
+    specs: &'s [NodeSpec],
+    unfed: Option<Fields>,
+    registry: &Registry,
+    build: &BuildContext,
+    mut visit: impl FnMut(&'s NodeSpec, Option<&Fields>, &Typing),
+) {
+    // Per node, the fields of what it emits; `None` when not known.
+    let mut emitted: HashMap<&str, Option<Fields>> = HashMap::new();
+    for spec in specs {
+        let received = if spec.inputs.is_empty() {
+            unfed.clone()
+        } else {
+            spec.inputs
+                .iter()
+                .try_fold(None::<Fields>, |common, input| {
+                    let fields = emitted.get(input.as_str()).cloned().flatten()?;
+                    Some(Some(match common {
+                        Some(common) => common.common(&fields),
+                        None => fields,
+                    }))
+                })
+                .flatten()
+        };
+        // A type that does not build was reported by the build: nothing is
+        // known after it.
+        let typing = registry.get(&spec.type_name).and_then(|t| t.typing(&spec.settings, build).ok());
+        let emits = typing.as_ref().and_then(|typing| {
+            visit(spec, received.as_ref(), typing);
+            typing.output.fields(received.as_ref())
+        });
+        emitted.insert(&spec.id, emits);
+    }
+}
 
 /// What the field checks need besides the flow.
 pub(super) struct Checker<'a> {
@@ -40,46 +90,21 @@ impl Checker<'_> {
         errors
     }
 
-    /// `specs` in dependency order; nodes without an input receive
-    /// `unfed` (the error handlers' record), or nothing (sources).
+    /// Checks the nodes of one section (`nodes:` or `errors:`).
     fn section(&self, specs: &[NodeSpec], section: &str, unfed: Option<Fields>, errors: &mut Vec<ConfigError>) {
-        // Per node, the fields of what it emits; `None` when not known.
-        let mut emitted: HashMap<&str, Option<Fields>> = HashMap::new();
-        for spec in specs {
+        walk(specs, unfed, self.registry, self.build, |spec, received, typing| {
             let body = self.tree.get(section).and_then(|nodes| nodes.get(&spec.id));
-            let received = if spec.inputs.is_empty() {
-                unfed.clone()
-            } else {
-                spec.inputs
-                    .iter()
-                    .try_fold(None::<Fields>, |common, input| {
-                        let fields = emitted.get(input.as_str()).cloned().flatten()?;
-                        Some(Some(match common {
-                            Some(common) => common.common(&fields),
-                            None => fields,
-                        }))
-                    })
-                    .flatten()
-            };
-            let typing = self.registry.get(&spec.type_name).and_then(|t| t.typing(&spec.settings, self.build).ok());
-            let Some(typing) = typing else {
-                // The build already reported why; nothing is known after it.
-                emitted.insert(&spec.id, None);
-                continue;
-            };
-            if let (Some(received), Some(body)) = (&received, body) {
-                let node = NodeAt { spec, body, received };
-                if let (Some(when), Some(when_node)) = (&spec.when, body.get("when")) {
-                    for read in when.condition.fields().reads {
-                        node.check_script_read(self, &read, None, when_node.pos, errors);
-                    }
-                }
-                for read in &typing.reads {
-                    node.check_read(self, read, errors);
+            let (Some(received), Some(body)) = (received, body) else { return };
+            let node = NodeAt { spec, body, received };
+            if let (Some(when), Some(when_node)) = (&spec.when, body.get("when")) {
+                for read in when.condition.fields().reads {
+                    node.check_script_read(self, &read, None, when_node.pos, errors);
                 }
             }
-            emitted.insert(&spec.id, typing.output.fields(received.as_ref()));
-        }
+            for read in &typing.reads {
+                node.check_read(self, read, errors);
+            }
+        });
     }
 }
 
@@ -346,6 +371,23 @@ mod tests {
 
         let open = "flow: x\nnodes:\n  lines: {use: read_jsonl, with: {path: x.jsonl}}\n  built:\n    use: script\n    input: lines\n    with: {source: '#{ total: record.anything }'}\n  show: {use: log, input: built, when: 'record.whatever == 1'}\n";
         assert_eq!(errors(open), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_fields_reaching_each_node_are_data_for_completion() {
+        let build = FakeShop::new([], None).context();
+        let mut registry = Registry::builtin();
+        let nodes = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("nodes");
+        custom::load_dir(&nodes, &build.sandbox, &mut registry);
+        let shops = BTreeSet::from(["s".to_owned()]);
+        let env = CompileEnv { registry: &registry, build: &build, shops: &shops };
+        let yaml = format!("{HEAD}  vip: {{use: tag_vip, input: orders}}\n  show: {{use: log, input: vip}}\n");
+        let flow = compile(std::path::Path::new("flows/x.yaml"), &yaml, &env).unwrap();
+        let reaching = super::fields_reaching(&flow, &registry, &build);
+        assert_eq!(reaching["orders"], None, "a source receives nothing");
+        let show: Vec<&str> = reaching["show"].as_ref().unwrap().names().collect();
+        assert_eq!(show.first(), Some(&"platform"));
+        assert_eq!(show.last(), Some(&"vip_level"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! anything runs.
 pub mod compile;
 pub mod error;
-mod fields;
+pub mod fields;
 pub mod model;
 pub mod reference;
 pub mod render;
