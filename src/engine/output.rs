@@ -437,6 +437,21 @@ mod tests {
     }
 
     #[test]
+    fn every_status_a_platform_maps_to_is_a_known_one() {
+        use crate::platforms::douyin::mapping::{refund_status_name, status_name};
+        for code in 0..1000 {
+            for paid in [false, true] {
+                if let Some(status) = status_name(code, paid) {
+                    assert!(TRADE_STATUSES.contains(&status), "Douyin order status {code}: {status}");
+                }
+            }
+            if let Some(status) = refund_status_name(code) {
+                assert!(REFUND_STATUSES.contains(&status), "Douyin after-sale status {code}: {status}");
+            }
+        }
+    }
+
+    #[test]
     fn common_fields_keep_what_both_inputs_have() {
         let a = Fields::default().field("x", Shape::of_type("string"), "").field("y", Shape::of_type("string"), "");
         let b = Fields::default().field("y", Shape::of_type("integer"), "").field("z", Shape::Any, "");
