@@ -13,6 +13,7 @@
 
 mod context;
 pub mod node;
+pub mod output;
 mod task;
 
 use std::collections::{HashMap, HashSet};

@@ -39,6 +39,7 @@ use crate::record::Batch;
 use crate::script::Sandbox;
 use crate::store::Cursor;
 
+use super::output::{Output, Typing};
 use super::{Emitter, NodeContext};
 
 /// Whether a node type reads from upstream nodes or produces records itself.
@@ -279,9 +280,20 @@ pub trait NodeKind {
     fn example() -> &'static str;
     /// Builds a runnable node from checked settings.
     fn build(settings: Self::Settings, ctx: &BuildContext) -> Result<Built, BuildError>;
+    /// What it sends downstream, whatever its settings: shown in the docs,
+    /// the schema and the editor, and checked by the node's tests against
+    /// what it really emits.
+    fn output() -> Output;
+    /// The record fields it reads with these settings (conditions, column
+    /// names, scripts), and its output when the settings decide it (a
+    /// script's): what `validate` checks against the upstream nodes.
+    fn typing(_settings: &Self::Settings, _ctx: &BuildContext) -> Result<Typing, BuildError> {
+        Ok(Typing::output(Self::output()))
+    }
 }
 
 type BuildFn = dyn Fn(&Json, &BuildContext) -> Result<Built, BuildError> + Send + Sync;
+type TypingFn = dyn Fn(&Json, &BuildContext) -> Result<Typing, BuildError> + Send + Sync;
 
 /// One node type as the registry knows it.
 #[derive(Clone)]
@@ -300,7 +312,10 @@ pub struct NodeType {
     pub example: String,
     /// Where it comes from: `None` for built-ins, the `.rhai` file otherwise.
     pub script: Option<PathBuf>,
+    /// What it sends downstream, whatever its settings.
+    pub output: Output,
     build: Arc<BuildFn>,
+    typing: Arc<TypingFn>,
 }
 
 impl fmt::Debug for NodeType {
@@ -325,14 +340,9 @@ impl NodeType {
             schema,
             example: K::example().to_owned(),
             script: None,
-            build: Arc::new(|settings, ctx| {
-                let settings = serde_json::from_value::<K::Settings>(settings.clone()).map_err(|e| BuildError {
-                    setting: None,
-                    script: None,
-                    message: e.to_string(),
-                })?;
-                K::build(settings, ctx)
-            }),
+            output: K::output(),
+            build: Arc::new(|settings, ctx| K::build(parse_settings::<K>(settings)?, ctx)),
+            typing: Arc::new(|settings, ctx| K::typing(&parse_settings::<K>(settings)?, ctx)),
         }
     }
 
@@ -352,14 +362,43 @@ impl NodeType {
             schema,
             example: String::new(),
             script: None,
+            output: Output::Open,
             build: Arc::new(build),
+            typing: Arc::new(|_, _| Ok(Typing::output(Output::Open))),
         }
+    }
+
+    /// Declares what the type sends (`output`) and what it reads with given
+    /// settings (`typing`); a [`NodeType::custom`] type is open until then.
+    #[must_use]
+    pub fn typed(
+        mut self,
+        output: Output,
+        typing: impl Fn(&Json, &BuildContext) -> Result<Typing, BuildError> + Send + Sync + 'static,
+    ) -> Self {
+        self.output = output;
+        self.typing = Arc::new(typing);
+        self
     }
 
     /// Builds a node from settings already checked against [`Self::schema`].
     pub fn build(&self, settings: &Json, ctx: &BuildContext) -> Result<Built, BuildError> {
         (self.build)(settings, ctx)
     }
+
+    /// What a node of this type reads and sends with `settings` (already
+    /// checked against [`Self::schema`]).
+    pub fn typing(&self, settings: &Json, ctx: &BuildContext) -> Result<Typing, BuildError> {
+        (self.typing)(settings, ctx)
+    }
+}
+
+fn parse_settings<K: NodeKind>(settings: &Json) -> Result<K::Settings, BuildError> {
+    serde_json::from_value::<K::Settings>(settings.clone()).map_err(|e| BuildError {
+        setting: None,
+        script: None,
+        message: e.to_string(),
+    })
 }
 
 fn split_doc(doc: &str) -> (String, String) {

@@ -5,7 +5,8 @@
 //! (`flow`, `trigger`, `shop`, …); each node's keys, type and settings (checked
 //! against the schema the node type declares, then built, which compiles
 //! scripts); `when:` expressions; the graph (unknown inputs, sources with
-//! input, transforms without, cycles).
+//! input, transforms without, cycles); then the record fields each node reads
+//! against those its upstream nodes emit (`fields.rs`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -16,6 +17,7 @@ use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::error::{ConfigError, ConfigErrors, one_of};
+use super::fields;
 use super::model::{Flow, NodeSpec, OnError, Overlap, Retry, Trigger, When};
 use super::settings;
 use super::yaml::{self, Key, Node, Pos, Value};
@@ -61,6 +63,11 @@ pub fn compile(file: &Path, source: &str, env: &CompileEnv<'_>) -> Result<Flow, 
     };
     let mut compiler = Compiler { file, source, env, build: env.build.clone(), errors: Vec::new() };
     let flow = compiler.flow(&tree);
+    if let Some(flow) = &flow {
+        let checker = fields::Checker { file, source, tree: &tree, registry: env.registry, build: &compiler.build };
+        let errors = checker.check(flow);
+        compiler.errors.extend(errors);
+    }
     if compiler.errors.is_empty() {
         if let Some(flow) = flow {
             return Ok(flow);
@@ -638,7 +645,7 @@ impl Compiler<'_> {
 /// YAML value at `value_pos`: a block scalar (`|`) starts on the next line at
 /// its indentation; an inline value starts right at `value_pos` (one further
 /// when quoted).
-fn script_pos(source: &str, value_pos: Pos, line: Option<usize>, col: Option<usize>) -> Pos {
+pub(super) fn script_pos(source: &str, value_pos: Pos, line: Option<usize>, col: Option<usize>) -> Pos {
     let (Some(line), col) = (line, col.unwrap_or(1)) else { return value_pos };
     let lines: Vec<&str> = source.lines().collect();
     let value_line = lines.get(value_pos.line as usize - 1).copied().unwrap_or_default();

@@ -42,6 +42,17 @@ impl ConfigError {
         self.suggestion = nearest(wrong, candidates).map(str::to_owned);
         self
     }
+
+    /// Adds the nearest of `candidates` to `wrong`, or, when none is close,
+    /// all of them as what was expected.
+    #[must_use]
+    pub fn suggest_or_list<'a>(self, wrong: &str, candidates: impl IntoIterator<Item = &'a str> + Clone) -> Self {
+        let error = self.suggest(wrong, candidates.clone());
+        match error.suggestion {
+            Some(_) => error,
+            None => error.expected(one_of(candidates)),
+        }
+    }
 }
 
 impl fmt::Display for ConfigError {

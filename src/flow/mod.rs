@@ -2,6 +2,7 @@
 //! anything runs.
 pub mod compile;
 pub mod error;
+pub mod fields;
 pub mod model;
 pub mod reference;
 pub mod render;

@@ -4,6 +4,7 @@
 use serde_json::Value as Json;
 
 use crate::engine::node::{Registry, Role};
+use crate::engine::output::{Fields, Output, Shape};
 
 /// Marks the start of the generated part of `docs/flows.md`.
 pub const BEGIN: &str = "<!-- BEGIN GENERATED NODE REFERENCE: `orderflow docs --write` -->";
@@ -44,11 +45,49 @@ pub fn markdown(registry: &Registry) -> String {
             }
             _ => out.push_str("No settings.\n\n"),
         }
+        out.push_str(&emits(&node_type.output));
         if !node_type.example.is_empty() {
             out.push_str(&format!("```yaml\n{}```\n\n", node_type.example));
         }
     }
     out
+}
+
+/// What a node emits, with a table of the fields it declares.
+fn emits(output: &Output) -> String {
+    let (said, fields) = match output {
+        Output::Records(fields) => ("Emits records of its own, with these fields:", fields),
+        Output::Received(added) if added.is_empty() => return "Emits the records it receives, unchanged.\n\n".into(),
+        Output::Received(added) => ("Emits the records it receives, with these fields added:", added),
+        Output::Open => return "Emits records whose fields are not declared in advance.\n\n".into(),
+    };
+    let mut out = format!("{said}\n\n| field | type | description |\n|---|---|---|\n");
+    field_rows(fields, "", &mut out);
+    out.push('\n');
+    out
+}
+
+/// One row per field, nested fields under their path (`items[].oid`).
+fn field_rows(fields: &Fields, prefix: &str, out: &mut String) {
+    for field in fields.iter() {
+        let path = format!("{prefix}{}", field.name);
+        let values = match &field.shape {
+            Shape::Value { values, .. } if !values.is_empty() => {
+                format!(" One of {}.", values.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", "))
+            }
+            _ => String::new(),
+        };
+        out.push_str(&format!("| `{path}` | {} | {}{values} |\n", field.shape.label(), field.doc));
+        match &field.shape {
+            Shape::Object(inner) => field_rows(inner, &format!("{path}."), out),
+            Shape::List(item) => {
+                if let Shape::Object(inner) = item.as_ref() {
+                    field_rows(inner, &format!("{path}[]."), out);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A short type description for the table.
@@ -93,4 +132,28 @@ pub fn splice(document: &str, generated: &str) -> Option<String> {
     let start = document.find(BEGIN)? + BEGIN.len();
     let end = document.find(END)?;
     (start <= end).then(|| format!("{}\n\n{}{}", &document[..start], generated, &document[end..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reference_lists_each_node_types_output_fields_nested_ones_by_path() {
+        let text = markdown(&Registry::builtin());
+        let section = |name: &str| {
+            let start = text.find(&format!("### `{name}`")).unwrap();
+            let rest = &text[start + 4..];
+            rest[..rest.find("### ").unwrap_or(rest.len())].to_owned()
+        };
+        let refunds = section("fetch_refunds");
+        assert!(refunds.contains("Emits records of its own, with these fields:"), "{refunds}");
+        assert!(refunds.contains("| `refund_fee` | string |"), "{refunds}");
+        assert!(
+            section("fetch_full")
+                .contains("| `items[].outer_sku_id` | string or null | The merchant's own SKU code. |")
+        );
+        assert!(section("dedupe").contains("Emits the records it receives, unchanged."));
+        assert!(section("fetch_detail").contains("Emits the records it receives, with these fields added:"));
+    }
 }

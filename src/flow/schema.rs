@@ -1,5 +1,8 @@
 //! The JSON Schema of flow files, generated from the node registry so that
-//! editors check `with:` exactly as `orderflow validate` does.
+//! editors check `with:` exactly as `orderflow validate` does. Each node
+//! type's entry also carries what it emits, as data (`x-output`: `records`
+//! `own`, `received` or `open`, and `fields` as JSON Schemas), for field
+//! completion in editors.
 
 use serde_json::{Map, Value as Json, json};
 
@@ -26,7 +29,7 @@ pub fn flow_schema(registry: &Registry) -> Json {
         }
         node_variants.push(json!({
             "if": {"properties": {"use": {"const": node_type.name}}, "required": ["use"]},
-            "then": {"properties": {"with": settings}},
+            "then": {"properties": {"with": settings}, "x-output": node_type.output.to_schema()},
         }));
     }
     let names: Vec<&str> = registry.names().collect();
@@ -85,4 +88,24 @@ pub fn flow_schema(registry: &Registry) -> Json {
         },
         "$defs": defs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_node_type_carries_what_it_emits() {
+        let schema = flow_schema(&Registry::builtin());
+        let variants = schema["$defs"]["node"]["allOf"].as_array().unwrap();
+        let output_of = |name: &str| {
+            variants.iter().find(|v| v["if"]["properties"]["use"]["const"] == name).unwrap()["then"]["x-output"].clone()
+        };
+        let orders = output_of("fetch_increment");
+        assert_eq!(orders["records"], "own");
+        assert!(orders["fields"]["status"]["enum"].as_array().unwrap().contains(&json!("TRADE_FINISHED")));
+        assert_eq!(orders["fields"]["items"]["items"]["properties"]["outer_sku_id"]["type"], json!(["string", "null"]));
+        assert_eq!(output_of("log"), json!({"records": "received", "fields": {}}));
+        assert_eq!(output_of("read_jsonl")["records"], "open");
+    }
 }

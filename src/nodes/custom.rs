@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value as Json};
 
 use super::script::{RhaiTransform, compile};
-use super::{Built, NodeType, Registry, Role};
+use super::{Built, Fields, NodeType, Registry, Role, Shape, Typing};
 use crate::flow::error::ConfigError;
 use crate::flow::yaml::Pos;
 use crate::script::{NodeHeader, Sandbox};
@@ -58,12 +58,21 @@ pub fn load_file(file: &Path, sandbox: &Sandbox) -> Result<NodeType, ConfigError
         let pos = e.script.as_ref().map(|p| Pos::new(p.line as u32, p.col as u32));
         ConfigError::new(file, pos, e.message)
     })?;
+    let fields = script.fields();
+    let declared = header.adds.iter().fold(Fields::default(), |declared, (name, kind)| {
+        declared.field(name, Shape::of_type(kind.json_schema_type()), "Declared in the node's `adds:`.")
+    });
+    let typing = Typing { reads: Vec::new(), output: Typing::script_output(&fields, declared) }.reading_script(
+        "file",
+        Some(file.to_path_buf()),
+        &fields,
+    );
     let example = example(&name, &header);
     let summary = header.summary.clone();
     let description = header.description.clone();
     let schema = header.settings_schema();
     let sandbox = sandbox.clone();
-    let mut node_type = NodeType::custom(name, Role::Transform, summary, schema, move |with, _ctx| {
+    let node_type = NodeType::custom(name, Role::Transform, summary, schema, move |with, _ctx| {
         let empty = Map::new();
         let with = with.as_object().unwrap_or(&empty);
         Ok(Built::Transform(Box::new(RhaiTransform {
@@ -72,6 +81,7 @@ pub fn load_file(file: &Path, sandbox: &Sandbox) -> Result<NodeType, ConfigError
             settings: header.settings_with_defaults(with),
         })))
     });
+    let mut node_type = node_type.typed(typing.output.clone(), move |_, _| Ok(typing.clone()));
     node_type.description = description;
     node_type.example = example;
     node_type.script = Some(file.to_path_buf());
@@ -102,6 +112,7 @@ fn yaml_scalar(value: &Json) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nodes::{FieldRead, Output};
     use crate::script::Limits;
 
     #[test]
@@ -118,6 +129,35 @@ mod tests {
         let node_type = registry.get("double").unwrap();
         assert_eq!(node_type.summary, "Doubles a field.");
         assert_eq!(node_type.schema["required"], serde_json::json!(["field"]));
+    }
+
+    #[tokio::test]
+    async fn the_shipped_tag_vip_declares_vip_level_reads_payment_and_emits_what_it_declares() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("nodes/tag_vip.rhai");
+        let node_type = load_file(&file, &Sandbox::new(Limits::default())).unwrap();
+        let Output::Received(added) = &node_type.output else { panic!("passes records on: {:?}", node_type.output) };
+        let added: Vec<(&str, String)> = added.iter().map(|f| (f.name.as_str(), f.shape.label())).collect();
+        assert_eq!(added, [("vip_level", "integer".to_owned())]);
+        let ctx = crate::nodes::testing::build_ctx();
+        let typing = node_type.typing(&serde_json::json!({}), &ctx).unwrap();
+        let reads: Vec<(String, Option<&Path>)> = typing
+            .reads
+            .iter()
+            .map(|read| match read {
+                FieldRead::Script { read, file, .. } => (format!("{:?}", read.steps[0].0), file.as_deref()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(
+            reads.iter().all(|(step, at)| step == "Field(\"payment\")" && *at == Some(file.as_path())),
+            "{reads:?}"
+        );
+
+        let Built::Transform(node) = node_type.build(&serde_json::json!({}), &ctx).unwrap() else { panic!() };
+        let input = vec![serde_json::json!({"tid": 1, "payment": "2500.00"})];
+        let out = crate::nodes::testing::run_transform(node, input.clone()).await.unwrap();
+        assert_eq!(out[0]["vip_level"], 2);
+        crate::nodes::testing::assert_output(&node_type.output, &input, &out);
     }
 
     #[test]

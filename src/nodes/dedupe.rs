@@ -8,7 +8,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
+use super::{
+    BuildContext, BuildError, Built, Entry, NodeContext, NodeError, NodeKind, Output, Role, Transform, Typing,
+    list_entries,
+};
 use crate::record::{Batch, Record};
 use crate::store::StoredVersion;
 
@@ -71,6 +74,16 @@ impl NodeKind for Dedupe {
 
     fn example() -> &'static str {
         "fresh:\n  use: dedupe\n  input: changed\n"
+    }
+
+    fn output() -> Output {
+        Output::unchanged()
+    }
+
+    fn typing(settings: &DedupeSettings, _ctx: &BuildContext) -> Result<Typing, BuildError> {
+        Ok(Typing::output(Self::output())
+            .reading_setting("key", list_entries(&settings.key))
+            .reading_setting("version", [(Entry::Whole, settings.version.as_str())]))
     }
 
     fn build(settings: DedupeSettings, _ctx: &BuildContext) -> Result<Built, BuildError> {
@@ -196,7 +209,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::nodes::testing::{build_ctx, run_transform_in};
+    use crate::nodes::testing::{assert_output, build_ctx, run_transform_in};
     use crate::platforms::{Money, Order};
     use crate::store::Store;
 
@@ -243,7 +256,8 @@ mod tests {
             order(1, "2026-11-04T00:00:00Z"), // newer than stored
             json!({"no_key": true}),          // passes untouched
         ];
-        let out = run_transform_in(&store, node(), input).await.unwrap();
+        let out = run_transform_in(&store, node(), input.clone()).await.unwrap();
+        assert_output(&Dedupe::output(), &input, &out);
         let kept: Vec<(Option<i64>, Option<&str>)> =
             out.iter().map(|r| (r["tid"].as_i64(), r["modified"].as_str())).collect();
         assert_eq!(

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
+use super::{BuildContext, BuildError, Built, Fields, NodeContext, NodeError, NodeKind, Output, Role, Transform};
 use crate::platforms::detail_cache::DetailCache;
 use crate::platforms::{ErrorKind, Order, Platform, PlatformError};
 use crate::record::{Batch, Record};
@@ -53,6 +53,11 @@ impl NodeKind for FetchDetail {
 
     fn example() -> &'static str {
         "detail:\n  use: fetch_detail\n  input: fresh\n  with:\n    needs: [buyer_message, seller_memo]\n"
+    }
+
+    /// An order lacking a needed field is replaced by its detail: an order.
+    fn output() -> Output {
+        Output::Received(Fields::order())
     }
 
     fn build(settings: FetchDetailSettings, ctx: &BuildContext) -> Result<Built, BuildError> {
@@ -181,7 +186,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::nodes::testing::{FakeShop, run_transform_in};
+    use crate::nodes::testing::{FakeShop, assert_output, run_transform_in};
     use crate::store::Store;
 
     #[tokio::test]
@@ -209,6 +214,7 @@ mod tests {
             listed(3, json!({"tid": 3})),                     // stored at this version: no call
         ];
         let out = run_transform_in(&store, build(), input.clone()).await.unwrap();
+        assert_output(&FetchDetail::output(), &input, &out);
         assert_eq!(shop.details.load(Ordering::SeqCst), 1);
         assert_eq!(out[0]["raw"]["receiver_address"], "listed");
         assert_eq!(out[1]["raw"]["receiver_address"], "1 Road");

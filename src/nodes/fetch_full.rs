@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::fetch_increment::{check_page_size, default_page_size, emit_window};
-use super::{BuildContext, BuildError, Built, Emitter, NodeError, NodeKind, Role, Source};
+use super::{BuildContext, BuildError, Built, Emitter, Fields, NodeError, NodeKind, Output, Role, Source};
 use crate::activity::{self, Activity};
 use crate::platforms::{Platform, TimeWindow};
 use crate::sync::by_created::CreatedReader;
@@ -66,6 +66,10 @@ impl NodeKind for FetchFull {
 
     fn example() -> &'static str {
         "backfill:\n  use: fetch_full\n  with:\n    days: 90\n    page_size: 100\n"
+    }
+
+    fn output() -> Output {
+        Output::Records(Fields::order())
     }
 
     fn build(settings: FetchFullSettings, ctx: &BuildContext) -> Result<Built, BuildError> {
@@ -171,7 +175,7 @@ mod tests {
     use serde_json::{Value as Json, json};
 
     use super::*;
-    use crate::nodes::testing::{FakeShop, source_batches};
+    use crate::nodes::testing::{FakeShop, assert_output, records_of, source_batches};
 
     #[tokio::test]
     async fn orders_sharing_a_second_across_page_edges_are_all_read() {
@@ -196,6 +200,7 @@ mod tests {
         assert_eq!(read, expected);
         let calls = shop.windows.lock().unwrap().len();
         assert!(calls <= 7, "{calls} calls for 281 orders in pages of 100");
+        assert_output(&FetchFull::output(), &[], &records_of(&batches));
     }
 
     /// Builds `settings` on `shop` and runs it to its end against a fresh store.

@@ -9,7 +9,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{BuildContext, BuildError, Built, Emitter, Halt, NodeContext, NodeError, NodeKind, Role, Source};
+use super::{
+    BuildContext, BuildError, Built, Emitter, Fields, Halt, NodeContext, NodeError, NodeKind, Output, Role, Source,
+};
 use crate::clock::Clock;
 use crate::platforms::{Anomaly, Order, PageRequest, Platform, TimeWindow};
 use crate::store::NewAnomaly;
@@ -134,6 +136,10 @@ impl NodeKind for FetchIncrement {
 
     fn example() -> &'static str {
         "changed:\n  use: fetch_increment\n  with:\n    lookback: 5m\n    window: 30m\n    page_size: 100\n"
+    }
+
+    fn output() -> Output {
+        Output::Records(Fields::order())
     }
 
     fn build(settings: FetchIncrementSettings, ctx: &BuildContext) -> Result<Built, BuildError> {
@@ -429,7 +435,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::nodes::testing::{FakeShop, source_batches};
+    use crate::nodes::testing::{FakeShop, assert_output, records_of, source_batches};
 
     #[tokio::test]
     async fn orders_modified_while_the_window_is_paged_are_all_read() {
@@ -445,6 +451,7 @@ mod tests {
         let read: BTreeSet<i64> =
             batches.iter().flatten().filter_map(|r| r.fields.get("tid").and_then(Json::as_i64)).collect();
         assert_eq!(read, (1_000..1_250).collect::<BTreeSet<_>>(), "every order read, moved or not");
+        assert_output(&FetchIncrement::output(), &[], &records_of(&batches));
         // The moved orders were met again in the later window at their new version.
         let final_versions = platform.orders.lock().unwrap().clone();
         let moved: Vec<i64> = final_versions.iter().filter(|(_, (_, m))| *m == moved_to).map(|(t, _)| *t).collect();

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use super::fetch_increment::{check_page_size, default_page_size, emit_records};
-use super::{BuildContext, BuildError, Built, Emitter, NodeContext, NodeError, NodeKind, Role, Source};
+use super::{BuildContext, BuildError, Built, Emitter, Fields, NodeContext, NodeError, NodeKind, Output, Role, Source};
 use crate::platforms::taobao::fields::{REFUND_FIELDS, REFUND_LIST_FIELDS};
 use crate::platforms::{Page, PageRequest, Platform, Refund, TimeWindow};
 use crate::sync::by_modified::{self, Windows};
@@ -97,6 +97,10 @@ impl NodeKind for FetchRefunds {
 
     fn example() -> &'static str {
         "refunds:\n  use: fetch_refunds\n  with:\n    lookback: 5m\n    window: 30m\n    detail: false\n"
+    }
+
+    fn output() -> Output {
+        Output::Records(Fields::refund())
     }
 
     fn build(settings: FetchRefundsSettings, ctx: &BuildContext) -> Result<Built, BuildError> {
@@ -218,7 +222,7 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::nodes::testing::{FakeShop, source_batches};
+    use crate::nodes::testing::{FakeShop, assert_output, records_of, source_batches};
 
     #[tokio::test]
     async fn refunds_modified_while_the_window_is_paged_are_all_read() {
@@ -233,6 +237,7 @@ mod tests {
         let read: BTreeSet<i64> =
             batches.iter().flatten().filter_map(|r| r.fields.get("refund_id").and_then(Json::as_i64)).collect();
         assert_eq!(read, (1_000..1_250).collect::<BTreeSet<_>>(), "every refund read, moved or not");
+        assert_output(&FetchRefunds::output(), &[], &records_of(&batches));
         assert!(batches.iter().flatten().all(|r| sync::record_refund(r).is_ok()), "records are refunds");
         assert_eq!(platform.details.load(Ordering::SeqCst), 0, "no detail calls unless asked");
     }

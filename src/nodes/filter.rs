@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
+use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Output, Role, Transform, Typing};
 use crate::record::Batch;
 use crate::script::{Condition, Sandbox};
 
@@ -34,13 +34,26 @@ impl NodeKind for Filter {
     }
 
     fn build(settings: FilterSettings, ctx: &BuildContext) -> Result<Built, BuildError> {
-        let condition = ctx.sandbox.compile_condition(&settings.condition).map_err(|error| BuildError {
-            setting: Some("condition".into()),
-            script: error.line.map(|line| super::ScriptPlace { file: None, line, col: error.column.unwrap_or(1) }),
-            message: format!("\"condition\" does not compile: {}", error.message),
-        })?;
+        let condition = compile(&settings, ctx)?;
         Ok(Built::Transform(Box::new(FilterNode { condition, sandbox: ctx.sandbox.clone() })))
     }
+
+    fn output() -> Output {
+        Output::unchanged()
+    }
+
+    fn typing(settings: &FilterSettings, ctx: &BuildContext) -> Result<Typing, BuildError> {
+        let fields = compile(settings, ctx)?.fields();
+        Ok(Typing::output(Self::output()).reading_script("condition", None, &fields))
+    }
+}
+
+fn compile(settings: &FilterSettings, ctx: &BuildContext) -> Result<Condition, BuildError> {
+    ctx.sandbox.compile_condition(&settings.condition).map_err(|error| BuildError {
+        setting: Some("condition".into()),
+        script: error.line.map(|line| super::ScriptPlace { file: None, line, col: error.column.unwrap_or(1) }),
+        message: format!("\"condition\" does not compile: {}", error.message),
+    })
 }
 
 struct FilterNode {
@@ -66,15 +79,17 @@ impl Transform for FilterNode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nodes::testing::{build_ctx, run_transform};
+    use crate::nodes::testing::{assert_output, build_ctx, run_transform};
     use serde_json::json;
 
     #[tokio::test]
     async fn keeps_matching_records_only() {
         let settings = FilterSettings { condition: "record.n > 1".into() };
         let Built::Transform(node) = Filter::build(settings, &build_ctx()).unwrap() else { panic!("a transform") };
-        let out = run_transform(node, vec![json!({"n": 1}), json!({"n": 2}), json!({"n": 3})]).await.unwrap();
+        let input = vec![json!({"n": 1}), json!({"n": 2}), json!({"n": 3})];
+        let out = run_transform(node, input.clone()).await.unwrap();
         assert_eq!(out, vec![json!({"n": 2}), json!({"n": 3})]);
+        assert_output(&Filter::output(), &input, &out);
     }
 
     #[test]

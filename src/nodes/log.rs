@@ -5,7 +5,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
-use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
+use super::{
+    BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Output, Role, Transform, Typing, list_entries,
+};
 use crate::record::Batch;
 
 /// Writes records to the log (through `tracing`, so `RUST_LOG` applies) and
@@ -64,6 +66,14 @@ impl NodeKind for Log {
 
     fn example() -> &'static str {
         "show:\n  use: log\n  input: orders\n  with:\n    level: info\n    fields: [tid, status]\n    every: 100\n"
+    }
+
+    fn output() -> Output {
+        Output::unchanged()
+    }
+
+    fn typing(settings: &LogSettings, _ctx: &BuildContext) -> Result<Typing, BuildError> {
+        Ok(Typing::output(Self::output()).reading_setting("fields", list_entries(&settings.fields)))
     }
 
     fn build(settings: LogSettings, _ctx: &BuildContext) -> Result<Built, BuildError> {
@@ -129,7 +139,7 @@ impl Transform for LogNode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nodes::testing::{build_ctx, run_transform};
+    use crate::nodes::testing::{assert_output, build_ctx, run_transform};
     use serde_json::json;
 
     #[tokio::test]
@@ -137,7 +147,9 @@ mod tests {
         let settings: LogSettings = serde_json::from_value(json!({"every": 2, "fields": ["a"]})).unwrap();
         let Built::Transform(node) = Log::build(settings, &build_ctx()).unwrap() else { panic!("a transform") };
         let input = vec![json!({"a": 1, "b": 2}), json!({"a": 3})];
-        assert_eq!(run_transform(node, input.clone()).await.unwrap(), input);
+        let out = run_transform(node, input.clone()).await.unwrap();
+        assert_eq!(out, input);
+        assert_output(&Log::output(), &input, &out);
     }
 
     #[test]

@@ -9,7 +9,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
+use super::{
+    BuildContext, BuildError, Built, Fields, NodeContext, NodeError, NodeKind, Output, Role, Shape, Transform,
+};
 use crate::clock::Clock;
 use crate::platforms::{ParcelTrace, Platform};
 use crate::record::{Batch, Record};
@@ -83,6 +85,22 @@ impl NodeKind for LogisticsAlert {
 
     fn example() -> &'static str {
         "stalled:\n  use: logistics_alert\n  input: shipped\n  with:\n    stall_after: 72h\n    recheck_after: 6h\n"
+    }
+
+    /// The alerts raised or resolved, not the orders.
+    fn output() -> Output {
+        let text = || Shape::of_type("string");
+        Output::Records(
+            Fields::default()
+                .field("kind", text(), "What the alert is about: `parcel_stalled`.")
+                .field("platform", text(), "The platform's name (`taobao`).")
+                .field("shop", text(), "The shop's name in `orderflow.yaml`.")
+                .field("tid", Shape::of_type("integer"), "The order whose parcel it is.")
+                .field("detail", text(), "What is wrong, in words for customer service.")
+                .field("alert_id", Shape::of_type("integer"), "The alert's id in `alerts`.")
+                .field("state", text(), "`raised` or `resolved`.")
+                .field("new", Shape::of_type("boolean"), "Whether this run raised it (false: raised before)."),
+        )
     }
 
     fn build(settings: LogisticsAlertSettings, ctx: &BuildContext) -> Result<Built, BuildError> {
@@ -297,7 +315,7 @@ mod tests {
 
     #[tokio::test]
     async fn received_orders_resolve_their_alert_without_a_call_and_the_end_sweeps_the_rest() {
-        use crate::nodes::testing::{FakeShop, fake_order, run_transform_in};
+        use crate::nodes::testing::{FakeShop, assert_output, fake_order, run_transform_in};
         use crate::store::Store;
 
         let store = Store::connect("sqlite::memory:").await.unwrap();
@@ -321,7 +339,9 @@ mod tests {
             panic!("a transform")
         };
         // The fake shop fails every trace call: none is made.
-        let out = run_transform_in(&store, node, vec![json!({"tid": 1, "status": "TRADE_CLOSED"})]).await.unwrap();
+        let input = vec![json!({"tid": 1, "status": "TRADE_CLOSED"})];
+        let out = run_transform_in(&store, node, input.clone()).await.unwrap();
+        assert_output(&LogisticsAlert::output(), &input, &out);
         let states: Vec<(i64, i64, &str)> = out
             .iter()
             .map(|r| (r["tid"].as_i64().unwrap(), r["alert_id"].as_i64().unwrap(), r["state"].as_str().unwrap()))

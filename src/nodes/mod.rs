@@ -35,6 +35,7 @@ pub use crate::engine::node::{
     BuildContext, BuildError, Built, ErrorClass, Halt, NodeError, NodeKind, NodeType, Registry, Role, ScriptPlace,
     Source, Transform,
 };
+pub use crate::engine::output::{Entry, Field, FieldRead, Fields, Output, Shape, Typing, list_entries};
 pub use crate::engine::{Emitter, NodeContext};
 
 impl Registry {

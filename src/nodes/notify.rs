@@ -10,7 +10,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
 
-use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
+use super::{
+    BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Output, Role, Transform, Typing, list_entries,
+};
 use crate::record::{Batch, Record};
 use crate::script::{Sandbox, Script};
 use crate::store::DELIVERY_KEY_LEN;
@@ -112,6 +114,22 @@ impl NodeKind for Notify {
 
     fn example() -> &'static str {
         "tell:\n  use: notify\n  input: stalled\n  with:\n    url_env: NOTIFY_URL\n    secret_env: NOTIFY_SECRET\n    template: |\n      `${record.state}: ${record.detail}`\n"
+    }
+
+    fn output() -> Output {
+        Output::unchanged()
+    }
+
+    fn typing(settings: &NotifySettings, ctx: &BuildContext) -> Result<Typing, BuildError> {
+        let typing =
+            Typing::output(Self::output()).reading_setting("delivery_key", list_entries(&settings.delivery_key));
+        Ok(match &settings.template {
+            Some(source) => {
+                let fields = super::script::compile(&ctx.sandbox, source, None, "template")?.fields();
+                typing.reading_script("template", None, &fields)
+            }
+            None => typing,
+        })
     }
 
     fn build(settings: NotifySettings, ctx: &BuildContext) -> Result<Built, BuildError> {
@@ -474,7 +492,9 @@ mod tests {
 
         let (url, count) = receiver(204).await;
         let mut node = ready_node(url, 3);
-        assert_eq!(node.process(batch(), &ctx).await.unwrap().len(), 1);
+        let sent = node.process(batch(), &ctx).await.unwrap();
+        let json = |batch: &[Record]| batch.iter().map(Record::to_json).collect::<Vec<_>>();
+        crate::nodes::testing::assert_output(&Notify::output(), &json(&batch()), &json(&sent));
         assert_eq!(node.process(batch(), &ctx).await.unwrap().len(), 1, "passed on, not sent");
         assert_eq!(count.load(Ordering::SeqCst), 1);
     }

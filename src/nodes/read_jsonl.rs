@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::{BuildContext, BuildError, Built, Emitter, NodeError, NodeKind, Role, Source};
+use super::{BuildContext, BuildError, Built, Emitter, NodeError, NodeKind, Output, Role, Source};
 use crate::record::Record;
 
 /// Reads records from a JSON Lines file: one JSON object per line.
@@ -37,6 +37,11 @@ impl NodeKind for ReadJsonl {
 
     fn example() -> &'static str {
         "orders:\n  use: read_jsonl\n  with:\n    path: ../tests/data/orders.jsonl\n"
+    }
+
+    /// Each line's object, whatever its fields: nothing after it is checked.
+    fn output() -> Output {
+        Output::Open
     }
 
     fn build(settings: ReadJsonlSettings, ctx: &BuildContext) -> Result<Built, BuildError> {
@@ -124,6 +129,7 @@ mod tests {
     async fn reads_objects_in_batches_and_skips_blank_lines() {
         let (_dir, node) = node_for("{\"a\":1}\n\n{\"a\":2}\n{\"a\":3}\n", Some(2));
         let (batches, _) = run_source(node, OnError::Fail).await.unwrap();
+        assert_eq!(ReadJsonl::output(), crate::nodes::Output::Open, "a file's lines may hold any fields");
         let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![2, 1]);
         assert_eq!(batches[1][0].get("a"), Some(&json!(3)));

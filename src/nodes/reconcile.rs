@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::fetch_increment::{check_page_size, default_page_size};
-use super::{BuildContext, BuildError, Built, Emitter, NodeContext, NodeError, NodeKind, Role, Source};
+use super::{BuildContext, BuildError, Built, Emitter, Fields, NodeContext, NodeError, NodeKind, Output, Role, Source};
 use crate::platforms::{Platform, TimeWindow};
 use crate::store::Reconciliation;
 use crate::sync::by_created::CreatedReader;
@@ -81,6 +81,10 @@ impl NodeKind for Reconcile {
 
     fn example() -> &'static str {
         "reconcile:\n  use: reconcile\n  with:\n    days: 3\n    timezone: Asia/Shanghai\n    split: 1h\n    settle: 30m\n"
+    }
+
+    fn output() -> Output {
+        Output::Records(Fields::order())
     }
 
     fn build(settings: ReconcileSettings, ctx: &BuildContext) -> Result<Built, BuildError> {
@@ -229,5 +233,25 @@ impl ReconcileSource {
 
     async fn record(&self, ctx: &NodeContext, found: &Reconciliation) -> Result<(), NodeError> {
         Ok(ctx.store.record_reconciliation(found, Utc::now()).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::nodes::testing::{FakeShop, assert_output, records_of, source_batches};
+
+    #[tokio::test]
+    async fn orders_the_database_lacks_are_sent_on_with_the_declared_fields() {
+        let created = Utc::now() - chrono::Duration::hours(30);
+        let shop = FakeShop::new((1..=3).map(|tid| (tid, created)), None);
+        let batches = source_batches::<Reconcile>(json!({"shop": "s", "days": 2}), &shop.context()).await;
+        let records = records_of(&batches);
+        let mut tids: Vec<i64> = records.iter().filter_map(|r| r["tid"].as_i64()).collect();
+        tids.sort_unstable();
+        assert_eq!(tids, [1, 2, 3], "an empty database lacks every order");
+        assert_output(&Reconcile::output(), &[], &records);
     }
 }

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
-use super::{BuildContext, BuildError, Built, Emitter, NodeError, NodeKind, Role, Source};
+use super::{BuildContext, BuildError, Built, Emitter, Fields, NodeError, NodeKind, Output, Role, Shape, Source};
 use crate::clock::Clock;
 use crate::forecast::{self, Forecast, HORIZON};
 use crate::record::Record;
@@ -97,6 +97,28 @@ impl NodeKind for RestockSuggest {
 
     fn example() -> &'static str {
         "suggest:\n  use: restock_suggest\n  with:\n    history_days: 56\n    lead_time_days: 7\n    service_level: 0.95\n    csv: out/restock.csv\n"
+    }
+
+    /// One suggestion per SKU (see `restock_suggestions` in docs/store.md).
+    fn output() -> Output {
+        let (text, whole, number) =
+            (|| Shape::of_type("string"), || Shape::of_type("integer"), || Shape::of_type("number"));
+        let maybe_number = || Shape::Value { types: vec!["number".into(), "null".into()], values: &[] };
+        Output::Records(
+            Fields::default()
+                .field("run_id", text(), "The run that computed it.")
+                .field("sku", text(), "The SKU: the merchant's `outer_sku_id`, else the platform's `sku_id`.")
+                .field("model", text(), "The forecasting model chosen (`naive`, `seasonal_mean`, `holt_winters`).")
+                .field("mape_model", maybe_number(), "The chosen model's back-test MAPE in percent, if it had one.")
+                .field("mape_naive", maybe_number(), "The naive baseline's back-test MAPE in percent, if it had one.")
+                .field("forecast_7d", Shape::List(Box::new(number())), "Units forecast for each of the next 7 days.")
+                .field("lead_time_days", whole(), "Days until an order placed now arrives.")
+                .field("demand_over_lead", number(), "Units forecast to sell over the lead time.")
+                .field("safety_stock", whole(), "Units kept against forecast error.")
+                .field("available", whole(), "Units that can still be sold (on hand minus frozen).")
+                .field("on_order", whole(), "Units suppliers are bringing.")
+                .field("suggested", whole(), "Units to order."),
+        )
     }
 
     fn build(settings: RestockSuggestSettings, ctx: &BuildContext) -> Result<Built, BuildError> {
@@ -322,6 +344,28 @@ mod tests {
         assert_eq!(figures, Figures { demand_over_lead: 40.0, safety_stock: 7, suggested: 32 });
         // Enough stock: nothing to order, never a negative order.
         assert_eq!(figures_for_stock(&f, 100.0), 0);
+    }
+
+    #[test]
+    fn a_suggestion_record_has_the_declared_fields() {
+        let suggestion = RestockSuggestion {
+            run_id: "r".into(),
+            platform: "taobao".into(),
+            shop: "s".into(),
+            sku: "A-1".into(),
+            model: "naive".into(),
+            mape_model: Some(12.5),
+            mape_naive: None,
+            forecast_7d: vec![1.0; HORIZON],
+            lead_time_days: 4,
+            demand_over_lead: 4.0,
+            safety_stock: 2,
+            available: 1,
+            on_order: 0,
+            suggested: 5,
+            created_at: chrono::Utc::now(),
+        };
+        crate::nodes::testing::assert_output(&RestockSuggest::output(), &[], &[record(&suggestion).to_json()]);
     }
 
     fn figures_for_stock(f: &Forecast, stock: f64) -> i64 {

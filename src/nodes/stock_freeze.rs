@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
+use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Output, Role, Transform};
 use crate::platforms::{Order, OrderItem, Refund};
 use crate::record::{Batch, Record};
 use crate::store::{OrderLine, StockChange};
@@ -83,6 +83,10 @@ impl NodeKind for StockFreeze {
 
     fn example() -> &'static str {
         "freeze:\n  use: stock_freeze\n  input: save\n  with:\n    sku: outer_sku_id\n    presale_only: true\n"
+    }
+
+    fn output() -> Output {
+        Output::unchanged()
     }
 
     fn build(settings: StockFreezeSettings, _ctx: &BuildContext) -> Result<Built, BuildError> {
@@ -213,7 +217,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::nodes::testing::{build_ctx, run_transform_in};
+    use crate::nodes::testing::{assert_output, build_ctx, run_transform_in};
     use crate::store::{FreezeState, MovementKind, Store};
 
     fn settings() -> StockFreezeSettings {
@@ -335,6 +339,7 @@ mod tests {
         for _ in 0..2 {
             let out = run_transform_in(&store, node(), vec![paid.clone()]).await.unwrap();
             assert_eq!(out.len(), 1);
+            assert_output(&StockFreeze::output(), std::slice::from_ref(&paid), &out);
         }
         let levels = store.stock_levels().await.unwrap();
         assert_eq!((levels["A-1"].frozen, levels["8"].frozen, levels["A-1"].on_hand), (2, 1, 0));

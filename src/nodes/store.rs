@@ -7,7 +7,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
+use super::{
+    BuildContext, BuildError, Built, Entry, NodeContext, NodeError, NodeKind, Output, Role, Transform, Typing,
+    list_entries,
+};
 use crate::record::{Batch, Record};
 use crate::store::{ColumnKind, ColumnSpec, SqlValue, TableSpec};
 
@@ -71,6 +74,18 @@ impl NodeKind for StoreNode {
 
     fn example() -> &'static str {
         "save:\n  use: store\n  input: orders\n  with:\n    table: shop_orders\n    key: [tid]\n    newer_than: modified\n    columns:\n      tid: integer\n      status: text\n      modified: text\n      payment: real\n"
+    }
+
+    fn output() -> Output {
+        Output::unchanged()
+    }
+
+    fn typing(settings: &StoreSettings, _ctx: &BuildContext) -> Result<Typing, BuildError> {
+        let columns = settings.columns.keys().map(|name| (Entry::Key(name.clone()), name.as_str()));
+        Ok(Typing::output(Self::output())
+            .reading_setting("columns", columns)
+            .reading_setting("key", list_entries(&settings.key))
+            .reading_setting("newer_than", settings.newer_than.iter().map(|name| (Entry::Whole, name.as_str()))))
     }
 
     fn build(settings: StoreSettings, _ctx: &BuildContext) -> Result<Built, BuildError> {
@@ -147,7 +162,7 @@ impl Transform for StoreRecords {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nodes::testing::{build_ctx, run_transform_in};
+    use crate::nodes::testing::{assert_output, build_ctx, run_transform_in};
     use serde_json::json;
 
     fn node() -> (Box<dyn Transform>, TableSpec) {
@@ -183,6 +198,7 @@ mod tests {
         ];
         let out = run_transform_in(&store, node, input.clone()).await.unwrap();
         assert_eq!(out, input, "records pass through");
+        assert_output(&StoreNode::output(), &input, &out);
         let rows = store.fetch_all(&spec).await.unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0]["name"], json!("new"));

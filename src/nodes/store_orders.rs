@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
+use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Output, Role, Transform};
 use crate::activity::Activity;
 use crate::record::Batch;
 use crate::store::Cursor;
@@ -36,6 +36,10 @@ impl NodeKind for StoreOrders {
 
     fn example() -> &'static str {
         "save:\n  use: store_orders\n  input: detail\n"
+    }
+
+    fn output() -> Output {
+        Output::unchanged()
     }
 
     fn build(_settings: StoreOrdersSettings, _ctx: &BuildContext) -> Result<Built, BuildError> {
@@ -71,7 +75,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::nodes::testing::build_ctx;
+    use crate::nodes::testing::{assert_output, build_ctx, records_of};
     use crate::record::Record;
     use crate::store::Store;
 
@@ -94,9 +98,10 @@ mod tests {
             stream: "orders.increment".into(),
             value: json!({"modified_until": "2026-11-01T00:30:00Z"}),
         };
-        let batch = vec![Record::from_value(order).unwrap()];
+        let batch = vec![Record::from_value(order.clone()).unwrap()];
         let out = node.process_through(batch, std::slice::from_ref(&cursor), &ctx).await.unwrap();
         assert_eq!(out.len(), 1);
+        assert_output(&StoreOrders::output(), &[order], &records_of(&[out]));
         let stored = store.stored_orders("taobao", "s").await.unwrap();
         assert_eq!(
             (stored[0].tid, stored[0].items, stored[0].payment.as_str()),

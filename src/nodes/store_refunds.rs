@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Role, Transform};
+use super::{BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Output, Role, Transform};
 use crate::record::Batch;
 use crate::store::Cursor;
 use crate::sync::record_refund;
@@ -35,6 +35,10 @@ impl NodeKind for StoreRefunds {
 
     fn example() -> &'static str {
         "save:\n  use: store_refunds\n  input: refunds\n"
+    }
+
+    fn output() -> Output {
+        Output::unchanged()
     }
 
     fn build(_settings: StoreRefundsSettings, _ctx: &BuildContext) -> Result<Built, BuildError> {
@@ -68,7 +72,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::nodes::testing::build_ctx;
+    use crate::nodes::testing::{assert_output, build_ctx, records_of};
     use crate::platforms::Money;
     use crate::record::Record;
     use crate::store::Store;
@@ -90,9 +94,10 @@ mod tests {
             stream: "refunds.increment".into(),
             value: json!({"modified_until": "2026-11-01T00:30:00Z"}),
         };
-        let batch = vec![Record::from_value(refund).unwrap()];
+        let batch = vec![Record::from_value(refund.clone()).unwrap()];
         let out = node.process_through(batch, std::slice::from_ref(&cursor), &ctx).await.unwrap();
         assert_eq!(out.len(), 1);
+        assert_output(&StoreRefunds::output(), &[refund], &records_of(&[out]));
         let stored = store.stored_refunds("taobao", "s").await.unwrap();
         assert_eq!((stored[0].refund_id, stored[0].refund_fee), (210_000_000_000_000_001, Money(1230)));
         assert_eq!(store.refunded_amount("taobao", "s", 4_611_686_018_427_387_905).await.unwrap(), Money(1230));

@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{BuildContext, BuildError, Built, Emitter, NodeError, NodeKind, Role, Source};
+use super::{BuildContext, BuildError, Built, Emitter, Fields, NodeError, NodeKind, Output, Role, Source};
 use crate::record::Record;
 
 /// Reads the shop's stored orders in the given statuses, by tid, without
@@ -44,6 +44,10 @@ impl NodeKind for StoredOrders {
 
     fn example() -> &'static str {
         "shipped:\n  use: stored_orders\n  with:\n    statuses: [WAIT_BUYER_CONFIRM_GOODS, SELLER_CONSIGNED_PART]\n"
+    }
+
+    fn output() -> Output {
+        Output::Records(Fields::order().only(&["platform", "shop", "tid", "status", "modified"]))
     }
 
     fn build(settings: StoredOrdersSettings, ctx: &BuildContext) -> Result<Built, BuildError> {
@@ -109,7 +113,7 @@ mod tests {
 
     use super::*;
     use crate::flow::OnError;
-    use crate::nodes::testing::{FakeShop, fake_order, run_source_in};
+    use crate::nodes::testing::{FakeShop, assert_output, fake_order, records_of, run_source_in};
     use crate::store::Store;
 
     #[tokio::test]
@@ -134,5 +138,6 @@ mod tests {
         assert_eq!(tids, vec![vec![1, 2], vec![4, 5]]);
         assert_eq!(batches[0][0].fields["status"], "WAIT_BUYER_CONFIRM_GOODS");
         assert_eq!(batches[0][0].fields["shop"], "s");
+        assert_output(&StoredOrders::output(), &[], &records_of(&batches));
     }
 }

@@ -100,6 +100,85 @@ pub(crate) async fn source_batches<K: super::NodeKind>(settings: Json, ctx: &Bui
     run_source(node, OnError::Fail).await.expect("the source runs").0
 }
 
+/// The conformance check of a node's declared output: every field of every
+/// record in `out` is declared by `declared`, with a value of the declared
+/// JSON type; records of the node's own carry every declared field; a node
+/// passing records on adds only declared fields to what came `input`.
+/// (`_tags` is where `Record::to_json` puts tags, not a field.)
+pub(crate) fn assert_output(declared: &super::Output, input: &[Json], out: &[Json]) {
+    use super::{Fields, Output};
+    assert!(!out.is_empty(), "the check needs records emitted");
+    let fields_of = |record: &Json| -> Vec<String> {
+        record.as_object().expect("a record is an object").keys().filter(|k| *k != "_tags").cloned().collect()
+    };
+    for record in out {
+        match declared {
+            Output::Open => {}
+            Output::Records(fields) => {
+                let names: Vec<String> = fields.iter().map(|f| f.name.clone()).collect();
+                assert_eq!(fields_of(record), names, "the fields of {record} are the declared ones, in order");
+                assert_conforms(record, &super::Shape::Object(fields.clone()), "record");
+            }
+            Output::Received(added) => {
+                let received: Vec<String> = input.iter().flat_map(fields_of).collect();
+                for name in fields_of(record) {
+                    assert!(
+                        received.contains(&name) || added.get(&name).is_some(),
+                        "field {name:?} of {record} came neither with the input nor from the declared {added:?}"
+                    );
+                }
+                let only_added = Fields::default().and(added);
+                for field in only_added.iter().filter(|f| !received.contains(&f.name)) {
+                    if let Some(value) = record.get(&field.name) {
+                        assert_conforms(value, &field.shape, &field.name);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn assert_conforms(value: &Json, shape: &super::Shape, at: &str) {
+    use super::Shape;
+    match shape {
+        Shape::Any => {}
+        Shape::Value { types, values } => {
+            let kind = match value {
+                Json::Null => "null",
+                Json::Bool(_) => "boolean",
+                Json::Number(n) if n.is_i64() || n.is_u64() => "integer",
+                Json::Number(_) => "number",
+                Json::String(_) => "string",
+                Json::Array(_) => "array",
+                Json::Object(_) => "object",
+            };
+            let fits = types.iter().any(|t| t == kind || (t == "number" && kind == "integer"));
+            assert!(fits, "{at} is {value}, not of the declared {types:?}");
+            if let (false, Some(text)) = (values.is_empty(), value.as_str()) {
+                assert!(values.contains(&text), "{at} is {text:?}, not one of the declared {values:?}");
+            }
+        }
+        Shape::Object(fields) => {
+            let map = value.as_object().unwrap_or_else(|| panic!("{at} is {value}, not an object"));
+            for (name, inner) in map {
+                let field = fields.get(name).unwrap_or_else(|| panic!("{at}.{name} is not declared"));
+                assert_conforms(inner, &field.shape, &format!("{at}.{name}"));
+            }
+        }
+        Shape::List(item) => {
+            let items = value.as_array().unwrap_or_else(|| panic!("{at} is {value}, not a list"));
+            for (index, inner) in items.iter().enumerate() {
+                assert_conforms(inner, item, &format!("{at}[{index}]"));
+            }
+        }
+    }
+}
+
+/// The records of `batches`, as JSON.
+pub(crate) fn records_of(batches: &[Batch]) -> Vec<Json> {
+    batches.iter().flatten().map(Record::to_json).collect()
+}
+
 /// tid → (created, modified).
 pub(crate) type FakeOrders = BTreeMap<i64, (DateTime<Utc>, DateTime<Utc>)>;
 

@@ -12,7 +12,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{BuildContext, BuildError, Built, Emitter, NodeContext, NodeError, NodeKind, Role, Source};
+use super::{BuildContext, BuildError, Built, Emitter, Fields, NodeContext, NodeError, NodeKind, Output, Role, Source};
 use crate::platforms::detail_cache::DetailCache;
 use crate::platforms::{Order, Platform, PlatformMessage};
 use crate::record::Batch;
@@ -100,6 +100,10 @@ impl NodeKind for TmcMessages {
 
     fn example() -> &'static str {
         "pushed:\n  use: tmc_messages\n  with:\n    quantity: 200\n    max_messages: 5000\n"
+    }
+
+    fn output() -> Output {
+        Output::Records(Fields::order())
     }
 
     fn build(settings: TmcMessagesSettings, ctx: &BuildContext) -> Result<Built, BuildError> {
@@ -308,7 +312,7 @@ mod tests {
     use super::*;
     use crate::engine::{Output, Packet};
     use crate::flow::OnError;
-    use crate::nodes::testing::{FakeShop, fake_order, node_ctx};
+    use crate::nodes::testing::{FakeShop, assert_output, fake_order, node_ctx};
     use crate::store::Store;
     use crate::sync::record_order;
 
@@ -347,6 +351,11 @@ mod tests {
         let sink = tokio::spawn(async move {
             let mut tids = Vec::new();
             while let Some(packet) = rx.recv().await {
+                if !packet.records.is_empty() {
+                    let records: Vec<serde_json::Value> =
+                        packet.records.iter().map(crate::record::Record::to_json).collect();
+                    assert_output(&TmcMessages::output(), &[], &records);
+                }
                 let orders: Vec<Order> = packet.records.iter().map(|r| record_order(r).unwrap()).collect();
                 tids.extend(orders.iter().map(|o| o.tid));
                 if store_it {

@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value as Json;
 
@@ -55,6 +56,18 @@ impl Serialize for Money {
     }
 }
 
+// Described as what it serialises to, so record shapes derived from the
+// model (`engine::output::Fields::of`) say `string`.
+impl JsonSchema for Money {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Money".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "description": "An amount in yuan, e.g. \"200.07\"."})
+    }
+}
+
 impl<'de> Deserialize<'de> for Money {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
@@ -63,7 +76,7 @@ impl<'de> Deserialize<'de> for Money {
 }
 
 /// One order (a TOP "trade"), normalised.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Order {
     /// The platform's name (`taobao`).
     pub platform: String,
@@ -95,7 +108,7 @@ pub struct Order {
 }
 
 /// One line of an order (a TOP sub-order, `orders.order[]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct OrderItem {
     /// The platform's sub-order id; may exceed 2^53.
     pub oid: i64,
@@ -120,7 +133,7 @@ pub struct OrderItem {
 }
 
 /// One refund request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Refund {
     /// The platform's name.
     pub platform: String,

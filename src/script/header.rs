@@ -20,6 +20,10 @@ pub struct NodeHeader {
     pub description: String,
     /// The settings the node accepts in its `with:` map, in declaration order.
     pub settings: Vec<SettingDecl>,
+    /// The fields the node adds to the records it passes on (`adds:`), with
+    /// their kinds, in declaration order; fields it assigns as `record.x = …`
+    /// are found in its code and need no declaration.
+    pub adds: Vec<(String, SettingKind)>,
 }
 
 /// One setting a custom node accepts.
@@ -103,7 +107,9 @@ impl fmt::Display for SettingKind {
 #[serde(deny_unknown_fields)]
 struct HeaderYaml {
     #[serde(default)]
-    settings: Option<OrderedSettings>,
+    settings: Option<Ordered<RawSetting>>,
+    #[serde(default)]
+    adds: Option<Ordered<SettingKind>>,
 }
 
 #[derive(Deserialize)]
@@ -119,30 +125,30 @@ struct RawSetting {
     doc: String,
 }
 
-/// A YAML mapping read in document order: the order settings are declared in
-/// is the order docs and schemas should show them in.
-struct OrderedSettings(Vec<(String, RawSetting)>);
+/// A YAML mapping read in document order: the order settings and fields are
+/// declared in is the order docs and schemas should show them in.
+struct Ordered<T>(Vec<(String, T)>);
 
-impl<'de> Deserialize<'de> for OrderedSettings {
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ordered<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct OrderedVisitor;
-        impl<'de> Visitor<'de> for OrderedVisitor {
-            type Value = OrderedSettings;
+        struct OrderedVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for OrderedVisitor<T> {
+            type Value = Ordered<T>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map from setting name to { type, default, required, doc }")
+                f.write_str("a map from name to declaration")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out: Vec<(String, RawSetting)> = Vec::new();
-                while let Some((name, setting)) = map.next_entry::<String, RawSetting>()? {
+                let mut out: Vec<(String, T)> = Vec::new();
+                while let Some((name, declared)) = map.next_entry::<String, T>()? {
                     if out.iter().any(|(n, _)| *n == name) {
-                        return Err(de::Error::custom(format!("setting `{name}` is declared twice")));
+                        return Err(de::Error::custom(format!("`{name}` is declared twice")));
                     }
-                    out.push((name, setting));
+                    out.push((name, declared));
                 }
-                Ok(OrderedSettings(out))
+                Ok(Ordered(out))
             }
         }
-        deserializer.deserialize_map(OrderedVisitor)
+        deserializer.deserialize_map(OrderedVisitor(std::marker::PhantomData))
     }
 }
 
@@ -165,7 +171,9 @@ pub fn parse_header(source: &str) -> Result<NodeHeader, ScriptError> {
         lines.push((index + 1, rest.strip_prefix(' ').unwrap_or(rest)));
     }
 
-    let yaml_start = lines.iter().position(|(_, text)| text.trim_end() == "settings:");
+    // The YAML part starts at `settings:` or `adds:`, as a block or inline
+    // (`adds: { vip_level: integer }`).
+    let yaml_start = lines.iter().position(|(_, text)| text.starts_with("settings:") || text.starts_with("adds:"));
     let (prose, yaml) = lines.split_at(yaml_start.unwrap_or(lines.len()));
 
     let mut paragraphs: Vec<Vec<&str>> = Vec::new();
@@ -187,14 +195,17 @@ pub fn parse_header(source: &str) -> Result<NodeHeader, ScriptError> {
         paragraphs.next().map(|p| p.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ")).unwrap_or_default();
     let description = paragraphs.map(|p| p.join("\n")).collect::<Vec<_>>().join("\n\n");
 
-    let settings = match yaml.first() {
-        Some(&(first_line, _)) => parse_settings(yaml, first_line)?,
-        None => Vec::new(),
+    let (settings, adds) = match yaml.first() {
+        Some(&(first_line, _)) => parse_declarations(yaml, first_line)?,
+        None => (Vec::new(), Vec::new()),
     };
-    Ok(NodeHeader { summary, description, settings })
+    Ok(NodeHeader { summary, description, settings, adds })
 }
 
-fn parse_settings(yaml: &[(usize, &str)], first_line: usize) -> Result<Vec<SettingDecl>, ScriptError> {
+/// The `settings:` and `adds:` of a header.
+type Declarations = (Vec<SettingDecl>, Vec<(String, SettingKind)>);
+
+fn parse_declarations(yaml: &[(usize, &str)], first_line: usize) -> Result<Declarations, ScriptError> {
     let text: String = yaml.iter().map(|(_, t)| format!("{t}\n")).collect();
     let parsed: HeaderYaml = serde_saphyr::from_str(&text).map_err(|e| {
         let line = e.location().map(|l| first_line + (l.line() as usize).saturating_sub(1));
@@ -231,7 +242,7 @@ fn parse_settings(yaml: &[(usize, &str)], first_line: usize) -> Result<Vec<Setti
         }
         out.push(SettingDecl { name, kind: raw.kind, required: raw.required, default: raw.default, doc: raw.doc });
     }
-    Ok(out)
+    Ok((out, parsed.adds.map(|adds| adds.0).unwrap_or_default()))
 }
 
 impl NodeHeader {
@@ -330,6 +341,21 @@ let x = 1;
         assert_eq!(h.summary, "Does a thing over two lines.");
         assert_eq!(h.description, "More.\nStill more.");
         assert!(h.settings.is_empty());
+    }
+
+    #[test]
+    fn adds_declares_fields_with_their_kinds_alone_or_after_settings() {
+        let both = "//! S\n//! settings:\n//!   a: { type: string }\n//! adds:\n//!   vip_level: integer\n//!   note: string\n";
+        let h = parse_header(both).unwrap();
+        assert_eq!(h.settings.len(), 1);
+        assert_eq!(h.adds, [("vip_level".to_owned(), SettingKind::Integer), ("note".to_owned(), SettingKind::String)]);
+        for alone in ["//! S\n//!\n//! adds: { band: number }\n", "//! S\n//!\n//! adds:\n//!   band: number\n"] {
+            let h = parse_header(alone).unwrap();
+            assert_eq!((h.summary.as_str(), h.description.as_str(), h.settings.len()), ("S", "", 0), "{alone}");
+            assert_eq!(h.adds, [("band".to_owned(), SettingKind::Number)], "{alone}");
+        }
+        let bad = parse_header("//! S\n//! adds:\n//!   band: decimal\n").unwrap_err();
+        assert_eq!(bad.line, Some(3), "{bad}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! output is capped per call.
 
 pub mod convert;
+pub mod fields;
 pub mod header;
 
 use std::cell::Cell;
@@ -21,6 +22,7 @@ use serde_json::Value;
 use crate::record::Record;
 
 pub use convert::{dynamic_to_json, fields_to_map, json_to_dynamic, map_to_fields};
+pub use fields::{FieldUse, Place, ScriptFields, Step};
 pub use header::{NodeHeader, SettingDecl, SettingKind, parse_header};
 
 /// Resource limits for every script run by one [`Sandbox`].
@@ -117,10 +119,24 @@ pub struct Script {
     ast: Arc<AST>,
 }
 
+impl Script {
+    /// The record fields the script reads and sets.
+    pub fn fields(&self) -> ScriptFields {
+        ScriptFields::of(&self.ast)
+    }
+}
+
 /// A compiled `when:` expression, cheap to clone and share between threads.
 #[derive(Debug, Clone)]
 pub struct Condition {
     ast: Arc<AST>,
+}
+
+impl Condition {
+    /// The record fields the expression reads.
+    pub fn fields(&self) -> ScriptFields {
+        ScriptFields::of(&self.ast)
+    }
 }
 
 /// A configured Rhai engine plus its limits; clones share the engine.
@@ -985,6 +1001,7 @@ mod tests {
         assert_eq!(names, ["threshold", "tag"]);
         assert_eq!(header.settings[0].kind, SettingKind::Number);
         assert_eq!(header.settings_schema()["properties"]["tag"]["default"], "vip");
+        assert_eq!(header.adds, [("vip_level".to_owned(), SettingKind::Integer)]);
     }
 
     #[test]

@@ -58,6 +58,21 @@ pub const TRADE_STATUSES: &[&str] = &[
     "PAID_FORBID_CONSIGN",
 ];
 
+/// Every refund `status` a refund record can have: those TOP documents
+/// (`Refund.status` of `taobao.refunds.receive.get` and `taobao.refund.get`),
+/// then the two Douyin's exchanges are named by (`douyin::mapping::
+/// refund_status_name`). Validation checks compared statuses against them.
+pub const REFUND_STATUSES: &[&str] = &[
+    "WAIT_SELLER_AGREE",
+    "WAIT_BUYER_RETURN_GOODS",
+    "WAIT_SELLER_CONFIRM_GOODS",
+    "SELLER_REFUSE_BUYER",
+    "CLOSED",
+    "SUCCESS",
+    "WAIT_SELLER_SEND_GOODS",
+    "WAIT_BUYER_CONFIRM_GOODS",
+];
+
 /// The `refund_status` TOP writes on every sub-order without a refund; the
 /// model has no refund state for it.
 pub const NO_REFUND: &str = "NO_REFUND";
