@@ -9,7 +9,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -38,6 +38,7 @@ pub(super) fn routes() -> Router<Arc<Editor>> {
         .route("/api/flows/{name}/versions/{version}", get(get_version))
         .route("/api/templates", get(templates))
         .route("/api/validate", post(validate))
+        .route("/api/{*rest}", any(|| async { ApiError::NotFound("there is no such API path".to_owned()) }))
 }
 
 /// A request the API refuses or cannot serve.
@@ -175,7 +176,8 @@ struct FlowListItem {
     description: String,
     shop: Option<String>,
     valid: bool,
-    version: String,
+    /// `None` for a flow that exists only as a draft.
+    version: Option<String>,
     has_draft: bool,
 }
 
@@ -194,10 +196,26 @@ async fn list_flows(State(editor): State<Arc<Editor>>) -> Result<Json<Vec<FlowLi
             description: summary.description,
             shop: summary.shop,
             valid,
-            version,
+            version: Some(version),
             has_draft,
         });
     }
+    // A new flow saved only as a draft has no file yet, and is listed too.
+    let draft_only: Vec<&String> =
+        drafts.iter().filter(|draft| !items.iter().any(|item| item.name == **draft)).collect();
+    for name in draft_only {
+        let Some((_, text)) = editor.store.flow_draft(name).await? else { continue };
+        let summary = summary_of(&text);
+        items.push(FlowListItem {
+            name: name.to_owned(),
+            description: summary.description,
+            shop: summary.shop,
+            valid: false,
+            version: None,
+            has_draft: true,
+        });
+    }
+    items.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Json(items))
 }
 
