@@ -44,8 +44,7 @@ pub(super) fn routes() -> Router<Arc<Editor>> {
 /// A request the API refuses or cannot serve.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// 400: the request is malformed (a bad flow name, a body that is not
-    /// the expected JSON).
+    /// 400: a flow name that breaks the rule.
     #[error("{0}")]
     BadRequest(String),
     /// 403: the caller may not do this.
@@ -70,7 +69,8 @@ pub enum ApiError {
     /// 422: the flow does not compile; nothing was written.
     #[error("the flow has {} problem(s); nothing was written (save it as a draft to keep it)", .0.len())]
     Invalid(Vec<Problem>),
-    /// The body was refused by the JSON extractor (its status says why).
+    /// The body was refused by the JSON extractor: not JSON, not the
+    /// expected fields (400, 415, 422), or over 1 MiB (413).
     #[error("{0}")]
     Body(#[from] JsonRejection),
     /// 500: the store failed.
@@ -134,8 +134,8 @@ impl Editor {
         name.file_in(&self.flows_dir)
     }
 
-    /// Compiles `text` as the file of `name` (off the async threads: building
-    /// nodes compiles their scripts).
+    /// Compiles `text` as the flow file `file` (on a blocking thread:
+    /// building nodes compiles their scripts).
     async fn validate(self: &Arc<Self>, file: PathBuf, text: String) -> Validation {
         let editor = self.clone();
         let checked = tokio::task::spawn_blocking(move || {
