@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -19,6 +19,7 @@ use super::files::{self, BadFlowName, FileError, FlowName, MAX_FLOW_BYTES};
 use super::problems::{self, Problem, Validation};
 use super::{Editor, USER_HEADER, catalog};
 use crate::flow::{CompileEnv, schema, yaml};
+use crate::server::web::Access;
 use crate::store::{FlowVersion, StoreError};
 
 /// Who saved, when the editor does not say.
@@ -27,6 +28,8 @@ const DEFAULT_USER: &str = "editor";
 const MAX_USER_CHARS: usize = 100;
 /// `saved_by` of the text found on disk before the first save.
 const ON_DISK: &str = "(on disk)";
+/// Its `role`.
+const ON_DISK_ROLE: &str = "file";
 
 /// The API's routes.
 pub(super) fn routes() -> Router<Arc<Editor>> {
@@ -282,6 +285,7 @@ struct SaveBody {
 async fn save_flow(
     State(editor): State<Arc<Editor>>,
     Path(name): Path<String>,
+    Extension(access): Extension<Access>,
     headers: HeaderMap,
     body: Result<Json<SaveBody>, JsonRejection>,
 ) -> Result<Json<JsonValue>, ApiError> {
@@ -310,7 +314,7 @@ async fn save_flow(
         flow: name.to_string(),
         version: version.clone(),
         saved_by: saved_by.clone(),
-        role: "editor".into(),
+        role: access.as_str().to_owned(),
         saved_at: now,
         draft,
     };
@@ -332,7 +336,7 @@ async fn save_flow(
             flow: name.to_string(),
             version: on_disk.clone(),
             saved_by: ON_DISK.into(),
-            role: "file".into(),
+            role: ON_DISK_ROLE.into(),
             saved_at: modified_at(&file).unwrap_or(now),
             draft: false,
         };
