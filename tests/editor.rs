@@ -297,7 +297,7 @@ async fn saves_are_atomic_versioned_refused_when_stale_or_invalid_and_drafts_lea
     assert_eq!(status, 409, "{conflict}");
     assert_eq!(conflict["current_version"], second.as_str());
     assert_eq!(conflict["current_yaml"], second_text.as_str());
-    assert!(conflict["error"].as_str().unwrap().contains("changed since"), "{conflict}");
+    assert_eq!(conflict["error"], "the flow \"local\" was changed since it was opened");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), second_text);
 
     // Invalid and not a draft: 422, nothing written.
@@ -352,7 +352,13 @@ async fn saves_are_atomic_versioned_refused_when_stale_or_invalid_and_drafts_lea
     assert_eq!(std::fs::read_to_string(&file).unwrap(), LOCAL_FLOW);
     let (_, opened) = app.get("/api/flows/local").await;
     assert!(opened["draft"].is_null(), "a save clears the draft: {opened}");
-    assert_eq!(app.get("/api/flows/local/versions/0000000000000000").await.0, 404);
+    let (status, missing) = app.get("/api/flows/local/versions/0000000000000000").await;
+    assert_eq!(
+        (status.as_u16(), &missing["error"]),
+        (404, &json!("the flow \"local\" has no version \"0000000000000000\""))
+    );
+    let (status, missing) = app.get("/api/flows/nothing").await;
+    assert_eq!((status.as_u16(), &missing["error"]), (404, &json!("there is no flow named \"nothing\"")));
 
     // A shipped flow saved once: its text from disk is kept as a version too.
     let shipped = std::fs::read_to_string(app.file("example-orders")).unwrap();

@@ -235,7 +235,7 @@ async fn get_flow(State(editor): State<Arc<Editor>>, Path(name): Path<String>) -
     let text = files::read_flow(&editor.file_of(&name))?;
     let draft = editor.store.flow_draft(name.as_str()).await?;
     if text.is_none() && draft.is_none() {
-        return Err(ApiError::NotFound(format!("there is no flow named {name:?}")));
+        return Err(ApiError::NotFound(format!("there is no flow named \"{name}\"")));
     }
     let version = text.as_deref().map(files::version_of);
     let draft = draft.map(|(meta, yaml)| DraftBody {
@@ -302,9 +302,9 @@ async fn save_flow(
     let current_version = current.as_deref().map(files::version_of);
     if body.base_version != current_version {
         let message = match (&body.base_version, &current_version) {
-            (None, Some(_)) => format!("a flow named {name:?} exists already"),
-            (Some(_), None) => format!("the flow {name:?} was deleted since it was opened"),
-            _ => format!("the flow {name:?} was changed since it was opened"),
+            (None, Some(_)) => format!("a flow named \"{name}\" exists already"),
+            (Some(_), None) => format!("the flow \"{name}\" was deleted since it was opened"),
+            _ => format!("the flow \"{name}\" was changed since it was opened"),
         };
         return Err(ApiError::Conflict { message, current_version, current_yaml: current });
     }
@@ -365,7 +365,7 @@ async fn get_version(
         .store
         .flow_version(name.as_str(), &version)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("the flow {name:?} has no version {version:?}")))?;
+        .ok_or_else(|| ApiError::NotFound(format!("the flow \"{name}\" has no version {version:?}")))?;
     let mut body = serde_json::to_value(meta).unwrap_or_default();
     if let Some(object) = body.as_object_mut() {
         object.insert("yaml".into(), JsonValue::String(yaml));
