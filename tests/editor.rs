@@ -451,6 +451,17 @@ async fn names_outside_the_rule_and_bodies_over_a_mebibyte_are_refused() {
     assert!(!app.flows.path().parent().unwrap().join("x.yaml").exists());
 
     let huge = format!("{LOCAL_FLOW}# {}\n", "x".repeat(files::MAX_FLOW_BYTES));
+    // A file over the limit put in the folder by hand: listed as not valid,
+    // refused when opened, and the rest of the folder still served.
+    std::fs::write(app.file("by-hand"), &huge).unwrap();
+    let (status, listed) = app.get("/api/flows").await;
+    assert_eq!(status, 200, "{listed}");
+    let by_hand = listed.as_array().unwrap().iter().find(|f| f["name"] == "by-hand").expect("listed");
+    assert_eq!((by_hand["valid"].as_bool(), by_hand["version"].is_null()), (Some(false), true));
+    assert!(listed.as_array().unwrap().iter().any(|f| f["name"] == "taobao-incremental" && f["valid"] == true));
+    let (status, refused) = app.get("/api/flows/by-hand").await;
+    assert_eq!(status, 413);
+    assert_eq!(refused["error"], format!("the flow is larger than {} bytes", files::MAX_FLOW_BYTES));
     let (status, refused) = app.put("local", json!({"yaml": huge, "base_version": null, "draft": true})).await;
     assert_eq!(status, 413, "{refused}");
     let response = app.editor(Method::POST, "/api/validate").json_body(&json!({"yaml": huge})).send().await.unwrap();

@@ -110,6 +110,8 @@ impl IntoResponse for ApiError {
             ApiError::Conflict { message, current_version, current_yaml } => {
                 json!({"error": message, "current_version": current_version, "current_yaml": current_yaml})
             }
+            // The file's path on the server is no business of the browser's.
+            ApiError::File(FileError::TooLarge { .. }) => json!({"error": ApiError::TooLarge.to_string()}),
             ApiError::Invalid(problems) => json!({"error": self.to_string(), "problems": problems}),
             ApiError::Body(rejection) => json!({"error": rejection.body_text()}),
             other => json!({"error": other.to_string()}),
@@ -189,7 +191,23 @@ async fn list_flows(State(editor): State<Arc<Editor>>) -> Result<Json<Vec<FlowLi
     let mut items = Vec::new();
     for name in files::flow_names(&editor.flows_dir)? {
         let file = editor.file_of(&name);
-        let Some(text) = files::read_flow(&file)? else { continue };
+        let text = match files::read_flow(&file) {
+            Ok(Some(text)) => text,
+            Ok(None) => continue,
+            // Listed, so the folder's content is not hidden; opening it says why it fails.
+            Err(error) => {
+                tracing::warn!(%error, "A flow file cannot be listed in the editor.");
+                items.push(FlowListItem {
+                    name: name.to_string(),
+                    description: String::new(),
+                    shop: None,
+                    valid: false,
+                    version: None,
+                    has_draft: drafts.iter().any(|draft| draft == name.as_str()),
+                });
+                continue;
+            }
+        };
         let summary = summary_of(&text);
         let version = files::version_of(&text);
         let valid = editor.validate(file, text).await.ok;
