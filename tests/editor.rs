@@ -202,7 +202,15 @@ async fn the_catalog_lists_every_node_type_and_no_answer_shows_a_secret() {
     assert_eq!(incremental["has_draft"], false);
     let templates = app.get("/api/templates").await.1;
     assert!(templates.as_array().unwrap().iter().any(|t| t["name"] == "example-orders" && t["yaml"].is_string()));
-    answers.push(app.validate("flow: x\nshop: tmall-main\nnodes:\n  a: {use: fetch_increment}\n").await.to_string());
+    let uses_the_shop = "flow: x\nshop: tmall-main\nnodes:\n  a: {use: fetch_increment, with: {windw: 1}}\n";
+    answers.push(app.validate(uses_the_shop).await.to_string());
+    let (status, refused) = app.put("x", json!({"yaml": uses_the_shop, "base_version": null, "draft": false})).await;
+    assert_eq!(status, 422);
+    answers.push(refused.to_string());
+    let (status, conflict) =
+        app.put("taobao-incremental", json!({"yaml": uses_the_shop, "base_version": null, "draft": true})).await;
+    assert_eq!(status, 409);
+    answers.push(conflict.to_string());
     // The bundle: any path under /editor/ that is no file is the front-end's
     // index page (its own routes), or says how to build it.
     let index = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("web/dist/index.html")).ok();
