@@ -26,8 +26,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use context::{Emitter, NodeContext};
-pub(crate) use context::{NodeStats, Output, Packet};
+pub use context::{Emitter, NodeContext, RunObserver};
+pub(crate) use context::{NodeStats, Output, Packet, Watch};
 
 use crate::flow::{Flow, NodeSpec, OnError};
 use crate::record::Record;
@@ -83,6 +83,7 @@ pub struct Engine {
     options: EngineOptions,
     /// The `serve` worker id recorded on every run, when a worker runs it.
     worker: Option<String>,
+    watch: Watch,
 }
 
 struct GraphOutcome {
@@ -96,7 +97,22 @@ struct GraphOutcome {
 impl Engine {
     /// An engine that builds nodes from `registry` and records runs in `store`.
     pub fn new(registry: Registry, build: BuildContext, store: Store, options: EngineOptions) -> Self {
-        Self { registry: Arc::new(registry), build, store, options, worker: None }
+        Self { registry: Arc::new(registry), build, store, options, worker: None, watch: Watch::default() }
+    }
+
+    /// This engine, telling `observer` what every node sends on and sets
+    /// aside (a sandboxed run's capture).
+    pub fn with_observer(mut self, observer: Arc<dyn RunObserver>) -> Self {
+        self.watch.observer = Some(observer);
+        self
+    }
+
+    /// This engine, ending every source once it has sent `batches` batches,
+    /// as if it had nothing more (a dry run's bound: a listing page is a
+    /// batch). What it sent is processed downstream as usual.
+    pub fn with_batches_per_source(mut self, batches: u64) -> Self {
+        self.watch.batches_per_source = Some(batches.max(1));
+        self
     }
 
     /// This engine, recording `worker` as the runner of every run (a `serve`
@@ -299,6 +315,7 @@ impl Engine {
                 batch_size: self.options.batch_size,
                 on_error: spec.on_error,
                 stats: stats[index].clone(),
+                watch: self.watch.clone(),
             };
             let output = outputs.remove(spec.id.as_str()).unwrap_or_default();
             let input = receivers.remove(spec.id.as_str());

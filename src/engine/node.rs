@@ -194,12 +194,53 @@ pub struct BuildContext {
     pub shop: Option<String>,
     /// The clock schedules are decided by (circuit breakers).
     pub clock: Clock,
+    /// `None` for a real run: `notify` posts to its webhook. In a sandboxed
+    /// run (`src/harness/`) it posts nothing and records here what it would
+    /// have sent.
+    pub held_webhooks: Option<HeldWebhooks>,
+}
+
+/// A webhook a sandboxed run did not send.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HeldWebhook {
+    /// The `notify` node.
+    pub node_id: String,
+    /// Where it would have gone, with no secret: `$VAR` for a URL from the
+    /// environment, the flow file's URL without its query otherwise.
+    pub url: String,
+    /// The record's delivery key.
+    pub delivery_key: String,
+    /// The body: the JSON object, or the text as a JSON string.
+    pub body: Json,
+}
+
+/// The webhooks held back during a sandboxed run, shared by its nodes.
+#[derive(Debug, Clone, Default)]
+pub struct HeldWebhooks(Arc<std::sync::Mutex<Vec<HeldWebhook>>>);
+
+impl HeldWebhooks {
+    /// Records one webhook not sent.
+    pub fn hold(&self, webhook: HeldWebhook) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(webhook);
+    }
+
+    /// Everything held so far, in order.
+    pub fn all(&self) -> Vec<HeldWebhook> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 impl BuildContext {
     /// A context for flows in `flow_dir`, with no shops configured.
     pub fn new(flow_dir: impl Into<PathBuf>, sandbox: Sandbox) -> Self {
-        Self { flow_dir: flow_dir.into(), sandbox, platforms: Platforms::default(), shop: None, clock: Clock::system() }
+        Self {
+            flow_dir: flow_dir.into(),
+            sandbox,
+            platforms: Platforms::default(),
+            shop: None,
+            clock: Clock::system(),
+            held_webhooks: None,
+        }
     }
 
     /// The platform connector of the node's `shop` setting, or else of the

@@ -39,6 +39,7 @@ pub(crate) fn node_ctx(store: &Store, on_error: OnError) -> NodeContext {
         batch_size: 500,
         on_error,
         stats: Arc::new(NodeStats::default()),
+        watch: Default::default(),
     }
 }
 
