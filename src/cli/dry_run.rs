@@ -24,15 +24,24 @@ pub async fn run(
     build: &BuildContext,
     pages: u64,
 ) -> anyhow::Result<ExitCode> {
-    let real = super::connect(&config.database).await?;
     let scratch = Scratch::new().await?;
-    let copied = dry_run::prepare(&real, &scratch.store, flow, &build.platforms).await?;
-    real.close().await;
     println!(
         "dry run of flow \"{}\": at most {pages} page(s) per source; {} is only read, nothing is written to it",
         flow.name,
         redact_url(&config.database)
     );
+    let copied = match read_only(&config.database) {
+        Some(url) => {
+            let real = super::connect(&url).await?;
+            let copied = dry_run::prepare(Some(&real), &scratch.store, flow, &build.platforms).await?;
+            real.close().await;
+            copied
+        }
+        None => {
+            println!("  no database yet: the flow starts as on its first run");
+            dry_run::prepare(None, &scratch.store, flow, &build.platforms).await?
+        }
+    };
     for cursor in &copied.cursors {
         println!("  resumes from {cursor}");
     }
@@ -51,6 +60,23 @@ pub async fn run(
         RunStatus::Paused => ExitCode::from(super::EXIT_PAUSED),
         _ => ExitCode::FAILURE,
     })
+}
+
+/// The URL to read the real database through: a SQLite file opened
+/// read-only (so that not even a checkpoint of its journal changes it), or
+/// `None` when the file does not exist yet; other databases as they are
+/// (the dry run only reads them).
+fn read_only(url: &str) -> Option<String> {
+    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+        return Some(url.to_owned());
+    };
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || !std::path::Path::new(path).exists() {
+        return None;
+    }
+    let mut parameters: Vec<&str> = query.split('&').filter(|p| !p.is_empty() && !p.starts_with("mode=")).collect();
+    parameters.push("mode=ro");
+    Some(format!("sqlite://{path}?{}", parameters.join("&")))
 }
 
 fn print(report: &SandboxReport) {

@@ -27,10 +27,24 @@ pub struct Copied {
 /// Copies from `real` into `scratch` what the flow's nodes read to decide
 /// where to start and whether to call (the cursors of its shops' streams,
 /// bans, refused sessions, breakers), and hands `platforms` the scratch
-/// database for its bans and call booking. Call before the run; `platforms`
-/// must not have been restored from another store (its call ledger is set
-/// once).
-pub async fn prepare(real: &Store, scratch: &Store, flow: &Flow, platforms: &Platforms) -> Result<Copied, StoreError> {
+/// database for its bans and call booking. With no real database yet
+/// (`None`), copies nothing. Call before the run; `platforms` must not have
+/// been restored from another store (its call ledger is set once).
+pub async fn prepare(
+    real: Option<&Store>,
+    scratch: &Store,
+    flow: &Flow,
+    platforms: &Platforms,
+) -> Result<Copied, StoreError> {
+    let copied = match real {
+        Some(real) => copy(real, scratch, flow, platforms).await?,
+        None => Copied::default(),
+    };
+    platforms.restore(scratch).await?;
+    Ok(copied)
+}
+
+async fn copy(real: &Store, scratch: &Store, flow: &Flow, platforms: &Platforms) -> Result<Copied, StoreError> {
     let mut copied = Copied::default();
     let shops = flow_shops(flow);
     let mut cursors = Vec::new();
@@ -58,7 +72,6 @@ pub async fn prepare(real: &Store, scratch: &Store, flow: &Flow, platforms: &Pla
         scratch.save_breaker(&breaker).await?;
         copied.breakers += 1;
     }
-    platforms.restore(scratch).await?;
     Ok(copied)
 }
 

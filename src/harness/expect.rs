@@ -103,7 +103,7 @@ fn check_records(expectation: &Expectation, records: &[Json], counts: Counts, sa
                 let Some(record) = record_from_fixture((*record).clone()) else { return true };
                 !matches!(sandbox.eval_condition(condition, &record), Ok(true))
             })
-            .map(|record| compact(record))
+            .map(compact)
             .collect();
         lines.extend(shown(&failing, &format!("does not meet `each: {source}`:")));
     }

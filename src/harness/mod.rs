@@ -284,3 +284,134 @@ pub async fn run_sandboxed(
 fn millis(elapsed: Duration) -> u64 {
     u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::flow::{CompileEnv, compile};
+    use crate::script::{Limits, Sandbox};
+
+    struct Bench {
+        dir: tempfile::TempDir,
+        registry: Registry,
+        build: BuildContext,
+    }
+
+    impl Bench {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let build = BuildContext::new(dir.path(), Sandbox::new(Limits::default()));
+            Self { dir, registry: Registry::builtin(), build }
+        }
+
+        fn flow(&self, yaml: &str) -> Flow {
+            let shops = BTreeSet::new();
+            let env = CompileEnv { registry: &self.registry, build: &self.build, shops: &shops };
+            compile(Path::new("test.yaml"), yaml, &env).unwrap_or_else(|e| panic!("{e}"))
+        }
+
+        async fn run(&self, yaml: &str, options: SandboxOptions) -> SandboxReport {
+            let scratch = Scratch::new().await.unwrap();
+            run_sandboxed(&self.flow(yaml), &self.registry, &self.build, &scratch, &options).await.unwrap()
+        }
+    }
+
+    fn records(values: &[Json]) -> Vec<Record> {
+        values.iter().cloned().map(|v| record_from_fixture(v).unwrap()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_fixture_replaces_a_source_and_a_transform_and_every_record_is_captured() {
+        let bench = Bench::new();
+        let flow = "flow: f\nnodes:\n  src: {use: read_jsonl, with: {path: missing.jsonl}}\n  tag: {use: script, input: src, with: {source: 'tags.push(\"seen\");'}}\n  swap: {use: filter, input: tag, with: {condition: 'false'}}\n  out: {use: log, input: swap, with: {level: debug}}\n";
+        let fixtures = BTreeMap::from([
+            ("src".to_owned(), records(&[json!({"n": 1}), json!({"n": 2})])),
+            ("swap".to_owned(), records(&[json!({"n": 9, "_tags": ["fixture"]})])),
+        ]);
+        let report = bench.run(flow, SandboxOptions { fixtures, ..SandboxOptions::default() }).await;
+        assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+        let tag = report.node("tag").unwrap();
+        assert_eq!(tag.records, [json!({"n": 1, "_tags": ["seen"]}), json!({"n": 2, "_tags": ["seen"]})]);
+        let swap = report.node("swap").unwrap();
+        assert!(swap.fixture);
+        assert_eq!(swap.node_type, "filter");
+        assert_eq!((swap.records_in, swap.records_out), (2, 1));
+        assert_eq!(report.node("out").unwrap().records, [json!({"n": 9, "_tags": ["fixture"]})]);
+    }
+
+    #[tokio::test]
+    async fn skipped_records_are_captured_with_their_reason_and_samples_are_bounded() {
+        let bench = Bench::new();
+        let flow = "flow: f\nnodes:\n  src: {use: read_jsonl, with: {path: x.jsonl}}\n  check: {use: script, input: src, on_error: skip, with: {source: 'if record.n == 2 { throw \"two is bad\"; }'}}\n";
+        let fixtures =
+            BTreeMap::from([("src".to_owned(), records(&[json!({"n": 1}), json!({"n": 2}), json!({"n": 3})]))]);
+        let report = bench.run(flow, SandboxOptions { fixtures, sample: Some(1), batches_per_source: None }).await;
+        assert_eq!(report.status, RunStatus::Partial, "{report:?}");
+        let check = report.node("check").unwrap();
+        assert_eq!(check.records_out, 2);
+        assert_eq!(check.records, [json!({"n": 1})], "the sample keeps the first record only");
+        assert_eq!(check.rejected.len(), 1);
+        assert_eq!(check.rejected[0].record, json!({"n": 2}));
+        assert!(check.rejected[0].reason.contains("two is bad"), "{:?}", check.rejected);
+    }
+
+    #[tokio::test]
+    async fn a_bounded_source_stops_cleanly_after_its_batches() {
+        let bench = Bench::new();
+        let lines: String = (0..10).map(|n| format!("{{\"n\": {n}}}\n")).collect();
+        std::fs::write(bench.dir.path().join("in.jsonl"), lines).unwrap();
+        let flow = "flow: f\nnodes:\n  src: {use: read_jsonl, with: {path: in.jsonl, batch_size: 2}}\n  out: {use: log, input: src, with: {level: debug}}\n";
+        let report = bench.run(flow, SandboxOptions { batches_per_source: Some(3), ..SandboxOptions::default() }).await;
+        assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+        let src = report.node("src").unwrap();
+        assert_eq!((src.status, src.records_out, src.error.as_deref()), (NodeStatus::Succeeded, 6, None));
+        assert_eq!(report.node("out").unwrap().records_in, 6);
+    }
+
+    #[tokio::test]
+    async fn notify_holds_its_webhook_and_reads_no_secret() {
+        let bench = Bench::new();
+        // A URL nothing listens on, and a secret variable that is not set: a
+        // real post would fail the run.
+        let flow = "flow: f\nnodes:\n  src: {use: read_jsonl, with: {path: x.jsonl}}\n  tell:\n    use: notify\n    input: src\n    with:\n      url: http://127.0.0.1:9/hook?token=secret-token\n      secret_env: ORDERFLOW_HARNESS_TEST_UNSET\n      delivery_key: [n]\n      template: '#{text: \"n is \" + record.n}'\n";
+        let fixtures = BTreeMap::from([("src".to_owned(), records(&[json!({"n": 1})]))]);
+        let report = bench.run(flow, SandboxOptions { fixtures, ..SandboxOptions::default() }).await;
+        assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+        assert_eq!(
+            report.webhooks,
+            [HeldWebhook {
+                node_id: "tell".into(),
+                url: "http://127.0.0.1:9/hook".into(),
+                delivery_key: "1".into(),
+                body: json!({"text": "n is 1"}),
+            }]
+        );
+        let shown = serde_json::to_string(&report).unwrap();
+        assert!(!shown.contains("secret-token"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn a_node_that_needs_a_shop_asks_for_a_fixture() {
+        let bench = Bench::new();
+        let flow = bench.flow("flow: f\nnodes:\n  src: {use: read_jsonl, with: {path: x.jsonl}}\n  save: {use: store_orders, input: src}\n");
+        let mut flow = flow;
+        flow.nodes[1].type_name = "fetch_detail".into();
+        flow.nodes[1].settings = json!({"needs": ["receiver_address"]});
+        flow.shop = Some("tmall-main".into());
+        let scratch = Scratch::new().await.unwrap();
+        let error = run_sandboxed(&flow, &bench.registry, &bench.build, &scratch, &SandboxOptions::default())
+            .await
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.starts_with("node \"save\" cannot run in the sandbox: shop \"tmall-main\" is not configured"),
+            "{message}"
+        );
+        assert!(message.ends_with("give it a fixture"), "{message}");
+    }
+}

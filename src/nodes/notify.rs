@@ -477,6 +477,7 @@ mod tests {
 
     fn ready_node(url: reqwest::Url, attempts: usize) -> NotifyNode {
         NotifyNode {
+            held: None,
             url: UrlFrom::Literal(url.to_string()),
             secret_env: "UNUSED".into(),
             target: None,
@@ -531,6 +532,7 @@ mod tests {
             super::super::script::compile(&sandbox, settings.template.as_deref().unwrap(), None, "template").unwrap(),
         );
         let node = NotifyNode {
+            held: None,
             url: UrlFrom::Literal("http://127.0.0.1:1/".into()),
             secret_env: "S".into(),
             target: None,
