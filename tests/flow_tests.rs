@@ -232,7 +232,7 @@ async fn a_dry_run_reads_the_shop_and_leaves_the_database_byte_identical() {
     let changed_out: u64 = stdout
         .lines()
         .find(|l| l.trim_start().starts_with("changed "))
-        .and_then(|l| l.split_whitespace().nth(4))
+        .and_then(|l| l.split_whitespace().nth(4)) // node, type, status, in, out
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no count for `changed`: {stdout}"));
     assert!(changed_out > 0, "{stdout}");

@@ -10,7 +10,7 @@ use crate::flow::Flow;
 use crate::harness::expect::compact;
 use crate::harness::{SandboxOptions, SandboxReport, Scratch, dry_run, run_sandboxed};
 use crate::nodes::{BuildContext, Registry};
-use crate::store::{RunStatus, redact_url};
+use crate::store::{NodeRunRecord, RunStatus, redact_url};
 
 /// Records shown per node.
 const SHOWN_PER_NODE: usize = 3;
@@ -81,20 +81,25 @@ fn read_only(url: &str) -> Option<String> {
 
 fn print(report: &SandboxReport) {
     println!("{}: {} in {:.2}s", report.flow, report.status.as_str(), report.elapsed_ms as f64 / 1000.0);
-    println!("  {:<20} {:<16} {:<10} {:>9} {:>9} {:>7}", "node", "type", "status", "in", "out", "errors");
-    for node in &report.nodes {
-        println!(
-            "  {:<20} {:<16} {:<10} {:>9} {:>9} {:>7}",
-            node.id,
-            node.node_type,
-            node.status.as_str(),
-            node.records_in,
-            node.records_out,
-            node.errors
-        );
-        if let Some(error) = &node.error {
-            println!("      error: {error}");
-        }
+    // The table `run` prints, so the two read alike.
+    let table: Vec<NodeRunRecord> = report
+        .nodes
+        .iter()
+        .map(|node| NodeRunRecord {
+            node_id: node.id.clone(),
+            node_type: node.node_type.clone(),
+            status: node.status,
+            records_in: node.records_in,
+            records_out: node.records_out,
+            errors: node.errors,
+            started_at: None,
+            finished_at: None,
+            error: node.error.clone(),
+        })
+        .collect();
+    super::print_nodes(&table, "  ");
+    for node in report.nodes.iter().filter(|n| !n.records.is_empty() || !n.rejected.is_empty()) {
+        println!("  {} sent {} record(s), the first:", node.id, node.records_out);
         for record in &node.records {
             println!("      {}", compact(record));
         }

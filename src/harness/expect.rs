@@ -263,9 +263,10 @@ mod tests {
 
     fn expectation(source: &str) -> Expectation {
         let sandbox = Sandbox::new(Limits::default());
-        let file = format!("flow: f.yaml\ntests:\n  - name: t\n    expect:\n      n: {source}\n");
-        let mut parsed = super::super::test_file::TestFile::parse(std::path::Path::new("t.yaml"), &file, &sandbox)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let file = format!("flow: ../example-orders.yaml\ntests:\n  - name: t\n    expect:\n      n: {source}\n");
+        let path = std::path::Path::new("flows/tests/t.yaml");
+        let mut parsed =
+            super::super::test_file::TestFile::parse(path, &file, &sandbox).unwrap_or_else(|e| panic!("{e}"));
         parsed.tests.remove(0).expect.remove(0).1
     }
 

@@ -203,7 +203,14 @@ impl Reader<'_> {
         let entries = self.map(tree, "the test file", &FILE_KEYS)?;
         let find = |name: &str| entries.iter().find(|(k, _)| k.name == name).map(|(_, v)| v);
         let flow = match find("flow") {
-            Some(node) => self.string(node, "\"flow\"").map(|f| self.relative(f)),
+            Some(node) => self.string(node, "\"flow\"").map(|f| self.relative(f)).filter(|path| {
+                let found = path.is_file();
+                if !found {
+                    self.error(node.pos, format!("there is no flow file at {}", path.display())).expected =
+                        Some("the flow file's path, relative to this file".into());
+                }
+                found
+            }),
             None => {
                 self.error(tree.pos, "the test file has no \"flow\"").expected =
                     Some("the flow file's path, relative to this file".into());
@@ -378,7 +385,7 @@ mod tests {
 
     fn errors(source: &str) -> Vec<String> {
         let sandbox = Sandbox::new(Limits::default());
-        match TestFile::parse(Path::new("t.yaml"), source, &sandbox) {
+        match TestFile::parse(Path::new("flows/tests/t.yaml"), source, &sandbox) {
             Ok(_) => Vec::new(),
             Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
         }
@@ -387,9 +394,9 @@ mod tests {
     #[test]
     fn a_test_file_reads_fixtures_and_expectations() {
         let sandbox = Sandbox::new(Limits::default());
-        let source = "flow: ../f.yaml\ntests:\n  - name: one\n    fixtures:\n      src: [{tid: 1, _tags: [vip]}]\n    expect:\n      out: {count: 1, each: 'record.tid == 1', records: [{tid: 1}], ordered: true}\n    status: partial\n";
-        let file = TestFile::parse(Path::new("tests/t.yaml"), source, &sandbox).unwrap();
-        assert_eq!(file.flow, Path::new("tests/../f.yaml"));
+        let source = "flow: ../example-orders.yaml\ntests:\n  - name: one\n    fixtures:\n      src: [{tid: 1, _tags: [vip]}]\n    expect:\n      out: {count: 1, each: 'record.tid == 1', records: [{tid: 1}], ordered: true}\n    status: partial\n";
+        let file = TestFile::parse(Path::new("flows/tests/t.yaml"), source, &sandbox).unwrap();
+        assert_eq!(file.flow, Path::new("flows/tests/../example-orders.yaml"));
         let test = &file.tests[0];
         assert_eq!(test.name, "one");
         assert!(test.fixtures["src"][0].tags.contains("vip"));
@@ -403,18 +410,19 @@ mod tests {
     #[test]
     fn every_mistake_is_reported_at_its_place_with_a_suggestion() {
         let found = errors(
-            "flow: f.yaml\ntests:\n  - name: one\n    expcet: {}\n    expect:\n      out: {cuont: 1, each: 'record.tid ==', ordered: true}\n    status: succeded\n  - fixtures: {a: 3}\n",
+            "flow: ../nowhere.yaml\ntests:\n  - name: one\n    expcet: {}\n    expect:\n      out: {cuont: 1, each: 'record.tid ==', ordered: true}\n    status: succeded\n  - fixtures: {a: 3}\n",
         );
         assert_eq!(
             found,
             [
-                "t.yaml:4:5: unknown key \"expcet\" in a test (did you mean \"expect\"?); expected one of \"name\", \"fixtures\", \"expect\", \"status\" or \"webhooks\"",
-                "t.yaml:6:13: unknown key \"cuont\" in the expectation of node \"out\" (did you mean \"count\"?); expected one of \"count\", \"records\", \"ordered\", \"contains\", \"each\", \"received\" or \"rejected\"",
-                "t.yaml:6:29: the expectation of node \"out\": \"each\" does not compile: script is incomplete; expected a Rhai condition over `record`, e.g. record.status == \"TRADE_CLOSED\"",
-                "t.yaml:6:46: the expectation of node \"out\": \"ordered\" applies to \"records\", which is not given",
-                "t.yaml:7:13: unknown status \"succeded\" (did you mean \"succeeded\"?); expected one of \"succeeded\", \"partial\", \"failed\", \"paused\" or \"cancelled\"",
-                "t.yaml:8:5: a test has no \"name\"; expected a line saying what it shows",
-                "t.yaml:8:19: the fixture of node \"a\" must be a mapping, not an integer",
+                "flows/tests/t.yaml:1:7: there is no flow file at flows/tests/../nowhere.yaml; expected the flow file's path, relative to this file",
+                "flows/tests/t.yaml:4:5: unknown key \"expcet\" in a test (did you mean \"expect\"?); expected one of \"name\", \"fixtures\", \"expect\", \"status\" or \"webhooks\"",
+                "flows/tests/t.yaml:6:13: unknown key \"cuont\" in the expectation of node \"out\" (did you mean \"count\"?); expected one of \"count\", \"records\", \"ordered\", \"contains\", \"each\", \"received\" or \"rejected\"",
+                "flows/tests/t.yaml:6:29: the expectation of node \"out\": \"each\" does not compile: script is incomplete; expected a Rhai condition over `record`, e.g. record.status == \"TRADE_CLOSED\"",
+                "flows/tests/t.yaml:6:46: the expectation of node \"out\": \"ordered\" applies to \"records\", which is not given",
+                "flows/tests/t.yaml:7:13: unknown status \"succeded\" (did you mean \"succeeded\"?); expected one of \"succeeded\", \"partial\", \"failed\", \"paused\" or \"cancelled\"",
+                "flows/tests/t.yaml:8:5: a test has no \"name\"; expected a line saying what it shows",
+                "flows/tests/t.yaml:8:19: the fixture of node \"a\" must be a mapping, not an integer",
             ]
         );
     }
@@ -423,6 +431,7 @@ mod tests {
     fn a_fixture_file_is_read_relative_to_the_test_file_and_its_bad_line_named() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("in.jsonl"), "{\"tid\": 1}\n\n[2]\n").unwrap();
+        std::fs::write(dir.path().join("f.yaml"), "").unwrap();
         let path = dir.path().join("t.yaml");
         let sandbox = Sandbox::new(Limits::default());
         let source = "flow: f.yaml\ntests:\n  - name: one\n    fixtures:\n      src: {file: in.jsonl}\n";
