@@ -10,9 +10,8 @@ use anyhow::Context;
 
 use super::{compile, print_errors};
 use crate::config::Config;
-use crate::harness::expect::{self, Mismatch};
-use crate::harness::test_file::{TestCase, TestFile};
-use crate::harness::{HarnessError, SandboxOptions, Scratch, run_sandboxed};
+use crate::harness::run_test;
+use crate::harness::test_file::TestFile;
 use crate::nodes::{BuildContext, Registry};
 use crate::script::Sandbox;
 
@@ -93,13 +92,13 @@ async fn run_file(
     // No shop: a node that would call one must be given a fixture.
     let build = BuildContext::new(file.flow.parent().map(Path::to_path_buf).unwrap_or_default(), sandbox.clone());
     for test in &file.tests {
-        let mismatches = run_test(test, &flow, registry, &build, sandbox).await?;
-        if mismatches.is_empty() {
+        let outcome = run_test(&flow, test, registry, &build).await?;
+        if outcome.passed() {
             println!("ok   {}: {}", path.display(), test.name);
             tally.passed += 1;
         } else {
             println!("FAIL {}: {}", path.display(), test.name);
-            for mismatch in &mismatches {
+            for mismatch in &outcome.mismatches {
                 println!("  {}:", mismatch.subject);
                 for line in &mismatch.lines {
                     println!("    {line}");
@@ -109,23 +108,4 @@ async fn run_file(
         }
     }
     Ok(())
-}
-
-async fn run_test(
-    test: &TestCase,
-    flow: &crate::flow::Flow,
-    registry: &Registry,
-    build: &BuildContext,
-    sandbox: &Sandbox,
-) -> anyhow::Result<Vec<Mismatch>> {
-    let scratch = Scratch::new().await?;
-    let options = SandboxOptions { fixtures: test.fixtures.clone(), sample: None, batches_per_source: None };
-    match run_sandboxed(flow, registry, build, &scratch, &options).await {
-        Ok(report) => Ok(expect::check(test, &report, sandbox)),
-        Err(HarnessError::Unbuildable { node, message }) => Ok(vec![Mismatch {
-            subject: format!("node \"{node}\""),
-            lines: vec![format!("cannot run in a test ({message}): give it a fixture")],
-        }]),
-        Err(error) => Err(error.into()),
-    }
 }

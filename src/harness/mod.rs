@@ -281,6 +281,51 @@ pub async fn run_sandboxed(
     })
 }
 
+/// One test run and checked: what the run did (none when a node could not
+/// run in the sandbox) and what it did not do that the test expected.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestOutcome {
+    /// The test's name.
+    pub name: String,
+    /// The run, node by node.
+    pub report: Option<SandboxReport>,
+    /// Every expectation not met; empty when the test passed.
+    pub mismatches: Vec<expect::Mismatch>,
+}
+
+impl TestOutcome {
+    /// Whether every expectation held.
+    pub fn passed(&self) -> bool {
+        self.mismatches.is_empty()
+    }
+}
+
+/// Runs `test` of `flow` on a fresh scratch database and checks it: what
+/// `orderflow test` does for each test, and the editor's test run. `build`
+/// should hold no platform (a test calls no shop); a node that needs one
+/// fails the test, naming the node.
+pub async fn run_test(
+    flow: &Flow,
+    test: &test_file::TestCase,
+    registry: &Registry,
+    build: &BuildContext,
+) -> Result<TestOutcome, HarnessError> {
+    let scratch = Scratch::new().await?;
+    let options = SandboxOptions { fixtures: test.fixtures.clone(), sample: None, batches_per_source: None };
+    let (report, mismatches) = match run_sandboxed(flow, registry, build, &scratch, &options).await {
+        Ok(report) => {
+            let mismatches = expect::check(test, &report, &build.sandbox);
+            (Some(report), mismatches)
+        }
+        Err(HarnessError::Unbuildable { node, message }) => {
+            let line = format!("cannot run in a test ({message}): give it a fixture");
+            (None, vec![expect::Mismatch { subject: format!("node \"{node}\""), lines: vec![line] }])
+        }
+        Err(error) => return Err(error),
+    };
+    Ok(TestOutcome { name: test.name.clone(), report, mismatches })
+}
+
 fn millis(elapsed: Duration) -> u64 {
     u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
 }
