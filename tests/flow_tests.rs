@@ -11,8 +11,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use orderflow::harness::{SandboxOptions, Scratch, run_sandboxed};
 use orderflow::sim::{SimConfig, Simulator};
+use orderflow::store::{NodeStatus, RunStatus};
 use sha2::{Digest, Sha256};
+
+mod support;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -239,4 +243,36 @@ async fn a_dry_run_reads_the_shop_and_leaves_the_database_byte_identical() {
     assert!(stdout.contains("\"tid\":"), "records are shown: {stdout}");
     assert_eq!(sha256_of(&database), before, "the dry run changed the real database");
     sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_page_bound_stops_each_source_after_the_window_in_which_it_is_reached() {
+    let sim = SimConfig { orders: 600, days: 2, ..SimConfig::default() };
+    let rig = support::rig::Rig::new(sim, support::sqlite().await.store).await;
+    // A day of history in hourly windows of 10-record pages: many pages in
+    // all, a few per window.
+    let flow = rig.flow(
+        "bounded.yaml",
+        "flow: bounded\nshop: tmall-main\nnodes:\n  changed: {use: fetch_increment, with: {first_run: 1d, window: 1h, page_size: 10}}\n  save: {use: store_orders, input: changed}\n",
+    );
+    let scratch = Scratch::new().await.unwrap();
+    let before = rig.list_calls();
+    let options = SandboxOptions { pages_per_source: Some(3), ..SandboxOptions::default() };
+    let report = run_sandboxed(&flow, &rig.registry, &rig.build, &scratch, &options).await.unwrap();
+    let bounded_calls = rig.list_calls() - before;
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    let changed = report.node("changed").unwrap();
+    assert_eq!((changed.status, changed.error.as_deref()), (NodeStatus::Succeeded, None));
+    assert!(changed.records_out > 0, "the bounded source sent what it read");
+    assert_eq!(report.node("save").unwrap().records_in, changed.records_out);
+
+    let scratch = Scratch::new().await.unwrap();
+    let before = rig.list_calls();
+    let whole = run_sandboxed(&flow, &rig.registry, &rig.build, &scratch, &SandboxOptions::default()).await.unwrap();
+    let unbounded_calls = rig.list_calls() - before;
+    assert!(whole.node("changed").unwrap().records_out > changed.records_out);
+    // The window in which the third page was read is finished: a few pages
+    // more, far fewer than the whole day's.
+    assert!((3..=12).contains(&bounded_calls), "{bounded_calls} list calls for 3 pages");
+    assert!(unbounded_calls > 4 * bounded_calls, "{unbounded_calls} list calls unbounded, {bounded_calls} bounded");
 }

@@ -52,7 +52,7 @@ pub async fn run(
         );
     }
     let options =
-        SandboxOptions { fixtures: Default::default(), sample: Some(SHOWN_PER_NODE), batches_per_source: Some(pages) };
+        SandboxOptions { fixtures: Default::default(), sample: Some(SHOWN_PER_NODE), pages_per_source: Some(pages) };
     let report = run_sandboxed(flow, registry, build, &scratch, &options).await?;
     print(&report);
     Ok(match report.status {

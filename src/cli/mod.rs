@@ -72,7 +72,8 @@ pub enum Command {
         /// sent; prints each node's counts and first records.
         #[arg(long)]
         dry_run: bool,
-        /// With --dry-run: pages each source reads at most.
+        /// With --dry-run: listing pages each source reads (it still sends
+        /// the window it is reading whole).
         #[arg(long, default_value_t = 3, requires = "dry_run", value_parser = clap::value_parser!(u64).range(1..))]
         pages: u64,
     },

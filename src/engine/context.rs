@@ -46,14 +46,15 @@ pub trait RunObserver: Send + Sync {
 }
 
 /// What an engine set up to watch or bound its runs
-/// ([`super::Engine::with_observer`], [`super::Engine::with_batches_per_source`]);
+/// ([`super::Engine::with_observer`], [`super::Engine::with_pages_per_source`]);
 /// nothing for an ordinary run.
 #[derive(Clone, Default)]
 pub(crate) struct Watch {
     pub(crate) observer: Option<Arc<dyn RunObserver>>,
-    /// Each source stops, as if it had reached its end, once it has sent
-    /// this many batches (a dry run's bound on listing pages).
-    pub(crate) batches_per_source: Option<u64>,
+    /// Each source stops, as if it had reached its end, at its first send
+    /// after it has read this many listing pages (a dry run's bound); a
+    /// source that reads no pages, after this many batches.
+    pub(crate) pages_per_source: Option<u64>,
 }
 
 impl Watch {
@@ -81,6 +82,12 @@ impl NodeContext {
             }
             OnError::DeadLetter => self.set_aside(record, reason).await.map(drop),
         }
+    }
+
+    /// Counts one listing page read from a platform: what a dry run's bound
+    /// on pages per source counts (`Engine::with_pages_per_source`).
+    pub fn page_read(&self) {
+        self.stats.pages.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Sets a record aside in `dead_letters`, whatever `on_error` says: a
@@ -176,18 +183,21 @@ impl<'a> Emitter<'a> {
         self.send(Packet { records: batch, checkpoints: vec![checkpoint] }).await
     }
 
-    /// Counts, reports and sends one packet; once the run's bound on batches
+    /// Counts, reports and sends one packet; once the run's bound on pages
     /// per source is reached, stops the source (see [`NodeStats::bounded`]).
+    /// Checked after a send, so a window read whole is sent whole.
     async fn send(&mut self, packet: Packet) -> Result<(), NodeError> {
         self.ctx.stats.records_out.fetch_add(packet.records.len() as u64, Ordering::Relaxed);
         self.ctx.watch.sent(&self.ctx.node_id, &packet.records);
         self.output.send(packet, &self.ctx.cancel).await?;
         self.batches += 1;
-        if self.ctx.watch.batches_per_source.is_some_and(|bound| self.batches >= bound) {
+        let pages = self.ctx.stats.pages.load(Ordering::Relaxed);
+        let used = if pages > 0 { pages } else { self.batches };
+        if self.ctx.watch.pages_per_source.is_some_and(|bound| used >= bound) {
             self.ctx.stats.bounded.store(true, Ordering::Relaxed);
             // Unwinds the source like a cancellation (nothing retried, nothing
             // set aside); `run_source` then ends it as finished.
-            return Err(NodeError { class: super::node::ErrorClass::Cancelled, message: "batch bound reached".into() });
+            return Err(NodeError { class: super::node::ErrorClass::Cancelled, message: "page bound reached".into() });
         }
         Ok(())
     }
@@ -236,7 +246,9 @@ pub(crate) struct NodeStats {
     pub(crate) records_in: AtomicU64,
     pub(crate) records_out: AtomicU64,
     pub(crate) errors: AtomicU64,
-    /// Set when a source stopped at the run's bound on batches per source.
+    /// Listing pages a source read ([`NodeContext::page_read`]).
+    pub(crate) pages: AtomicU64,
+    /// Set when a source stopped at the run's bound on pages per source.
     pub(crate) bounded: AtomicBool,
     pub(crate) started_at: Mutex<Option<DateTime<Utc>>>,
     pub(crate) finished_at: Mutex<Option<DateTime<Utc>>>,

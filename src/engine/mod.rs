@@ -107,11 +107,13 @@ impl Engine {
         self
     }
 
-    /// This engine, ending every source once it has sent `batches` batches,
-    /// as if it had nothing more (a dry run's bound: a listing page is a
-    /// batch). What it sent is processed downstream as usual.
-    pub fn with_batches_per_source(mut self, batches: u64) -> Self {
-        self.watch.batches_per_source = Some(batches.max(1));
+    /// This engine, ending every source as if it had nothing more at its
+    /// first send after it has read `pages` listing pages (the sync readers
+    /// count them with [`NodeContext::page_read`]), so a window read whole is
+    /// sent whole; a source that reads no pages ends after `pages` batches.
+    /// What it sent is processed downstream as usual (a dry run's bound).
+    pub fn with_pages_per_source(mut self, pages: u64) -> Self {
+        self.watch.pages_per_source = Some(pages.max(1));
         self
     }
 

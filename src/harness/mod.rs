@@ -99,8 +99,9 @@ pub struct SandboxOptions {
     pub fixtures: BTreeMap<String, Vec<Record>>,
     /// Records kept per node (out, and rejected); `None` keeps them all.
     pub sample: Option<usize>,
-    /// Each source ends after this many batches (a listing page is one).
-    pub batches_per_source: Option<u64>,
+    /// Each source ends at its first send after this many listing pages
+    /// (after this many batches, for a source that reads no pages).
+    pub pages_per_source: Option<u64>,
 }
 
 /// What a sandboxed run did, node by node.
@@ -242,8 +243,8 @@ pub async fn run_sandboxed(
     let capture = Arc::new(Capture { limit: options.sample, ..Capture::default() });
     let mut engine =
         Engine::new(registry, build, scratch.store.clone(), EngineOptions::default()).with_observer(capture.clone());
-    if let Some(batches) = options.batches_per_source {
-        engine = engine.with_batches_per_source(batches);
+    if let Some(pages) = options.pages_per_source {
+        engine = engine.with_pages_per_source(pages);
     }
     let run = engine.run(&flow, "sandbox", CancellationToken::new()).await?;
 
@@ -311,7 +312,7 @@ pub async fn run_test(
     build: &BuildContext,
 ) -> Result<TestOutcome, HarnessError> {
     let scratch = Scratch::new().await?;
-    let options = SandboxOptions { fixtures: test.fixtures.clone(), sample: None, batches_per_source: None };
+    let options = SandboxOptions { fixtures: test.fixtures.clone(), sample: None, pages_per_source: None };
     let (report, mismatches) = match run_sandboxed(flow, registry, build, &scratch, &options).await {
         Ok(report) => {
             let mismatches = expect::check(test, &report, &build.sandbox);
@@ -395,7 +396,7 @@ mod tests {
         let flow = "flow: f\nnodes:\n  src: {use: read_jsonl, with: {path: x.jsonl}}\n  check: {use: script, input: src, on_error: skip, with: {source: 'if record.n == 2 { throw \"two is bad\"; }'}}\n";
         let fixtures =
             BTreeMap::from([("src".to_owned(), records(&[json!({"n": 1}), json!({"n": 2}), json!({"n": 3})]))]);
-        let report = bench.run(flow, SandboxOptions { fixtures, sample: Some(1), batches_per_source: None }).await;
+        let report = bench.run(flow, SandboxOptions { fixtures, sample: Some(1), pages_per_source: None }).await;
         assert_eq!(report.status, RunStatus::Partial, "{report:?}");
         let check = report.node("check").unwrap();
         assert_eq!(check.records_out, 2);
@@ -406,12 +407,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_bounded_source_stops_cleanly_after_its_batches() {
+    async fn a_source_that_reads_no_pages_stops_cleanly_after_its_batches() {
         let bench = Bench::new();
         let lines: String = (0..10).map(|n| format!("{{\"n\": {n}}}\n")).collect();
         std::fs::write(bench.dir.path().join("in.jsonl"), lines).unwrap();
         let flow = "flow: f\nnodes:\n  src: {use: read_jsonl, with: {path: in.jsonl, batch_size: 2}}\n  out: {use: log, input: src, with: {level: debug}}\n";
-        let report = bench.run(flow, SandboxOptions { batches_per_source: Some(3), ..SandboxOptions::default() }).await;
+        let report = bench.run(flow, SandboxOptions { pages_per_source: Some(3), ..SandboxOptions::default() }).await;
         assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
         let src = report.node("src").unwrap();
         assert_eq!((src.status, src.records_out, src.error.as_deref()), (NodeStatus::Succeeded, 6, None));
