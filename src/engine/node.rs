@@ -194,10 +194,21 @@ pub struct BuildContext {
     pub shop: Option<String>,
     /// The clock schedules are decided by (circuit breakers).
     pub clock: Clock,
-    /// `None` for a real run: `notify` posts to its webhook. In a sandboxed
-    /// run (`src/harness/`) it posts nothing and records here what it would
-    /// have sent.
-    pub held_webhooks: Option<HeldWebhooks>,
+    /// `None` for a real run. In a sandboxed run (`src/harness/`), where
+    /// the effects outside the database go: `notify` posts nothing and
+    /// records what it would have sent, files nodes write land in a scratch
+    /// folder ([`BuildContext::resolve_output`]).
+    pub sandboxed: Option<Sandboxed>,
+}
+
+/// What a sandboxed run holds back from the world outside its scratch
+/// database.
+#[derive(Debug, Clone)]
+pub struct Sandboxed {
+    /// The webhooks `notify` nodes would have sent.
+    pub webhooks: HeldWebhooks,
+    /// Where the files nodes write go instead of their configured place.
+    pub output_dir: PathBuf,
 }
 
 /// A webhook a sandboxed run did not send.
@@ -239,7 +250,7 @@ impl BuildContext {
             platforms: Platforms::default(),
             shop: None,
             clock: Clock::system(),
-            held_webhooks: None,
+            sandboxed: None,
         }
     }
 
@@ -258,6 +269,16 @@ impl BuildContext {
     /// A path from a setting, resolved against the flow file's folder.
     pub fn resolve(&self, path: &Path) -> PathBuf {
         if path.is_absolute() { path.to_path_buf() } else { self.flow_dir.join(path) }
+    }
+
+    /// A path from a setting naming a file the node writes: resolved as
+    /// [`Self::resolve`] does, except in a sandboxed run, where it is the
+    /// file's name in the run's scratch folder.
+    pub fn resolve_output(&self, path: &Path) -> PathBuf {
+        match &self.sandboxed {
+            Some(sandboxed) => sandboxed.output_dir.join(path.file_name().unwrap_or(path.as_os_str())),
+            None => self.resolve(path),
+        }
     }
 }
 

@@ -10,8 +10,9 @@
 //! - every write goes to a **scratch database** ([`Scratch`]: a fresh SQLite
 //!   file in a temporary folder), never the real one;
 //! - `notify` **posts nothing**: it records what it would have sent
-//!   ([`HeldWebhook`]), and the harness sets this up itself, so no caller can
-//!   forget it;
+//!   ([`HeldWebhook`]), and files nodes write (`restock_suggest`'s CSV) land
+//!   in the scratch folder; the harness sets this up itself
+//!   ([`BuildContext::sandboxed`]), so no caller can forget it;
 //! - every node's output and rejects are **captured** ([`Capture`], the
 //!   engine's [`RunObserver`]), all of them or the first few per node.
 //!
@@ -32,7 +33,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::node::{BuildContext, HeldWebhook, HeldWebhooks, Registry, Role};
+use crate::engine::node::{BuildContext, HeldWebhook, HeldWebhooks, Registry, Role, Sandboxed};
 use crate::engine::{Engine, EngineError, EngineOptions, RunObserver};
 use crate::flow::Flow;
 use crate::record::Record;
@@ -71,12 +72,13 @@ pub enum HarnessError {
     },
 }
 
-/// A fresh SQLite database in a temporary folder, deleted on drop.
+/// A fresh SQLite database in a temporary folder, deleted on drop; files
+/// nodes write go to the same folder.
 pub struct Scratch {
     /// The database.
     pub store: Store,
-    // Kept for its drop, which deletes the folder.
-    _dir: tempfile::TempDir,
+    // Deleted, with all in it, on drop.
+    dir: tempfile::TempDir,
 }
 
 impl Scratch {
@@ -88,7 +90,12 @@ impl Scratch {
             .map_err(|e| HarnessError::Scratch(e.to_string()))?;
         let url = format!("sqlite://{}", dir.path().join("scratch.db").display());
         let store = Store::connect(&url).await?;
-        Ok(Self { store, _dir: dir })
+        Ok(Self { store, dir })
+    }
+
+    /// Where the files nodes write go (`BuildContext::resolve_output`).
+    pub fn output_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("files")
     }
 }
 
@@ -207,7 +214,7 @@ impl RunObserver for Capture {
 
 /// Runs `flow` once in the sandbox `options` describe, writing to `scratch`
 /// only. `build` gives the folder, the sandbox, the clock and the platforms
-/// the unreplaced nodes may call (none, for a test); its `held_webhooks` is
+/// the unreplaced nodes may call (none, for a test); its `sandboxed` is
 /// set here whatever it was.
 pub async fn run_sandboxed(
     flow: &Flow,
@@ -230,7 +237,8 @@ pub async fn run_sandboxed(
         registry.add(fixture::replace(spec, role, records));
     }
     let held = HeldWebhooks::default();
-    let build = BuildContext { held_webhooks: Some(held.clone()), shop: flow.shop.clone(), ..build.clone() };
+    let sandboxed = Sandboxed { webhooks: held.clone(), output_dir: scratch.output_dir() };
+    let build = BuildContext { sandboxed: Some(sandboxed), shop: flow.shop.clone(), ..build.clone() };
     // Built once before the run, so that a node the sandbox cannot give what
     // it needs is named as such rather than failing the run.
     for spec in flow.nodes.iter().chain(&flow.error_nodes) {
@@ -439,6 +447,22 @@ mod tests {
         );
         let shown = serde_json::to_string(&report).unwrap();
         assert!(!shown.contains("secret-token"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn a_file_a_node_writes_lands_in_the_scratch_folder() {
+        let bench = Bench::new();
+        let flow = "flow: f\nshop: s\nnodes:\n  suggest: {use: restock_suggest, with: {csv: out/restock.csv}}\n";
+        let shop = crate::nodes::testing::FakeShop::new([], None);
+        let build = BuildContext { flow_dir: bench.dir.path().to_path_buf(), ..shop.context() };
+        let shops = BTreeSet::from(["s".to_owned()]);
+        let env = CompileEnv { registry: &bench.registry, build: &build, shops: &shops };
+        let flow = compile(Path::new("test.yaml"), flow, &env).unwrap_or_else(|e| panic!("{e}"));
+        let scratch = Scratch::new().await.unwrap();
+        let report = run_sandboxed(&flow, &bench.registry, &build, &scratch, &SandboxOptions::default()).await.unwrap();
+        assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+        assert!(!bench.dir.path().join("out").exists(), "the real place is left alone");
+        assert!(scratch.output_dir().join("restock.csv").is_file());
     }
 
     #[tokio::test]

@@ -152,7 +152,7 @@ impl NodeKind for Notify {
             .build()
             .map_err(|e| BuildError::setting("timeout", format!("cannot make an HTTP client: {e}")))?;
         Ok(Built::Transform(Box::new(NotifyNode {
-            held: ctx.held_webhooks.clone(),
+            held: ctx.sandboxed.as_ref().map(|sandboxed| sandboxed.webhooks.clone()),
             url,
             secret_env,
             target: settings.target,
