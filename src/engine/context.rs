@@ -185,15 +185,18 @@ impl<'a> Emitter<'a> {
 
     /// Counts, reports and sends one packet; once the run's bound on pages
     /// per source is reached, stops the source (see [`NodeStats::bounded`]).
-    /// Checked after a send, so a window read whole is sent whole.
+    /// Checked after a send; a source that reports cursors stops only after
+    /// one (the end of a window), so the window it was reading is sent whole.
     async fn send(&mut self, packet: Packet) -> Result<(), NodeError> {
+        let at_checkpoint = !packet.checkpoints.is_empty();
         self.ctx.stats.records_out.fetch_add(packet.records.len() as u64, Ordering::Relaxed);
         self.ctx.watch.sent(&self.ctx.node_id, &packet.records);
         self.output.send(packet, &self.ctx.cancel).await?;
         self.batches += 1;
         let pages = self.ctx.stats.pages.load(Ordering::Relaxed);
         let used = if pages > 0 { pages } else { self.batches };
-        if self.ctx.watch.pages_per_source.is_some_and(|bound| used >= bound) {
+        let may_stop = at_checkpoint || self.checkpoints == 0;
+        if may_stop && self.ctx.watch.pages_per_source.is_some_and(|bound| used >= bound) {
             self.ctx.stats.bounded.store(true, Ordering::Relaxed);
             // Unwinds the source like a cancellation (nothing retried, nothing
             // set aside); `run_source` then ends it as finished.

@@ -107,11 +107,13 @@ impl Engine {
         self
     }
 
-    /// This engine, ending every source as if it had nothing more at its
-    /// first send after it has read `pages` listing pages (the sync readers
-    /// count them with [`NodeContext::page_read`]), so a window read whole is
-    /// sent whole; a source that reads no pages ends after `pages` batches.
-    /// What it sent is processed downstream as usual (a dry run's bound).
+    /// This engine, ending every source as if it had nothing more once it
+    /// has read `pages` listing pages (the sync readers count them with
+    /// [`NodeContext::page_read`]): at the end of the window it is reading,
+    /// for a source that reports cursors (its first window, larger than a
+    /// batch, may end at its first batch), else at its next send. A source
+    /// that reads no pages ends after `pages` batches. What it sent is
+    /// processed downstream as usual (a dry run's bound).
     pub fn with_pages_per_source(mut self, pages: u64) -> Self {
         self.watch.pages_per_source = Some(pages.max(1));
         self
