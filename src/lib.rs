@@ -10,6 +10,7 @@ pub mod config;
 pub mod engine;
 pub mod flow;
 pub mod forecast;
+pub mod harness;
 pub mod nodes;
 pub mod platforms;
 pub mod record;

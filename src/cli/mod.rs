@@ -3,12 +3,14 @@
 
 mod dead_letters;
 mod demo;
+mod dry_run;
 mod error_chain;
 mod progress;
 mod status;
 mod stock;
 mod table;
 mod term;
+mod test;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -80,6 +82,23 @@ pub enum Command {
     Run {
         /// The flow file.
         file: PathBuf,
+        /// Read the real shops but write nothing: a scratch database for
+        /// every write, the real cursors read and never moved, no webhook
+        /// sent; prints each node's counts and first records.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: listing pages each source reads (it still sends
+        /// the window it is reading whole).
+        #[arg(long, default_value_t = 3, requires = "dry_run", value_parser = clap::value_parser!(u64).range(1..))]
+        pages: u64,
+    },
+    /// Run the flow tests of flows/tests (or PATH, a file or folder): each
+    /// flow on its fixture records, no shop called, no webhook sent; a line
+    /// per test, a diff per failure, exit 1 on any failure.
+    Test {
+        /// A test file, or a folder of them.
+        #[arg(default_value = test::DEFAULT_TESTS)]
+        path: PathBuf,
     },
     /// Run every flow in a folder on its trigger until SIGTERM or Ctrl-C;
     /// several processes on one PostgreSQL/MySQL database share the work.
@@ -286,11 +305,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{drawing}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { file } => {
+        Command::Run { file, dry_run, pages } => {
             print_errors(&node_errors);
             let flow = compile_or_report(&file, &config, &registry, &sandbox)?;
             // The shops first: a missing secret must not leave a new database behind.
             let mut build = run_context(&file, &flow, &config, &sandbox)?;
+            if dry_run {
+                return dry_run::run(&flow, &config, &registry, &build, pages).await;
+            }
             let store = connect(&config).await?;
             build.platforms.restore(&store).await?;
             let progress = RunProgress::for_run(&mut build, &flow.name);
@@ -416,6 +438,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             demo::run(demo::DemoOptions { orders, seed, mutations_per_sec, database }).await?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Test { path } => {
+            print_errors(&node_errors);
+            test::run(&path, &config, &registry, &sandbox).await
         }
         Command::Nodes => {
             print_errors(&node_errors);

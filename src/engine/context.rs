@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::node::NodeError;
 use crate::activity::Reporter;
 use crate::flow::OnError;
-use crate::record::Batch;
+use crate::record::{Batch, Record};
 use crate::store::{Cursor, DeadLetter, Store};
 
 /// Everything a node needs while it runs; handed to it by the executor.
@@ -34,6 +34,38 @@ pub struct NodeContext {
     pub activity: Reporter,
     pub(crate) on_error: OnError,
     pub(crate) stats: Arc<NodeStats>,
+    pub(crate) watch: Watch,
+}
+
+/// Watches what every node of a run sends on and sets aside, batch by batch:
+/// how a sandboxed run (`src/harness/`) captures each node's records without
+/// the nodes knowing. Called on the node's task, so it must be quick.
+pub trait RunObserver: Send + Sync {
+    /// `node_id` sent `records` downstream (a source's emit, a transform's
+    /// output).
+    fn sent(&self, node_id: &str, records: &[Record]);
+    /// `node_id` skipped or dead-lettered `record` for `reason`.
+    fn rejected(&self, node_id: &str, record: &Json, reason: &str);
+}
+
+/// What an engine set up to watch or bound its runs
+/// ([`super::Engine::with_observer`], [`super::Engine::with_pages_per_source`]);
+/// nothing for an ordinary run.
+#[derive(Clone, Default)]
+pub(crate) struct Watch {
+    pub(crate) observer: Option<Arc<dyn RunObserver>>,
+    /// Each source stops, as if it had reached its end, at its first send
+    /// after it has read this many listing pages (a dry run's bound); a
+    /// source that reads no pages, after this many batches.
+    pub(crate) pages_per_source: Option<u64>,
+}
+
+impl Watch {
+    pub(crate) fn sent(&self, node_id: &str, records: &[Record]) {
+        if let Some(observer) = &self.observer {
+            observer.sent(node_id, records);
+        }
+    }
 }
 
 impl NodeContext {
@@ -44,12 +76,21 @@ impl NodeContext {
         match self.on_error {
             OnError::Fail => Err(NodeError::permanent(reason)),
             OnError::Skip => {
+                if let Some(observer) = &self.watch.observer {
+                    observer.rejected(&self.node_id, &record, reason);
+                }
                 self.stats.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(node_id = %self.node_id, run_id = %self.run_id, reason, "Record skipped.");
                 Ok(())
             }
             OnError::DeadLetter => self.set_aside(record, reason).await.map(drop),
         }
+    }
+
+    /// Counts one listing page read from a platform: what a dry run's bound
+    /// on pages per source counts (`Engine::with_pages_per_source`).
+    pub fn page_read(&self) {
+        self.stats.pages.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Sets a record aside in `dead_letters`, whatever `on_error` says: a
@@ -59,6 +100,9 @@ impl NodeContext {
     /// new one counts as an error of the node (the run ends `partial`).
     /// True when it was new.
     pub async fn set_aside(&self, record: Json, reason: &str) -> Result<bool, NodeError> {
+        if let Some(observer) = &self.watch.observer {
+            observer.rejected(&self.node_id, &record, reason);
+        }
         let letter = DeadLetter {
             run_id: self.run_id.clone(),
             flow: self.flow.clone(),
@@ -110,11 +154,12 @@ pub struct Emitter<'a> {
     output: &'a Output,
     origin: Arc<str>,
     checkpoints: u64,
+    batches: u64,
 }
 
 impl<'a> Emitter<'a> {
     pub(crate) fn new(ctx: &'a NodeContext, output: &'a Output) -> Self {
-        Self { ctx, output, origin: Arc::from(ctx.node_id.as_str()), checkpoints: 0 }
+        Self { ctx, output, origin: Arc::from(ctx.node_id.as_str()), checkpoints: 0, batches: 0 }
     }
 
     /// The node's context.
@@ -128,8 +173,7 @@ impl<'a> Emitter<'a> {
         if batch.is_empty() {
             return Ok(());
         }
-        self.ctx.stats.records_out.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        self.output.send(Packet::records(batch), &self.ctx.cancel).await
+        self.send(Packet::records(batch)).await
     }
 
     /// Sends `batch` (possibly empty) followed by `cursor`, the position the
@@ -139,8 +183,29 @@ impl<'a> Emitter<'a> {
     pub async fn emit_through(&mut self, batch: Batch, cursor: Cursor) -> Result<(), NodeError> {
         self.checkpoints += 1;
         let checkpoint = Checkpoint { origin: self.origin.clone(), seq: self.checkpoints, cursor };
-        self.ctx.stats.records_out.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        self.output.send(Packet { records: batch, checkpoints: vec![checkpoint] }, &self.ctx.cancel).await
+        self.send(Packet { records: batch, checkpoints: vec![checkpoint] }).await
+    }
+
+    /// Counts, reports and sends one packet; once the run's bound on pages
+    /// per source is reached, stops the source (see [`NodeStats::bounded`]).
+    /// Checked after a send; a source that reports cursors stops only after
+    /// one (the end of a window), so the window it was reading is sent whole.
+    async fn send(&mut self, packet: Packet) -> Result<(), NodeError> {
+        let at_checkpoint = !packet.checkpoints.is_empty();
+        self.ctx.stats.records_out.fetch_add(packet.records.len() as u64, Ordering::Relaxed);
+        self.ctx.watch.sent(&self.ctx.node_id, &packet.records);
+        self.output.send(packet, &self.ctx.cancel).await?;
+        self.batches += 1;
+        let pages = self.ctx.stats.pages.load(Ordering::Relaxed);
+        let used = if pages > 0 { pages } else { self.batches };
+        let may_stop = at_checkpoint || self.checkpoints == 0;
+        if may_stop && self.ctx.watch.pages_per_source.is_some_and(|bound| used >= bound) {
+            self.ctx.stats.bounded.store(true, Ordering::Relaxed);
+            // Unwinds the source like a cancellation (nothing retried, nothing
+            // set aside); `run_source` then ends it as finished.
+            return Err(NodeError { class: super::node::ErrorClass::Cancelled, message: "page bound reached".into() });
+        }
+        Ok(())
     }
 
     /// Hands a record the source could not read to the node's `on_error`.
@@ -187,6 +252,10 @@ pub(crate) struct NodeStats {
     pub(crate) records_in: AtomicU64,
     pub(crate) records_out: AtomicU64,
     pub(crate) errors: AtomicU64,
+    /// Listing pages a source read ([`NodeContext::page_read`]).
+    pub(crate) pages: AtomicU64,
+    /// Set when a source stopped at the run's bound on pages per source.
+    pub(crate) bounded: AtomicBool,
     pub(crate) started_at: Mutex<Option<DateTime<Utc>>>,
     pub(crate) finished_at: Mutex<Option<DateTime<Utc>>>,
 }

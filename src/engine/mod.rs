@@ -27,8 +27,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use context::{Emitter, NodeContext};
-pub(crate) use context::{NodeStats, Output, Packet};
+pub use context::{Emitter, NodeContext, RunObserver};
+pub(crate) use context::{NodeStats, Output, Packet, Watch};
 
 use crate::flow::{Flow, NodeSpec, OnError};
 use crate::record::Record;
@@ -85,6 +85,7 @@ pub struct Engine {
     options: EngineOptions,
     /// The `serve` worker id recorded on every run, when a worker runs it.
     worker: Option<String>,
+    watch: Watch,
 }
 
 struct GraphOutcome {
@@ -98,7 +99,26 @@ struct GraphOutcome {
 impl Engine {
     /// An engine that builds nodes from `registry` and records runs in `store`.
     pub fn new(registry: Registry, build: BuildContext, store: Store, options: EngineOptions) -> Self {
-        Self { registry: Arc::new(registry), build, store, options, worker: None }
+        Self { registry: Arc::new(registry), build, store, options, worker: None, watch: Watch::default() }
+    }
+
+    /// This engine, telling `observer` what every node sends on and sets
+    /// aside (a sandboxed run's capture).
+    pub fn with_observer(mut self, observer: Arc<dyn RunObserver>) -> Self {
+        self.watch.observer = Some(observer);
+        self
+    }
+
+    /// This engine, ending every source as if it had nothing more once it
+    /// has read `pages` listing pages (the sync readers count them with
+    /// [`NodeContext::page_read`]): at the end of the window it is reading,
+    /// for a source that reports cursors (its first window, larger than a
+    /// batch, may end at its first batch), else at its next send. A source
+    /// that reads no pages ends after `pages` batches. What it sent is
+    /// processed downstream as usual (a dry run's bound).
+    pub fn with_pages_per_source(mut self, pages: u64) -> Self {
+        self.watch.pages_per_source = Some(pages.max(1));
+        self
     }
 
     /// This engine, recording `worker` as the runner of every run (a `serve`
@@ -302,6 +322,7 @@ impl Engine {
                 activity: build.activity.clone(),
                 on_error: spec.on_error,
                 stats: stats[index].clone(),
+                watch: self.watch.clone(),
             };
             let output = outputs.remove(spec.id.as_str()).unwrap_or_default();
             let input = receivers.remove(spec.id.as_str());

@@ -199,6 +199,51 @@ pub struct BuildContext {
     /// Where the run's nodes report what they are doing (a progress bar);
     /// nowhere by default.
     pub activity: Reporter,
+    /// `None` for a real run. In a sandboxed run (`src/harness/`), where
+    /// the effects outside the database go: `notify` posts nothing and
+    /// records what it would have sent, files nodes write land in a scratch
+    /// folder ([`BuildContext::resolve_output`]).
+    pub sandboxed: Option<Sandboxed>,
+}
+
+/// What a sandboxed run holds back from the world outside its scratch
+/// database.
+#[derive(Debug, Clone)]
+pub struct Sandboxed {
+    /// The webhooks `notify` nodes would have sent.
+    pub webhooks: HeldWebhooks,
+    /// Where the files nodes write go instead of their configured place.
+    pub output_dir: PathBuf,
+}
+
+/// A webhook a sandboxed run did not send.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HeldWebhook {
+    /// The `notify` node.
+    pub node_id: String,
+    /// Where it would have gone, with no secret: `$VAR` for a URL from the
+    /// environment, the flow file's URL without its query otherwise.
+    pub url: String,
+    /// The record's delivery key.
+    pub delivery_key: String,
+    /// The body: the JSON object, or the text as a JSON string.
+    pub body: Json,
+}
+
+/// The webhooks held back during a sandboxed run, shared by its nodes.
+#[derive(Debug, Clone, Default)]
+pub struct HeldWebhooks(Arc<std::sync::Mutex<Vec<HeldWebhook>>>);
+
+impl HeldWebhooks {
+    /// Records one webhook not sent.
+    pub fn hold(&self, webhook: HeldWebhook) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(webhook);
+    }
+
+    /// Everything held so far, in order.
+    pub fn all(&self) -> Vec<HeldWebhook> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 impl BuildContext {
@@ -211,6 +256,7 @@ impl BuildContext {
             shop: None,
             clock: Clock::system(),
             activity: Reporter::default(),
+            sandboxed: None,
         }
     }
 
@@ -233,6 +279,16 @@ impl BuildContext {
     /// A path from a setting, resolved against the flow file's folder.
     pub fn resolve(&self, path: &Path) -> PathBuf {
         if path.is_absolute() { path.to_path_buf() } else { self.flow_dir.join(path) }
+    }
+
+    /// A path from a setting naming a file the node writes: resolved as
+    /// [`Self::resolve`] does, except in a sandboxed run, where it is the
+    /// file's name in the run's scratch folder.
+    pub fn resolve_output(&self, path: &Path) -> PathBuf {
+        match &self.sandboxed {
+            Some(sandboxed) => sandboxed.output_dir.join(path.file_name().unwrap_or(path.as_os_str())),
+            None => self.resolve(path),
+        }
     }
 }
 

@@ -29,6 +29,7 @@ pub(super) async fn run_source(
         let mut emitter = Emitter::new(ctx, output);
         match guarded(spec, ctx, node.run(&mut emitter)).await {
             Ok(()) => return Ok(()),
+            Err(_) if ctx.stats.bounded.load(Ordering::Relaxed) => return Ok(()),
             Err(error) => retrier.wait_or_fail(error).await?,
         }
     }
@@ -105,6 +106,7 @@ async fn forward(ctx: &NodeContext, output: &Output, packet: Packet) -> Result<(
         return Ok(());
     }
     ctx.stats.records_out.fetch_add(packet.records.len() as u64, Ordering::Relaxed);
+    ctx.watch.sent(&ctx.node_id, &packet.records);
     output.send(packet, &ctx.cancel).await
 }
 

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use super::{
     BuildContext, BuildError, Built, NodeContext, NodeError, NodeKind, Output, Role, Transform, Typing, list_entries,
 };
+use crate::engine::node::{HeldWebhook, HeldWebhooks};
 use crate::record::{Batch, Record};
 use crate::script::{Sandbox, Script};
 use crate::store::DELIVERY_KEY_LEN;
@@ -42,6 +43,10 @@ pub const DELIVERY_KEY_HEADER: &str = "X-Orderflow-Delivery-Key";
 /// 429 answers are retried with exponential backoff and jitter; any other
 /// answer fails the record at once (the receiver refuses it). Passes every
 /// record on, delivered or skipped.
+///
+/// In `orderflow test` and `orderflow run --dry-run` nothing is posted and
+/// no secret is read: the node records the URL (`$VAR` for `url_env`), the
+/// delivery key and the body it would have sent.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotifySettings {
@@ -165,6 +170,7 @@ impl NodeKind for Notify {
             .build()
             .map_err(|e| BuildError::setting("timeout", format!("cannot make an HTTP client: {e}")))?;
         Ok(Built::Transform(Box::new(NotifyNode {
+            held: ctx.sandboxed.as_ref().map(|sandboxed| sandboxed.webhooks.clone()),
             url,
             secret_env,
             target: settings.target,
@@ -213,6 +219,8 @@ struct Ready {
 }
 
 struct NotifyNode {
+    /// Set in a sandboxed run: hold every webhook here instead of posting.
+    held: Option<HeldWebhooks>,
     url: UrlFrom,
     secret_env: String,
     target: Option<String>,
@@ -254,6 +262,32 @@ impl NotifyNode {
             self.ready = Some(Ready { url, secret, target });
         }
         self.ready.as_ref().ok_or_else(|| NodeError::permanent("the webhook is not set up"))
+    }
+
+    /// Records what each record would send, posting nothing and reading no
+    /// secret (a sandboxed run).
+    async fn hold(&self, held: &HeldWebhooks, batch: &Batch, ctx: &NodeContext) -> Result<(), NodeError> {
+        let url = match &self.url {
+            UrlFrom::Env(name) => format!("${name}"),
+            UrlFrom::Literal(url) => reqwest::Url::parse(url)
+                .map(|mut url| {
+                    url.set_query(None);
+                    let _ = url.set_password(None);
+                    url.to_string()
+                })
+                .unwrap_or_else(|_| url.clone()),
+        };
+        for record in batch {
+            let delivery_key = self.key_of(record)?;
+            let (body, content_type) = self.body_of(record).await?;
+            let body = if content_type == JSON {
+                serde_json::from_slice(&body).map_err(|e| NodeError::permanent(e.to_string()))?
+            } else {
+                Json::String(String::from_utf8_lossy(&body).into_owned())
+            };
+            held.hold(HeldWebhook { node_id: ctx.node_id.clone(), url: url.clone(), delivery_key, body });
+        }
+        Ok(())
     }
 
     /// The record's delivery key.
@@ -378,6 +412,10 @@ impl Transform for NotifyNode {
         if batch.is_empty() {
             return Ok(batch);
         }
+        if let Some(held) = &self.held {
+            self.hold(held, &batch, ctx).await?;
+            return Ok(batch);
+        }
         let keys = batch.iter().map(|r| self.key_of(r)).collect::<Result<Vec<_>, _>>()?;
         let target = self.ready()?.target.clone();
         let mut done: HashSet<String> = ctx.store.delivered_keys(&target, &keys).await?;
@@ -457,6 +495,7 @@ mod tests {
 
     fn ready_node(url: reqwest::Url, attempts: usize) -> NotifyNode {
         NotifyNode {
+            held: None,
             url: UrlFrom::Literal(url.to_string()),
             secret_env: "UNUSED".into(),
             target: None,
@@ -513,6 +552,7 @@ mod tests {
             super::super::script::compile(&sandbox, settings.template.as_deref().unwrap(), None, "template").unwrap(),
         );
         let node = NotifyNode {
+            held: None,
             url: UrlFrom::Literal("http://127.0.0.1:1/".into()),
             secret_env: "S".into(),
             target: None,

@@ -57,7 +57,7 @@ pub struct RestockSuggestSettings {
     pub timezone: String,
     /// A CSV file to write the suggestions to as well (header, one row per
     /// SKU), relative to the flow file. Replaced whole: a failed run leaves
-    /// the previous file.
+    /// the previous file. A test or dry run writes it to a scratch folder.
     #[serde(default)]
     pub csv: Option<PathBuf>,
     /// A SKU whose first sale in the window is fewer days ago than this is
@@ -134,7 +134,7 @@ impl NodeKind for RestockSuggest {
         }
         Ok(Built::Source(Box::new(RestockSource {
             z: forecast::inverse_normal_cdf(settings.service_level),
-            csv: settings.csv.as_deref().map(|path| ctx.resolve(path)),
+            csv: settings.csv.as_deref().map(|path| ctx.resolve_output(path)),
             platform: platform.name().to_owned(),
             shop: platform.shop().to_owned(),
             clock: ctx.clock.clone(),

@@ -40,6 +40,7 @@ pub(crate) fn node_ctx(store: &Store, on_error: OnError) -> NodeContext {
         activity: crate::activity::Reporter::default(),
         on_error,
         stats: Arc::new(NodeStats::default()),
+        watch: Default::default(),
     }
 }
 

@@ -38,7 +38,8 @@ use crate::sync::{self, Span, order_record};
 /// one second would wait for the next run). After each consume the node
 /// waits up to `store_wait` for the database to hold them; what is not
 /// stored by then stays unconfirmed and the run ends. A run also ends when a
-/// consume comes back empty or after `max_messages`.
+/// consume comes back empty or after `max_messages`. A dry run confirms
+/// nothing: the messages it read come back to the real runs.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TmcMessagesSettings {
@@ -115,7 +116,9 @@ impl NodeKind for TmcMessages {
         }
         let platform = ctx.platform(settings.shop.as_deref())?;
         let cache = ctx.platforms.detail_cache();
-        Ok(Built::Source(Box::new(TmcSource { settings, platform, cache })))
+        // A dry run reads the messages but must leave them to the real runs.
+        let confirms = ctx.sandboxed.is_none();
+        Ok(Built::Source(Box::new(TmcSource { settings, platform, cache, confirms })))
     }
 }
 
@@ -123,6 +126,9 @@ struct TmcSource {
     settings: TmcMessagesSettings,
     platform: Arc<dyn Platform>,
     cache: Arc<DetailCache>,
+    /// False in a sandboxed run: nothing is confirmed, so every message
+    /// comes back to the real runs.
+    confirms: bool,
 }
 
 /// An order emitted for messages that wait for it to be stored.
@@ -167,7 +173,7 @@ fn sort(messages: &[PlatformMessage]) -> Sorted {
 
 impl TmcSource {
     async fn confirm(&self, ctx: &NodeContext, ids: &[i64]) -> Result<(), NodeError> {
-        if ids.is_empty() {
+        if ids.is_empty() || !self.confirms {
             return Ok(());
         }
         let platform = &self.platform;
@@ -369,6 +375,23 @@ mod tests {
         drop(output);
         let tids = sink.await.unwrap();
         result.map(|()| tids)
+    }
+
+    #[tokio::test]
+    async fn a_sandboxed_run_confirms_no_message() {
+        let t1 = at("2026-11-20T08:00:00Z");
+        let shop = FakeShop::new([(1, t1)], None);
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        queue(&shop, [message(10, "taobao_trade_TradeChanged", 1, "2026-11-20T08:00:00Z")]);
+        let settings: TmcMessagesSettings = serde_json::from_value(json!({"shop": "s", "max_messages": 1})).unwrap();
+        let mut ctx = shop.context();
+        ctx.sandboxed =
+            Some(crate::engine::node::Sandboxed { webhooks: Default::default(), output_dir: std::env::temp_dir() });
+        let Ok(Built::Source(node)) = TmcMessages::build(settings, &ctx) else { panic!("a source") };
+        let emitted = run_with_sink(node, &store, true).await.unwrap();
+        assert_eq!(emitted, vec![1], "read and sent on as in a real run");
+        assert!(shop.confirmed.lock().unwrap().is_empty(), "{:?}", shop.confirmed.lock().unwrap());
+        assert_eq!(shop.messages.lock().unwrap().len(), 1, "the message waits for the real run");
     }
 
     #[tokio::test]

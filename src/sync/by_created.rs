@@ -114,6 +114,7 @@ impl CreatedReader<'_> {
     /// the total can the connector tell them apart.
     async fn page(&self, ctx: &NodeContext, window: TimeWindow, page_no: u32) -> Result<Page<Order>, NodeError> {
         let request = |with_total| PageRequest { page_no, page_size: self.page_size, with_total };
+        ctx.page_read();
         let page = self.call(ctx, window, request(false)).await?;
         if !page.items.is_empty() {
             return Ok(page);

@@ -78,6 +78,7 @@ impl Progress {
         window: TimeWindow,
         items: &[T],
     ) -> Result<(), NodeError> {
+        ctx.page_read();
         let print = fingerprint(items);
         let last = self.last_page.replace((window, print.clone()));
         match last {
