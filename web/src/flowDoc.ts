@@ -317,7 +317,7 @@ function renameKey(map: YAMLMap, from: string, to: string): void {
 export function connect(doc: Document, from: string, to: string): void {
   const { body } = requireNode(doc, to);
   requireNode(doc, from);
-  const input = body.get('input', true);
+  const input: unknown = body.get('input', true);
   if (input === undefined || (isScalar(input) && (input.value == null || input.value === ''))) {
     body.set('input', doc.createNode(from));
   } else if (isScalar(input)) {
@@ -403,8 +403,16 @@ export function setCommon(doc: Document, id: string, previous: Record<string, un
   for (const key of COMMON_KEYS) applyValue(doc, [section, id, key], previous[key], next[key]);
 }
 
-/** Sets a top-level key of the flow (`flow`, `description`, `shop`, `trigger`). */
-export function setFlowField(doc: Document, key: string, previous: unknown, next: unknown): void {
+/**
+ * Sets a top-level key of the flow (`flow`, `description`, `shop`, `trigger`). A text field being retyped
+ * keeps its key as `""` (so it keeps its place in the file) when `keepEmpty`; otherwise emptying removes it.
+ */
+export function setFlowField(doc: Document, key: string, previous: unknown, next: unknown, keepEmpty = false): void {
+  const current = doc.get(key, true);
+  if (next === '' && keepEmpty && isScalar(current)) {
+    current.value = '';
+    return;
+  }
   applyValue(doc, [key], previous, next);
 }
 
