@@ -16,7 +16,7 @@ import * as flow from './flowDoc';
 import { I18nContext, loadLang, makeI18n, rememberLang, type Lang } from './i18n';
 import type { Point } from './layout';
 import { placeProblems, type PlacedProblem } from './problems';
-import type { Catalog, Draft, FlowSummary, NodeType, Problem, Template } from './types';
+import type { Catalog, Draft, FlowSummary, JsonSchema, NodeType, Problem, Template } from './types';
 
 const YamlEditor = lazy(() => import('./components/YamlEditor'));
 
@@ -64,14 +64,14 @@ export default function App() {
     document.title = `orderflow · ${t.title}`;
   }, [lang, t.title]);
 
-  const fail = useCallback(
-    (error: unknown) => {
-      const message = error instanceof Error ? error.message : String(error);
-      const refused = error instanceof ApiError && (error.status === 401 || error.status === 403);
-      setStatus({ kind: 'error', text: refused ? `${message} — ${t.needsToken}` : message });
-    },
-    [t.needsToken],
-  );
+  // Stable across language switches: effects that depend on it (loading the flow) must not run again.
+  const messages = useRef(t);
+  messages.current = t;
+  const fail = useCallback((error: unknown) => {
+    const message = error instanceof Error ? error.message : String(error);
+    const refused = error instanceof ApiError && (error.status === 401 || error.status === 403);
+    setStatus({ kind: 'error', text: refused ? `${message} — ${messages.current.needsToken}` : message });
+  }, []);
 
   const refreshFlows = useCallback(() => api.flows().then(setFlows, fail), [fail]);
 
@@ -256,10 +256,9 @@ export default function App() {
             </span>
           )}
           <label className="user" title={t.yourName}>
-            👤
+            {t.savedBy}
             <input
               value={user}
-              aria-label={t.yourName}
               onChange={(e) => {
                 setUser(e.target.value);
                 setEditorName(e.target.value);
@@ -304,7 +303,7 @@ export default function App() {
                   <button onClick={() => setText(open.draft!.yaml)}>{t.openDraft}</button>
                 </div>
               )}
-              <ReactFlowProvider>
+              <ReactFlowProvider key={open.name}>
                 <Canvas
                   nodes={model.nodes}
                   roles={roles}
@@ -332,6 +331,7 @@ export default function App() {
               model={model}
               selected={selectedNode}
               types={types}
+              sharedDefs={(catalog?.flow_schema.$defs as JsonSchema | undefined) ?? {}}
               shops={catalog?.shops ?? []}
               problems={placed}
               onSettings={(previous, next) => selected && edit((d) => flow.setSettings(d, selected, previous, next))}

@@ -57,4 +57,30 @@ describe('catalog', () => {
     expect(schema.$schema).toBeUndefined();
     expect(yamlOnly).toEqual(['breaker']);
   });
+
+  it('inlines shared definitions and optional values so their fields show in the form', () => {
+    const defs = {
+      Duration: { type: 'string', pattern: '^[0-9]+[a-z]+$' },
+      Breaker: { type: 'object', properties: { window: { $ref: '#/$defs/Duration' } } },
+      LogLevel: { oneOf: [{ const: 'info' }, { const: 'error' }] },
+    };
+    const { schema, yamlOnly } = formSchema(
+      nodeType('fetch_increment', 'sources', {
+        schema: {
+          type: 'object',
+          properties: {
+            lookback: { description: 'How far back.', $ref: '#/$defs/Duration' },
+            breaker: { anyOf: [{ $ref: '#/$defs/Breaker' }, { type: 'null' }] },
+            level: { $ref: '#/$defs/LogLevel' },
+          },
+        },
+      }),
+      defs,
+    );
+    const properties = schema.properties as Record<string, Record<string, unknown>>;
+    expect(properties.lookback).toEqual({ type: 'string', pattern: '^[0-9]+[a-z]+$', description: 'How far back.' });
+    expect(properties.breaker).toMatchObject({ type: 'object', properties: { window: { type: 'string' } } });
+    expect(properties.level.oneOf).toHaveLength(2);
+    expect(yamlOnly).toEqual([]);
+  });
 });

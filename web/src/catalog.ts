@@ -29,8 +29,12 @@ export function filterTypes(types: NodeType[], query: string, localSummary: (t: 
  * The schema the settings form renders: secret fields are taken out (a secret never reaches the page, it
  * comes from the environment), and so are fields without a type a form can edit (they stay editable in YAML).
  */
-export function formSchema(type: NodeType): { schema: JsonSchema; yamlOnly: string[] } {
-  const properties = { ...((type.schema.properties as Record<string, JsonSchema> | undefined) ?? {}) };
+export function formSchema(type: NodeType, sharedDefs: JsonSchema = {}): { schema: JsonSchema; yamlOnly: string[] } {
+  const defs = { ...sharedDefs, ...((type.schema.$defs as JsonSchema | undefined) ?? {}) };
+  const properties: Record<string, JsonSchema> = {};
+  for (const [key, property] of Object.entries((type.schema.properties as Record<string, JsonSchema> | undefined) ?? {})) {
+    properties[key] = resolve(property, defs, 0);
+  }
   const yamlOnly: string[] = [];
   for (const [key, property] of Object.entries(properties)) {
     if (type.secret_fields.includes(key)) delete properties[key];
@@ -40,9 +44,41 @@ export function formSchema(type: NodeType): { schema: JsonSchema; yamlOnly: stri
     }
   }
   const required = ((type.schema.required as string[] | undefined) ?? []).filter((key) => key in properties);
-  const { $schema: _ignored, ...rest } = type.schema;
-  void _ignored;
+  // The node's description is in the palette and the panel already; the form shows only the fields.
+  const { $schema: _schema, $defs: _defs, description: _description, title: _title, ...rest } = type.schema;
+  void _schema, void _defs, void _description, void _title;
   return { schema: { ...rest, type: 'object', properties, required }, yamlOnly };
+}
+
+const MAX_REF_DEPTH = 8;
+
+/**
+ * Inlines `$ref: "#/$defs/X"` (the node schemas share definitions such as `Duration` with the flow schema)
+ * and turns an optional value's `anyOf: [T, null]` into `T`, so the form shows T's own field.
+ */
+function resolve(schema: JsonSchema, defs: JsonSchema, depth: number): JsonSchema {
+  if (depth > MAX_REF_DEPTH) return schema;
+  const { $ref, ...rest } = schema;
+  if (typeof $ref === 'string' && $ref.startsWith('#/$defs/')) {
+    const target = defs[$ref.slice('#/$defs/'.length)] as JsonSchema | undefined;
+    if (target) return resolve({ ...target, ...rest }, defs, depth + 1);
+  }
+  const anyOf = schema.anyOf as JsonSchema[] | undefined;
+  if (Array.isArray(anyOf)) {
+    const notNull = anyOf.filter((branch) => branch.type !== 'null');
+    if (notNull.length === 1) {
+      const { anyOf: _anyOf, ...own } = schema;
+      void _anyOf;
+      return resolve({ ...notNull[0], ...own }, defs, depth + 1);
+    }
+  }
+  if (schema.type === 'object' && schema.properties) {
+    const properties = Object.fromEntries(
+      Object.entries(schema.properties as Record<string, JsonSchema>).map(([k, v]) => [k, resolve(v, defs, depth + 1)]),
+    );
+    return { ...schema, properties };
+  }
+  return schema;
 }
 
 function isFormEditable(property: JsonSchema): boolean {

@@ -79,6 +79,14 @@ describe('flow file round trip', () => {
     );
   });
 
+  it('puts a new flow key before the graph, and keeps a text field being retyped in its place', () => {
+    let src = flow.editFlow(flow.blankFlow('x'), (doc) => flow.setFlowField(doc, 'trigger', undefined, { every: '5m' }));
+    src = flow.editFlow(src, (doc) => flow.setFlowField(doc, 'description', '', '', true));
+    expect(src).toBe('flow: x\ndescription: ""\ntrigger:\n  every: 5m\nnodes: {}\n');
+    src = flow.editFlow(src, (doc) => flow.setFlowField(doc, 'trigger', { every: '5m' }, { every: '10m' }));
+    expect(src).toContain('trigger:\n  every: 10m\nnodes:');
+  });
+
   it('refuses to rename onto an existing id and finds a fresh id per type', () => {
     const doc = flow.parseFlowDoc(taobao);
     expect(() => flow.renameNode(doc, 'fresh', 'save')).toThrow(/already/);

@@ -413,6 +413,13 @@ export function setFlowField(doc: Document, key: string, previous: unknown, next
     current.value = '';
     return;
   }
+  if (current === undefined && next !== undefined && next !== '' && isMap(doc.contents)) {
+    // A new key goes before the graph, where the shipped flows keep it, not after `nodes:`.
+    const items = doc.contents.items;
+    const graph = items.findIndex((pair) => isScalar(pair.key) && ['nodes', 'errors', LAYOUT_KEY].includes(String(pair.key.value)));
+    items.splice(graph < 0 ? items.length : graph, 0, doc.createPair(key, next));
+    return;
+  }
   applyValue(doc, [key], previous, next);
 }
 

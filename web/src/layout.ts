@@ -2,8 +2,8 @@
 // `errors:` handlers get their own lane below the main graph.
 import type { FlowNode } from './flowDoc';
 
-export const NODE_WIDTH = 180;
-export const NODE_HEIGHT = 64;
+export const NODE_WIDTH = 160;
+export const NODE_HEIGHT = 56;
 /** The gap between the main graph and the errors lane. */
 export const LANE_GAP = 80;
 
@@ -38,8 +38,8 @@ async function layered(nodes: FlowNode[]): Promise<Map<string, Point>> {
     layoutOptions: {
       'elk.algorithm': 'layered',
       'elk.direction': 'RIGHT',
-      'elk.spacing.nodeNode': '40',
-      'elk.layered.spacing.nodeNodeBetweenLayers': '70',
+      'elk.spacing.nodeNode': '30',
+      'elk.layered.spacing.nodeNodeBetweenLayers': '50',
     },
     children: nodes.map((n) => ({ id: n.id, width: NODE_WIDTH, height: NODE_HEIGHT })),
     edges: nodes.flatMap((n) =>

@@ -88,7 +88,8 @@ export default function Canvas(props: Props) {
 
   const nodeCount = nodes.length;
   useEffect(() => {
-    if (layout) window.requestAnimationFrame(() => fitView({ padding: 0.2, maxZoom: 1 }));
+    // After React Flow has measured the nodes it was just given.
+    if (layout) window.setTimeout(() => fitView({ padding: 0.15, maxZoom: 1 }), 50);
   }, [layout !== null, nodeCount === 0, fitView]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const byNode = useMemo(() => problemsByNode(problems), [problems]);

@@ -12,9 +12,11 @@ interface Props {
   fieldErrors: Record<string, string[]>;
   uiSchema?: UiSchema;
   testId: string;
+  /** Prefixes the form's element ids (`<idPrefix>_<field>`): two forms share the panel. */
+  idPrefix: string;
 }
 
-export default function SchemaForm({ schema, data, onChange, fieldErrors, uiSchema, testId }: Props) {
+export default function SchemaForm({ schema, data, onChange, fieldErrors, uiSchema, testId, idPrefix }: Props) {
   const extraErrors = Object.fromEntries(
     Object.entries(fieldErrors).map(([field, messages]) => [field, { __errors: messages }]),
   ) as ErrorSchema;
@@ -24,6 +26,7 @@ export default function SchemaForm({ schema, data, onChange, fieldErrors, uiSche
         schema={schema as RJSFSchema}
         uiSchema={{ 'ui:submitButtonOptions': { norender: true }, ...uiSchema }}
         formData={data}
+        idPrefix={idPrefix}
         validator={validator}
         extraErrors={extraErrors}
         showErrorList={false}

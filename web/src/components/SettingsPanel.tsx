@@ -5,7 +5,7 @@ import { COMMON_SCHEMA, formSchema } from '../catalog';
 import type { FlowModel, FlowNode } from '../flowDoc';
 import { useI18n } from '../i18n';
 import type { PlacedProblem } from '../problems';
-import type { NodeType } from '../types';
+import type { JsonSchema, NodeType } from '../types';
 
 const SchemaForm = lazy(() => import('./SchemaForm'));
 
@@ -14,6 +14,8 @@ const ID_PATTERN = /^[a-z0-9_]+$/;
 interface NodeProps {
   node: FlowNode;
   type: NodeType | undefined;
+  /** The flow schema's `$defs`, which node schemas may refer to. */
+  sharedDefs: JsonSchema;
   problems: PlacedProblem[];
   onSettings: (previous: Record<string, unknown>, next: Record<string, unknown>) => void;
   onCommon: (previous: Record<string, unknown>, next: Record<string, unknown>) => void;
@@ -27,11 +29,11 @@ function fieldErrors(problems: PlacedProblem[]): Record<string, string[]> {
   return byField;
 }
 
-function NodeSettings({ node, type, problems, onSettings, onCommon, onRename, onDelete }: NodeProps) {
+function NodeSettings({ node, type, sharedDefs, problems, onSettings, onCommon, onRename, onDelete }: NodeProps) {
   const i18n = useI18n();
   const [newId, setNewId] = useState(node.id);
   useEffect(() => setNewId(node.id), [node.id]);
-  const form = type ? formSchema(type) : null;
+  const form = type ? formSchema(type, sharedDefs) : null;
   const errors = fieldErrors(problems);
   const commonTitles = {
     when: { 'ui:title': 'when', 'ui:placeholder': 'record.status == "WAIT_SELLER_SEND_GOODS"' },
@@ -73,6 +75,7 @@ function NodeSettings({ node, type, problems, onSettings, onCommon, onRename, on
             {type!.secret_fields.length > 0 && <p className="hint">{i18n.t.secretsHidden}</p>}
             <SchemaForm
               testId="with-form"
+              idPrefix="with"
               schema={form.schema}
               data={node.settings}
               fieldErrors={errors}
@@ -89,6 +92,7 @@ function NodeSettings({ node, type, problems, onSettings, onCommon, onRename, on
           <summary>{i18n.t.commonSettings}</summary>
           <SchemaForm
             testId="common-form"
+            idPrefix="common"
             schema={COMMON_SCHEMA}
             uiSchema={commonTitles}
             data={node.common}
@@ -171,6 +175,7 @@ interface Props {
   model: FlowModel;
   selected: FlowNode | null;
   types: Map<string, NodeType>;
+  sharedDefs: JsonSchema;
   shops: string[];
   problems: PlacedProblem[];
   onSettings: NodeProps['onSettings'];
@@ -189,6 +194,7 @@ export default function SettingsPanel(props: Props) {
           key={selected.id}
           node={selected}
           type={props.types.get(selected.use)}
+          sharedDefs={props.sharedDefs}
           problems={props.problems.filter((p) => p.nodes.includes(selected.id))}
           onSettings={props.onSettings}
           onCommon={props.onCommon}

@@ -1,0 +1,52 @@
+import { expect, test } from '@playwright/test';
+import { parse } from 'yaml';
+import { connect, dropNode, flowFile, openEditor, save, selectNode, settled } from './helpers';
+
+test('builds fetch_increment → dedupe → store_orders by drag and drop on a blank canvas and saves it', async ({ page }) => {
+  const name = `blank-${Date.now().toString(36)}`;
+  await openEditor(page);
+  await page.getByTestId('new-flow-button').click();
+  await page.getByTestId('flow-name-input').fill(name);
+  await page.getByTestId('blank-flow-button').click();
+
+  await page.getByTestId('flow-description').fill('Built on the canvas.');
+  await page.getByTestId('flow-shop').selectOption({ index: 1 });
+  await page.getByTestId('trigger-every').fill('5m');
+
+  const canvas = (await page.getByTestId('canvas').boundingBox())!;
+  const row = canvas.height / 3;
+  await dropNode(page, 'fetch_increment', canvas.width * 0.15, row);
+  await expect(page.getByTestId('node-fetch_increment')).toBeVisible();
+  await dropNode(page, 'dedupe', canvas.width * 0.5, row);
+  await expect(page.getByTestId('node-dedupe')).toBeVisible();
+  await dropNode(page, 'store_orders', canvas.width * 0.85, row);
+  await expect(page.getByTestId('node-store_orders')).toBeVisible();
+
+  await connect(page, 'fetch_increment', 'dedupe');
+  await connect(page, 'dedupe', 'store_orders');
+
+  await selectNode(page, 'fetch_increment');
+  await page.locator('#with_lookback').fill('5m');
+  await page.locator('#with_window').fill('30m');
+  await page.locator('#with_page_size').fill('100');
+  await selectNode(page, 'store_orders');
+  await page.getByText('When, retry, timeout, on error').click();
+  await page.locator('#common_retry_attempts').fill('3');
+
+  await settled(page);
+  await expect(page.getByTestId('problem-item')).toHaveCount(0);
+  await save(page);
+  await expect(page.getByTestId('status')).toHaveText('Saved.');
+
+  const saved = parse(flowFile(name));
+  expect(saved.flow).toBe(name);
+  expect(saved.trigger).toEqual({ every: '5m' });
+  expect(Object.keys(saved.nodes)).toEqual(['fetch_increment', 'dedupe', 'store_orders']);
+  expect(saved.nodes.fetch_increment).toMatchObject({
+    use: 'fetch_increment',
+    with: { lookback: '5m', window: '30m', page_size: 100 },
+  });
+  expect(saved.nodes.dedupe).toMatchObject({ use: 'dedupe', input: 'fetch_increment' });
+  expect(saved.nodes.store_orders).toMatchObject({ use: 'store_orders', input: 'dedupe', retry: { attempts: 3 } });
+  expect(Object.keys(saved['x-layout'])).toEqual(['fetch_increment', 'dedupe', 'store_orders']);
+});

@@ -1,0 +1,35 @@
+import { expect, test } from '@playwright/test';
+import { flowFile, openEditor, openFlow, save, settled } from './helpers';
+
+test('two editors save the same flow: the second is refused and shown the diff', async ({ browser }) => {
+  const name = `conflict-${Date.now().toString(36)}`;
+  const first = await (await browser.newContext()).newPage();
+  await openEditor(first);
+  await first.getByTestId('new-flow-button').click();
+  await first.getByTestId('flow-name-input').fill(name);
+  await first.getByTestId('template-example-orders').click();
+  await settled(first);
+  await save(first);
+  await expect(first.getByTestId('status')).toHaveText('Saved.');
+
+  const second = await (await browser.newContext()).newPage();
+  await openFlow(second, name);
+
+  await first.getByTestId('flow-description').fill('First editor was here.');
+  await settled(first);
+  await save(first);
+  await expect(first.getByTestId('status')).toHaveText('Saved.');
+
+  await second.getByTestId('flow-description').fill('Second editor was here.');
+  await settled(second);
+  await save(second);
+  const diff = second.getByTestId('conflict-diff');
+  await expect(diff).toBeVisible();
+  await expect(diff.locator('.diff-removed')).toContainText('First editor was here.');
+  await expect(diff.locator('.diff-added')).toContainText('Second editor was here.');
+  expect(flowFile(name)).toContain('First editor was here.');
+
+  // Taking theirs puts the saved text in the editor; a save then goes through on top of it.
+  await second.getByTestId('take-theirs-button').click();
+  await expect(second.getByTestId('flow-description')).toHaveValue('First editor was here.');
+});
