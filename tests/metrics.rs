@@ -203,8 +203,13 @@ async fn a_scrape_after_a_sync_counts_what_the_simulator_answered() {
         store.raise_alert(&alert, now).await.unwrap();
     }
 
-    let state =
-        WebState { store: store.clone(), catalog: Arc::new(Catalog::default()), metrics: Some(handle), token: None };
+    let state = WebState {
+        store: store.clone(),
+        catalog: Arc::new(Catalog::default()),
+        metrics: Some(handle),
+        token: None,
+        editor: None,
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();

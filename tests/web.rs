@@ -193,7 +193,8 @@ async fn chromium_draws_the_graph_and_lists_the_finished_run_and_no_page_shows_a
         entry.errors = vec!["flows/broken.yaml:4:10: unknown node type \"fetch_everything\"".to_owned()];
     });
     let shutdown = CancellationToken::new();
-    let addr = start(WebState { store: store.clone(), catalog, metrics: None, token: None }, &shutdown).await;
+    let addr =
+        start(WebState { store: store.clone(), catalog, metrics: None, token: None, editor: None }, &shutdown).await;
     let base = format!("http://{addr}");
 
     // Every page, as served: no secret of the shop's config on any of them.
@@ -293,7 +294,13 @@ async fn chromium_draws_the_graph_and_lists_the_finished_run_and_no_page_shows_a
 async fn beyond_loopback_a_token_is_required_and_checked() {
     let test = support::sqlite().await;
     let store = test.store.clone();
-    let open = WebState { store: store.clone(), catalog: Arc::new(Catalog::default()), metrics: None, token: None };
+    let open = WebState {
+        store: store.clone(),
+        catalog: Arc::new(Catalog::default()),
+        metrics: None,
+        token: None,
+        editor: None,
+    };
 
     // No token: every address but loopback is refused, before binding.
     let refused = web::serve_on("0.0.0.0:0".parse().unwrap(), open.clone(), CancellationToken::new()).await;

@@ -9,6 +9,7 @@ mod stock;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -21,6 +22,7 @@ use crate::flow::{self, CompileEnv, ConfigError, Flow};
 use crate::nodes::{self, BuildContext, Registry};
 use crate::platforms::Platforms;
 use crate::script::{Limits, Sandbox};
+use crate::server::editor::{self, Editor};
 use crate::server::serve::{FlowEnv, ServeOptions, Server};
 use crate::server::web::{self, WebState};
 use crate::sim::{FaultKind, SimConfig, Simulator};
@@ -313,12 +315,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_runs,
             };
             let env = FlowEnv { registry, build, shops: config.shop_names() };
+            let flows_dir = options.flows_dir.clone();
             let server = Server::new(options, env, engine, leases)?;
+            let editor_token = std::env::var(editor::EDITOR_TOKEN_VAR).ok().map(Secret::new);
+            let editor = Editor::new(&flows_dir, server.flow_env(), server.store().clone(), editor_token)
+                .context("reading the flows folder for the editor")?;
             let page = WebState {
                 store: server.store().clone(),
                 catalog: server.catalog(),
                 metrics: Some(crate::telemetry::install().context("installing the metrics recorder")?),
                 token: std::env::var(web::TOKEN_VAR).ok().map(Secret::new),
+                editor: Some(Arc::new(editor)),
             };
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));

@@ -28,6 +28,10 @@ const FLOW_KEYS: [&str; 7] = ["flow", "description", "trigger", "shop", "shops",
 const NODE_KEYS: [&str; 7] = ["use", "with", "input", "when", "retry", "timeout", "on_error"];
 const TRIGGER_KEYS: [&str; 5] = ["every", "cron", "timezone", "overlap", "catch_up"];
 const RETRY_KEYS: [&str; 3] = ["attempts", "backoff", "max_backoff"];
+/// The top-level key where the visual editor keeps the positions the user gave
+/// nodes on its canvas (`node_id: [x, y]`). It does not change what the flow
+/// does; ids it names that are not nodes are ignored.
+pub const LAYOUT_KEY: &str = "x-layout";
 
 /// What a flow is checked against.
 pub struct CompileEnv<'a> {
@@ -86,7 +90,11 @@ impl Compiler<'_> {
 
     /// Reports keys of `map` not in `known`, each with the nearest known one.
     fn unknown_keys(&mut self, what: &str, entries: &[(Key, Node)], known: &[&str]) {
-        for (key, _) in entries {
+        self.unknown_keys_of(what, entries.iter().map(|(key, _)| key), known);
+    }
+
+    fn unknown_keys_of<'k>(&mut self, what: &str, keys: impl IntoIterator<Item = &'k Key>, known: &[&str]) {
+        for key in keys {
             if !known.contains(&key.name.as_str()) {
                 let error = self.error(key.pos, format!("unknown key \"{}\" in {what}", key.name));
                 *error =
@@ -143,7 +151,12 @@ impl Compiler<'_> {
                 Some("keys flow, trigger, nodes, …".into());
             return None;
         };
-        self.unknown_keys("the flow", entries, &FLOW_KEYS);
+        // `x-layout` is the editor's, not the ops staff's: accepted, never suggested.
+        let own_keys = entries.iter().map(|(key, _)| key).filter(|key| key.name != LAYOUT_KEY);
+        self.unknown_keys_of("the flow", own_keys, &FLOW_KEYS);
+        if let Some(layout) = tree.get(LAYOUT_KEY) {
+            self.layout(layout);
+        }
 
         let name = match tree.get("flow") {
             Some(node) => self.string(node, "\"flow\"").map(str::to_owned),
@@ -203,6 +216,25 @@ impl Compiler<'_> {
             nodes: nodes?,
             error_nodes: error_nodes?,
         })
+    }
+
+    /// `x-layout`: a mapping of node id to `[x, y]`, two numbers.
+    fn layout(&mut self, node: &Node) {
+        const EXPECTED: &str = "a mapping of node id to a position `[x, y]`, such as `{fetch: [120, 40]}`";
+        let Some(entries) = node.as_map() else {
+            let kind = node.value.kind();
+            self.error(node.pos, format!("\"{LAYOUT_KEY}\" is {kind}")).expected = Some(EXPECTED.into());
+            return;
+        };
+        for (key, position) in entries {
+            let is_number = |item: &Node| matches!(item.value, Value::Int(_) | Value::UInt(_) | Value::Float(_));
+            let valid = matches!(&position.value, Value::Seq(items) if items.len() == 2 && items.iter().all(is_number));
+            if !valid {
+                let kind = position.value.kind();
+                self.error(position.pos, format!("the position of \"{}\" in \"{LAYOUT_KEY}\" is {kind}", key.name))
+                    .expected = Some("two numbers `[x, y]`".into());
+            }
+        }
     }
 
     /// Reports `name` unless the config declares it.
@@ -747,6 +779,23 @@ mod tests {
                 "f.yaml:5:17: unknown key \"inptu\" in node \"b\" (did you mean \"input\"?); expected one of \"use\", \"with\", \"input\", \"when\", \"retry\", \"timeout\" or \"on_error\"",
             ]
         );
+    }
+
+    #[test]
+    fn the_editor_layout_is_accepted_and_its_shape_checked() {
+        let layout = "x-layout: {a: [120, 40.5], gone: [0, 0]}\n";
+        assert_eq!(errors(&format!("flow: f\n{layout}nodes:\n{SOURCE}")), Vec::<String>::new());
+        let found = errors(&format!("flow: f\nx-layout: {{a: [1], b: here}}\nnodes:\n{SOURCE}"));
+        assert_eq!(
+            found,
+            [
+                "f.yaml:2:15: the position of \"a\" in \"x-layout\" is a list; expected two numbers `[x, y]`",
+                "f.yaml:2:23: the position of \"b\" in \"x-layout\" is a string; expected two numbers `[x, y]`",
+            ]
+        );
+        let found = errors(&format!("flow: f\nx-layout: [1, 2]\nnodes:\n{SOURCE}"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("f.yaml:2:11: \"x-layout\" is a list; expected a mapping"), "{}", found[0]);
     }
 
     #[test]

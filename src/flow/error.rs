@@ -44,20 +44,29 @@ impl ConfigError {
     }
 }
 
+impl ConfigError {
+    /// What is wrong, with the suggestion and what was expected, without the
+    /// file and position (for places that show those apart, such as the
+    /// editor's problem list).
+    pub fn detail(&self) -> String {
+        let mut text = self.message.clone();
+        if let Some(suggestion) = &self.suggestion {
+            text.push_str(&format!(" (did you mean \"{suggestion}\"?)"));
+        }
+        if let Some(expected) = &self.expected {
+            text.push_str(&format!("; expected {expected}"));
+        }
+        text
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file.display())?;
         if let Some(pos) = self.pos {
             write!(f, ":{}:{}", pos.line, pos.col)?;
         }
-        write!(f, ": {}", self.message)?;
-        if let Some(suggestion) = &self.suggestion {
-            write!(f, " (did you mean \"{suggestion}\"?)")?;
-        }
-        if let Some(expected) = &self.expected {
-            write!(f, "; expected {expected}")?;
-        }
-        Ok(())
+        write!(f, ": {}", self.detail())
     }
 }
 

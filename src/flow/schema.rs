@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value as Json, json};
 
+use super::compile::LAYOUT_KEY;
 use super::model::{OnError, Overlap};
 use crate::nodes::Registry;
 
@@ -82,6 +83,11 @@ pub fn flow_schema(registry: &Registry) -> Json {
             },
             "nodes": nodes,
             "errors": nodes,
+            LAYOUT_KEY: {
+                "type": "object",
+                "description": "Where the visual editor draws each node: node id to [x, y]. Changes nothing the flow does.",
+                "additionalProperties": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+            },
         },
         "$defs": defs,
     })

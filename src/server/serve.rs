@@ -83,7 +83,8 @@ pub struct FlowEnv {
 /// A running `serve`: what the page and `/metrics` read while it runs.
 pub struct Server {
     options: ServeOptions,
-    env: FlowEnv,
+    /// Shared with the editor, which compiles flows the way `serve` loads them.
+    env: Arc<FlowEnv>,
     engine: Engine,
     /// Leases go through a pool of their own, so that renewals never wait
     /// behind busy runs for a connection (and lose the lease meanwhile).
@@ -155,7 +156,12 @@ impl Server {
         }
         let engine = engine.with_worker(options.worker_id.clone());
         let permits = Arc::new(Semaphore::new(options.max_runs.max(1)));
-        Ok(Self { options, env, engine, leases, permits, catalog: Arc::default() })
+        Ok(Self { options, env: Arc::new(env), engine, leases, permits, catalog: Arc::default() })
+    }
+
+    /// What flows are compiled against here (the editor validates with it).
+    pub fn flow_env(&self) -> Arc<FlowEnv> {
+        self.env.clone()
     }
 
     /// The loaded flows, as the page shows them.

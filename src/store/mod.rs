@@ -1,7 +1,8 @@
 //! The SQL store: run records, dead letters, orders with their items, refunds,
 //! sync cursors, the resilience records (bans, re-authorisations, breakers, alerts,
 //! anomalies, reconciliations), inventory, restock suggestions, parcel checks and
-//! notification deliveries, and the user tables flows write into.
+//! notification deliveries, the versions of flow files saved through the editor,
+//! and the user tables flows write into.
 //!
 //! One code path serves SQLite, PostgreSQL and MySQL/MariaDB through sqlx's `Any`
 //! driver. Queries are checked at run time, so building needs no database. Every
@@ -14,6 +15,7 @@
 mod dead_letters;
 mod dialect;
 mod error;
+mod flow_versions;
 mod health;
 mod leases;
 mod logistics;
@@ -36,6 +38,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Connection, Transaction};
 
 pub use dead_letters::{DeadLetter, DeadLetterState, StoredDeadLetter};
 pub use error::{StoreError, redact_url};
+pub use flow_versions::FlowVersion;
 pub use health::{Alert, Anomaly, AppBan, Booking, BreakerRow, NewAlert, NewAnomaly, Reauth, Reconciliation};
 pub use leases::{Lease, LeaseRecord};
 pub use logistics::{DELIVERY_KEY_LEN, OrderStatus, ParcelCheck};

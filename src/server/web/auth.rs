@@ -1,5 +1,8 @@
-//! The access token: `Authorization: Bearer <token>`, `?token=<token>` (which
+//! The access tokens: `Authorization: Bearer <token>`, `?token=<token>` (which
 //! then sets an HttpOnly cookie, so the page's links work) or that cookie.
+//! The viewer token (`ORDERFLOW_WEB_TOKEN`) reads; the editor token
+//! (`ORDERFLOW_EDITOR_TOKEN`) reads and, through the editor's API, saves
+//! flows ([`Access`]).
 //!
 //! Tokens are compared as SHA-256 digests in constant time, so neither the
 //! time a comparison takes nor its length gives the token away. The cookie
@@ -20,29 +23,68 @@ use super::Shared;
 /// The cookie a valid `?token=` sets.
 pub const COOKIE: &str = "orderflow_token";
 
-/// Lets a request through when no token is configured or it presents the
-/// token; answers 401 otherwise.
-pub(super) async fn require_token(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
-    let Some(token) = &shared.state.token else { return next.run(request).await };
-    let expected = digest(token.expose());
-    let headers = request.headers();
-    let by_header = bearer(headers).is_some_and(|presented| same(&digest(presented), &expected));
-    let by_cookie = cookie(headers).and_then(|value| hex::decode(value).ok()).is_some_and(|d| same(&d, &expected));
-    let by_query = Query::<HashMap<String, String>>::try_from_uri(request.uri())
-        .ok()
-        .and_then(|Query(query)| query.get("token").map(|presented| same(&digest(presented), &expected)))
-        .unwrap_or(false);
-    if !(by_header || by_cookie || by_query) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "401: this page needs the access token: send `Authorization: Bearer <token>` or open it once with ?token=<token>\n",
-        )
-            .into_response();
+/// What a request may do, found by [`require_token`] and kept in the
+/// request's extensions for the handlers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    /// Read pages and the editor's GET API: the viewer token, or anyone when
+    /// no viewer token is configured.
+    Viewer,
+    /// Also save flows: the editor token.
+    Editor,
+}
+
+impl Access {
+    /// `viewer` or `editor`, as flow versions record it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Viewer => "viewer",
+            Access::Editor => "editor",
+        }
     }
+}
+
+/// Lets a request through as a viewer when no viewer token is configured or
+/// it presents the viewer or the editor token (as an editor when that is the
+/// editor token); answers 401 otherwise.
+pub(super) async fn require_token(State(shared): State<Arc<Shared>>, mut request: Request, next: Next) -> Response {
+    let viewer = shared.state.token.as_ref().map(|token| digest(token.expose()));
+    let editor = shared.state.editor.as_ref().and_then(|editor| editor.token()).map(|token| digest(token.expose()));
+    let access_of = |presented: &[u8]| {
+        if editor.as_deref().is_some_and(|expected| same(presented, expected)) {
+            Some(Access::Editor)
+        } else if viewer.as_deref().is_some_and(|expected| same(presented, expected)) {
+            Some(Access::Viewer)
+        } else {
+            None
+        }
+    };
+    let headers = request.headers();
+    let by_header = bearer(headers).and_then(|presented| access_of(&digest(presented)));
+    let cookie_digest = cookie(headers).and_then(|value| hex::decode(value).ok());
+    let by_cookie = cookie_digest.as_deref().and_then(access_of);
+    let query_digest = Query::<HashMap<String, String>>::try_from_uri(request.uri())
+        .ok()
+        .and_then(|Query(query)| query.get("token").map(|presented| digest(presented)));
+    let by_query = query_digest.as_deref().and_then(access_of);
+    let access = match by_header.max(by_cookie).max(by_query) {
+        Some(access) => access,
+        None if viewer.is_none() => Access::Viewer,
+        None => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "401: this page needs the access token: send `Authorization: Bearer <token>` or open it once with ?token=<token>\n",
+            )
+                .into_response();
+        }
+    };
+    request.extensions_mut().insert(access);
     let mut response = next.run(request).await;
-    if by_query && !by_cookie {
-        let value = format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict", hex::encode(expected));
+    // A token given in the query becomes the cookie, so the page's links
+    // (and the editor's requests) carry it.
+    if let Some(presented) = query_digest.filter(|_| by_query.is_some() && by_query != by_cookie) {
+        let value = format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict", hex::encode(presented));
         if let Ok(value) = HeaderValue::from_str(&value) {
             response.headers_mut().append(header::SET_COOKIE, value);
         }

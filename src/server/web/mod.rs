@@ -4,7 +4,9 @@
 //! open alerts, restock suggestions, recent runs), `/flows/{name}` (the graph
 //! drawn as inline SVG with the last run's counts, and the flow's runs),
 //! `/runs/{id}` (each node's counts, timings and error) and `/metrics`
-//! (Prometheus text, with the store's gauges read on each scrape).
+//! (Prometheus text, with the store's gauges read on each scrape); with an
+//! editor, also its API under `/api/` and its front-end under `/editor/`
+//! ([`super::editor`]).
 //!
 //! Pages are rendered on the server with inline CSS and no script, so they
 //! work with no internet. Everything shown is HTML-escaped; node settings and
@@ -31,10 +33,11 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use auth::COOKIE;
+pub use auth::{Access, COOKIE};
 pub use health::{Health, Lag};
 
 use super::catalog::Catalog;
+use super::editor::{EDITOR_TOKEN_VAR, Editor};
 use crate::config::Secret;
 use crate::store::{RunStatus, Store, StoreError};
 use crate::telemetry::{self, StoreGauges};
@@ -63,6 +66,9 @@ pub struct WebState {
     /// The access token; `None` leaves the page open, which [`serve`] allows
     /// on loopback addresses only.
     pub token: Option<Secret>,
+    /// The flow editor's API and bundle (`/api/`, `/editor/`); `None` serves
+    /// neither.
+    pub editor: Option<Arc<Editor>>,
 }
 
 /// Why the page could not be served.
@@ -80,6 +86,9 @@ pub enum WebError {
     /// An empty token would let anyone in.
     #[error("the access token in {TOKEN_VAR} is empty")]
     EmptyToken,
+    /// An empty editor token would let anyone save flows.
+    #[error("the editor token in {EDITOR_TOKEN_VAR} is empty")]
+    EmptyEditorToken,
     /// The address could not be bound.
     #[error("listening on {addr}: {source}")]
     Bind {
@@ -101,12 +110,14 @@ struct Shared {
 
 /// The page's routes, behind the token check when a token is configured.
 pub fn router(state: WebState) -> Router {
+    let editor = state.editor.clone().map(super::editor::router).unwrap_or_default();
     let shared = Arc::new(Shared { state, gauges: StoreGauges::default() });
     Router::new()
         .route("/", get(overview))
         .route("/flows/{name}", get(flow))
         .route("/runs/{id}", get(run))
         .route("/metrics", get(metrics))
+        .merge(editor)
         .fallback(|| async { PageError::NotFound("There is no such page.".to_owned()) })
         .layer(axum::middleware::from_fn_with_state(shared.clone(), auth::require_token))
         .with_state(shared)
@@ -145,6 +156,9 @@ pub async fn serve(listener: TcpListener, state: WebState, shutdown: Cancellatio
 }
 
 fn check_exposure(addr: SocketAddr, state: &WebState) -> Result<(), WebError> {
+    if state.editor.as_ref().and_then(|editor| editor.token()).is_some_and(|token| token.expose().is_empty()) {
+        return Err(WebError::EmptyEditorToken);
+    }
     match &state.token {
         Some(token) if token.expose().is_empty() => Err(WebError::EmptyToken),
         Some(_) => Ok(()),
