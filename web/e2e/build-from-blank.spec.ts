@@ -1,8 +1,12 @@
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
 import { parse } from 'yaml';
 import { connect, dropNode, flowFile, openEditor, save, selectNode, settled } from './helpers';
 
-test('builds fetch_increment → dedupe → store_orders by drag and drop on a blank canvas and saves it', async ({ page }) => {
+test('builds fetch_increment → dedupe → store_orders by drag and drop on a blank canvas; the saved file validates and syncs the shop', async ({
+  page,
+}) => {
   const name = `blank-${Date.now().toString(36)}`;
   await openEditor(page);
   await page.getByTestId('new-flow-button').click();
@@ -29,6 +33,7 @@ test('builds fetch_increment → dedupe → store_orders by drag and drop on a b
   await page.locator('#with_lookback').fill('5m');
   await page.locator('#with_window').fill('30m');
   await page.locator('#with_page_size').fill('100');
+  await page.locator('#with_first_run').fill('3d');
   await selectNode(page, 'store_orders');
   await page.getByText('When, retry, timeout, on error').click();
   await page.locator('#common_retry_attempts').fill('3');
@@ -44,9 +49,26 @@ test('builds fetch_increment → dedupe → store_orders by drag and drop on a b
   expect(Object.keys(saved.nodes)).toEqual(['fetch_increment', 'dedupe', 'store_orders']);
   expect(saved.nodes.fetch_increment).toMatchObject({
     use: 'fetch_increment',
-    with: { lookback: '5m', window: '30m', page_size: 100 },
+    with: { lookback: '5m', window: '30m', page_size: 100, first_run: '3d' },
   });
   expect(saved.nodes.dedupe).toMatchObject({ use: 'dedupe', input: 'fetch_increment' });
   expect(saved.nodes.store_orders).toMatchObject({ use: 'store_orders', input: 'dedupe', retry: { attempts: 3 } });
   expect(Object.keys(saved['x-layout'])).toEqual(['fetch_increment', 'dedupe', 'store_orders']);
+
+  // tests/editor.rs gives the binary and a configuration whose shop is the simulator.
+  const bin = process.env.ORDERFLOW_BIN;
+  const config = process.env.ORDERFLOW_CONFIG;
+  if (bin && config) {
+    const file = join(process.env.ORDERFLOW_FLOWS_DIR!, `${name}.yaml`);
+    expect(execFileSync(bin, ['--config', config, 'validate', file], { encoding: 'utf8' })).toContain(': ok,');
+    const report = execFileSync(bin, ['--config', config, 'run', file], { encoding: 'utf8' });
+    expect(report).toMatch(/succeeded/);
+    expect(recordsOut(report).get('store_orders')).toBeGreaterThan(0);
+  }
 });
+
+/** The per-node table `orderflow run` prints: node id → records out. */
+function recordsOut(report: string): Map<string, number> {
+  const rows = report.split('\n').map((line) => line.trim().split(/\s+/));
+  return new Map(rows.filter((r) => r.length === 6 && /^\d+$/.test(r[4])).map((r) => [r[0], Number(r[4])]));
+}
