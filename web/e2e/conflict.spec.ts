@@ -2,7 +2,7 @@ import { expect, test } from '@playwright/test';
 import { flowFile, openEditor, openFlow, save, settled } from './helpers';
 
 test('two editors save the same flow: the second is refused and shown the diff', async ({ browser }) => {
-  const name = `conflict-${Date.now().toString(36)}`;
+  const name = 'two-editors';
   const first = await (await browser.newContext()).newPage();
   await openEditor(first);
   await first.getByTestId('new-flow-button').click();
@@ -32,4 +32,14 @@ test('two editors save the same flow: the second is refused and shown the diff',
   // Taking theirs puts the saved text in the editor; a save then goes through on top of it.
   await second.getByTestId('take-theirs-button').click();
   await expect(second.getByTestId('flow-description')).toHaveValue('First editor was here.');
+
+  // Both saves are in the history, newest first; an older one can be compared and restored.
+  await second.getByTestId('versions-button').click();
+  const entries = second.getByTestId('version-item');
+  await expect(entries).toHaveCount(2);
+  await expect(entries.first()).toContainText('playwright');
+  await entries.last().getByRole('button').click();
+  await expect(second.getByTestId('version-diff').locator('.diff-removed')).toContainText('First editor was here.');
+  await second.getByTestId('restore-button').click();
+  await expect(second.getByTestId('flow-description')).not.toHaveValue('First editor was here.');
 });

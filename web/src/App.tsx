@@ -106,7 +106,16 @@ export default function App() {
     return () => window.removeEventListener('popstate', onPop);
   }, [load]);
 
+  const dirty = open !== null && text !== open.savedText;
+  useEffect(() => {
+    if (!dirty) return;
+    const warn = (event: BeforeUnloadEvent) => event.preventDefault();
+    window.addEventListener('beforeunload', warn);
+    return () => window.removeEventListener('beforeunload', warn);
+  }, [dirty]);
+
   const openFlow = (name: string) => {
+    if (dirty && !window.confirm(t.discardChanges)) return;
     window.history.pushState(null, '', editorPath(name));
     load(name);
   };
@@ -202,6 +211,7 @@ export default function App() {
   };
 
   const createFlow = (name: string, template: Template | null) => {
+    if (dirty && !window.confirm(t.discardChanges)) return;
     const initial = template ? flow.fromTemplate(template.yaml, name) : flow.blankFlow(name);
     setOpen({ name, baseVersion: null, savedText: '', draft: null });
     setText(initial);
@@ -223,7 +233,6 @@ export default function App() {
   };
 
   const selectedNode = model.nodes.find((n) => n.id === selected) ?? null;
-  const dirty = open !== null && text !== open.savedText;
 
   return (
     <I18nContext.Provider value={i18n}>
@@ -246,7 +255,11 @@ export default function App() {
               <button data-testid="save-button" className="primary" onClick={() => save(false)}>
                 {t.save}
               </button>
-              {open.baseVersion && <button onClick={() => setDialog('versions')}>{t.versions}</button>}
+              {open.baseVersion && (
+                <button data-testid="versions-button" onClick={() => setDialog('versions')}>
+                  {t.versions}
+                </button>
+              )}
             </>
           )}
           <span className="spacer" />

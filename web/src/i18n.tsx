@@ -66,6 +66,7 @@ const en = {
   chooseFlow: 'Choose a flow on the left, or start a new one.',
   selectNode: 'Select a node to see its settings.',
   invalidId: 'An id is lower-case letters, digits and _.',
+  discardChanges: 'Leave this flow? Its unsaved changes are lost.',
   language: '中文',
 };
 
@@ -133,6 +134,7 @@ const zh: Dict = {
   chooseFlow: '从左侧选择一个流程，或新建一个。',
   selectNode: '选择一个节点以查看其设置。',
   invalidId: 'ID 只能包含小写字母、数字和 _。',
+  discardChanges: '离开这个流程？未保存的修改将丢失。',
   language: 'English',
 };
 
