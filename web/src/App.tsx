@@ -255,6 +255,13 @@ export default function App() {
               <button data-testid="save-button" className="primary" onClick={() => save(false)}>
                 {t.save}
               </button>
+              <button
+                data-testid="auto-layout-button"
+                disabled={!model.nodes.some((n) => n.position)}
+                onClick={() => edit(flow.clearPositions)}
+              >
+                {t.layout}
+              </button>
               {open.baseVersion && (
                 <button data-testid="versions-button" onClick={() => setDialog('versions')}>
                   {t.versions}

@@ -87,6 +87,11 @@ describe('flow file round trip', () => {
     expect(src).toContain('trigger:\n  every: 10m\nnodes:');
   });
 
+  it('forgets every position for an automatic layout, leaving the rest of the file as it was', () => {
+    const placed = flow.editFlow(taobao, (doc) => flow.setPosition(doc, 'save', [10, 20]));
+    expect(flow.editFlow(placed, (doc) => flow.clearPositions(doc))).toBe(taobao);
+  });
+
   it('refuses to rename onto an existing id and finds a fresh id per type', () => {
     const doc = flow.parseFlowDoc(taobao);
     expect(() => flow.renameNode(doc, 'fresh', 'save')).toThrow(/already/);

@@ -253,6 +253,11 @@ export function setPosition(doc: Document, id: string, [x, y]: [number, number])
   else layout.add(doc.createPair(id, point));
 }
 
+/** Forgets every position the user set: the whole graph is laid out automatically again. */
+export function clearPositions(doc: Document): void {
+  doc.delete(LAYOUT_KEY);
+}
+
 /** Adds `id: {use: type}` at the end of a section (`input:` first when given). */
 export function addNode(doc: Document, section: Section, id: string, type: string, input?: string): void {
   if (nodeIds(doc).includes(id)) throw new Error(`a node "${id}" is already in the flow`);
