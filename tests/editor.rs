@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use orderflow::config::Secret;
 use orderflow::engine::{Engine, EngineOptions};
-use orderflow::server::editor::{CSRF_HEADER, EDITOR_TOKEN_VAR, Editor, USER_HEADER, files};
+use orderflow::server::editor::{CSRF_HEADER, EDITOR_TOKEN_VAR, Editor, USER_HEADER, assets, files};
 use orderflow::server::serve::{FlowEnv, ServeOptions, Server};
 use orderflow::server::web::{self, WebState};
 use orderflow::sim::SimConfig;
@@ -203,9 +203,24 @@ async fn the_catalog_lists_every_node_type_and_no_answer_shows_a_secret() {
     let templates = app.get("/api/templates").await.1;
     assert!(templates.as_array().unwrap().iter().any(|t| t["name"] == "example-orders" && t["yaml"].is_string()));
     answers.push(app.validate("flow: x\nshop: tmall-main\nnodes:\n  a: {use: fetch_increment}\n").await.to_string());
-    let editor_page = app.http.get(format!("{}/editor/", app.base)).send().await.unwrap();
-    assert!(matches!(editor_page.status().as_u16(), 200 | 503), "{}", editor_page.status());
-    answers.push(editor_page.text().await.unwrap());
+    // The bundle: any path under /editor/ that is no file is the front-end's
+    // index page (its own routes), or says how to build it.
+    let index = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("web/dist/index.html")).ok();
+    for path in ["/editor/", "/editor/flows/taobao-incremental"] {
+        let page = app.http.get(format!("{}{path}", app.base)).send().await.unwrap();
+        let status = page.status();
+        let text = page.text().await.unwrap();
+        match &index {
+            Some(index) => assert_eq!((status.as_u16(), &text), (200, index), "{path}"),
+            None => assert_eq!((status.as_u16(), text.as_str()), (503, assets::NOT_BUILT), "{path}"),
+        }
+        answers.push(text);
+    }
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let bare = no_redirects.get(format!("{}/editor", app.base)).send().await.unwrap();
+    assert_eq!((bare.status().as_u16(), bare.headers()["location"].to_str().unwrap()), (308, "/editor/"));
+    let (status, unknown) = app.get("/api/nothing-here").await;
+    assert_eq!(status, 404, "{unknown}");
     for answer in &answers {
         for secret in [APP_SECRET, SESSION, EDITOR_TOKEN] {
             assert!(!answer.contains(secret), "an answer shows a secret: {answer}");
@@ -295,6 +310,13 @@ async fn saves_are_atomic_versioned_refused_when_stale_or_invalid_and_drafts_lea
     assert_eq!(std::fs::read_to_string(&file).unwrap(), second_text);
 
     // The same text as a draft: kept beside the file, which stays.
+    let (status, new_draft) = app.put("fresh", json!({"yaml": invalid, "base_version": null, "draft": true})).await;
+    assert_eq!(status, 200, "{new_draft}");
+    assert!(!app.file("fresh").exists());
+    let (status, fresh) = app.get("/api/flows/fresh").await;
+    assert_eq!(status, 200, "{fresh}");
+    assert_eq!((fresh["yaml"].as_str(), fresh["version"].is_null()), (Some(""), true), "{fresh}");
+    assert_eq!(fresh["draft"]["yaml"], invalid.as_str());
     let (status, drafted) = app.put("local", json!({"yaml": invalid, "base_version": second, "draft": true})).await;
     assert_eq!(status, 200, "{drafted}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), second_text);
@@ -305,6 +327,9 @@ async fn saves_are_atomic_versioned_refused_when_stale_or_invalid_and_drafts_lea
     let listed = app.get("/api/flows").await.1;
     let local = listed.as_array().unwrap().iter().find(|f| f["name"] == "local").expect("listed");
     assert_eq!((local["has_draft"].as_bool(), local["valid"].as_bool()), (Some(true), Some(true)));
+    let fresh = listed.as_array().unwrap().iter().find(|f| f["name"] == "fresh").expect("a draft-only flow is listed");
+    assert_eq!((fresh["has_draft"].as_bool(), fresh["valid"].as_bool()), (Some(true), Some(false)));
+    assert!(fresh["version"].is_null() && fresh["description"] == "Reads the export.", "{fresh}");
 
     // History, newest first; restoring the first version is a save of its text.
     let (_, versions) = app.get("/api/flows/local/versions").await;
@@ -552,4 +577,30 @@ async fn flow_versions_keep_every_save_and_the_newest_draft_on_every_backend() {
         assert_eq!(store.flow_versions("orders").await.unwrap().len(), 3, "{label}");
         test.cleanup().await;
     }
+}
+
+#[tokio::test]
+async fn an_empty_editor_token_stops_serve_before_it_listens() {
+    use orderflow::nodes::{BuildContext, Registry};
+    use orderflow::script::{Limits, Sandbox};
+
+    let test = support::sqlite().await;
+    let flows = copy_of_flows();
+    let env = FlowEnv {
+        registry: Registry::builtin(),
+        build: BuildContext::new(flows.path(), Sandbox::new(Limits::default())),
+        shops: Default::default(),
+    };
+    let editor = Editor::new(flows.path(), Arc::new(env), test.store.clone(), Some(Secret::new(""))).unwrap();
+    let state = WebState {
+        store: test.store.clone(),
+        catalog: Arc::default(),
+        metrics: None,
+        token: None,
+        editor: Some(Arc::new(editor)),
+    };
+    let refused = web::serve_on("127.0.0.1:0".parse().unwrap(), state, CancellationToken::new()).await;
+    assert!(matches!(refused, Err(web::WebError::EmptyEditorToken)), "{refused:?}");
+    assert!(refused.unwrap_err().to_string().contains(EDITOR_TOKEN_VAR));
+    test.cleanup().await;
 }

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,7 @@ use super::files::{self, BadFlowName, FileError, FlowName, MAX_FLOW_BYTES};
 use super::problems::{self, Problem, Validation};
 use super::{Editor, USER_HEADER, catalog};
 use crate::flow::{CompileEnv, schema, yaml};
+use crate::server::web::Access;
 use crate::store::{FlowVersion, StoreError};
 
 /// Who saved, when the editor does not say.
@@ -27,6 +28,8 @@ const DEFAULT_USER: &str = "editor";
 const MAX_USER_CHARS: usize = 100;
 /// `saved_by` of the text found on disk before the first save.
 const ON_DISK: &str = "(on disk)";
+/// Its `role`.
+const ON_DISK_ROLE: &str = "file";
 
 /// The API's routes.
 pub(super) fn routes() -> Router<Arc<Editor>> {
@@ -38,13 +41,13 @@ pub(super) fn routes() -> Router<Arc<Editor>> {
         .route("/api/flows/{name}/versions/{version}", get(get_version))
         .route("/api/templates", get(templates))
         .route("/api/validate", post(validate))
+        .route("/api/{*rest}", any(|| async { ApiError::NotFound("there is no such API path".to_owned()) }))
 }
 
 /// A request the API refuses or cannot serve.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// 400: the request is malformed (a bad flow name, a body that is not
-    /// the expected JSON).
+    /// 400: a flow name that breaks the rule.
     #[error("{0}")]
     BadRequest(String),
     /// 403: the caller may not do this.
@@ -69,7 +72,8 @@ pub enum ApiError {
     /// 422: the flow does not compile; nothing was written.
     #[error("the flow has {} problem(s); nothing was written (save it as a draft to keep it)", .0.len())]
     Invalid(Vec<Problem>),
-    /// The body was refused by the JSON extractor (its status says why).
+    /// The body was refused by the JSON extractor: not JSON, not the
+    /// expected fields (400, 415, 422), or over 1 MiB (413).
     #[error("{0}")]
     Body(#[from] JsonRejection),
     /// 500: the store failed.
@@ -133,8 +137,8 @@ impl Editor {
         name.file_in(&self.flows_dir)
     }
 
-    /// Compiles `text` as the file of `name` (off the async threads: building
-    /// nodes compiles their scripts).
+    /// Compiles `text` as the flow file `file` (on a blocking thread:
+    /// building nodes compiles their scripts).
     async fn validate(self: &Arc<Self>, file: PathBuf, text: String) -> Validation {
         let editor = self.clone();
         let checked = tokio::task::spawn_blocking(move || {
@@ -175,7 +179,8 @@ struct FlowListItem {
     description: String,
     shop: Option<String>,
     valid: bool,
-    version: String,
+    /// `None` for a flow that exists only as a draft.
+    version: Option<String>,
     has_draft: bool,
 }
 
@@ -194,10 +199,26 @@ async fn list_flows(State(editor): State<Arc<Editor>>) -> Result<Json<Vec<FlowLi
             description: summary.description,
             shop: summary.shop,
             valid,
-            version,
+            version: Some(version),
             has_draft,
         });
     }
+    // A new flow saved only as a draft has no file yet, and is listed too.
+    let draft_only: Vec<&String> =
+        drafts.iter().filter(|draft| !items.iter().any(|item| item.name == **draft)).collect();
+    for name in draft_only {
+        let Some((_, text)) = editor.store.flow_draft(name).await? else { continue };
+        let summary = summary_of(&text);
+        items.push(FlowListItem {
+            name: name.to_owned(),
+            description: summary.description,
+            shop: summary.shop,
+            valid: false,
+            version: None,
+            has_draft: true,
+        });
+    }
+    items.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Json(items))
 }
 
@@ -264,6 +285,7 @@ struct SaveBody {
 async fn save_flow(
     State(editor): State<Arc<Editor>>,
     Path(name): Path<String>,
+    Extension(access): Extension<Access>,
     headers: HeaderMap,
     body: Result<Json<SaveBody>, JsonRejection>,
 ) -> Result<Json<JsonValue>, ApiError> {
@@ -292,7 +314,7 @@ async fn save_flow(
         flow: name.to_string(),
         version: version.clone(),
         saved_by: saved_by.clone(),
-        role: "editor".into(),
+        role: access.as_str().to_owned(),
         saved_at: now,
         draft,
     };
@@ -314,7 +336,7 @@ async fn save_flow(
             flow: name.to_string(),
             version: on_disk.clone(),
             saved_by: ON_DISK.into(),
-            role: "file".into(),
+            role: ON_DISK_ROLE.into(),
             saved_at: modified_at(&file).unwrap_or(now),
             draft: false,
         };

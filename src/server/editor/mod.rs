@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, Method, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -129,17 +129,21 @@ async fn guard_writes(State(editor): State<Arc<Editor>>, request: Request, next:
     if request.headers().get(CSRF_HEADER).is_none_or(|value| value != "1") {
         return ApiError::Forbidden(format!("a write must carry the header {CSRF_HEADER}: 1")).into_response();
     }
-    if !same_origin(request.headers()) {
+    if !same_origin(request.headers(), request.uri()) {
         return ApiError::Forbidden("a write must come from a page of this server (Origin)".to_owned()).into_response();
     }
     next.run(request).await
 }
 
 /// True when the request sends no `Origin`, or one whose host and port are
-/// the `Host` it was sent to.
-fn same_origin(headers: &HeaderMap) -> bool {
+/// the `Host` it was sent to (the URI's authority in HTTP/2). A proxy in
+/// front of `serve` must pass the `Host` the browser used.
+fn same_origin(headers: &HeaderMap, uri: &Uri) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else { return true };
-    let host = headers.get(header::HOST).and_then(|host| host.to_str().ok());
+    let host = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .or_else(|| uri.authority().map(|authority| authority.as_str()));
     let origin_host = origin
         .to_str()
         .ok()
@@ -163,10 +167,16 @@ mod tests {
             }
             headers
         };
-        assert!(same_origin(&headers(None)));
-        assert!(same_origin(&headers(Some("http://127.0.0.1:8080"))));
-        assert!(!same_origin(&headers(Some("http://127.0.0.1:9090"))));
-        assert!(!same_origin(&headers(Some("https://evil.example"))));
-        assert!(!same_origin(&headers(Some("null"))));
+        let uri = Uri::from_static("/api/flows/x");
+        assert!(same_origin(&headers(None), &uri));
+        assert!(same_origin(&headers(Some("http://127.0.0.1:8080")), &uri));
+        assert!(!same_origin(&headers(Some("http://127.0.0.1:9090")), &uri));
+        assert!(!same_origin(&headers(Some("https://evil.example")), &uri));
+        assert!(!same_origin(&headers(Some("null")), &uri));
+        // HTTP/2 carries the host in the URI.
+        let mut no_host = HeaderMap::new();
+        no_host.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
+        assert!(same_origin(&no_host, &Uri::from_static("http://127.0.0.1:8080/api/flows/x")));
+        assert!(!same_origin(&no_host, &uri));
     }
 }
