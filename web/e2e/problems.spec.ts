@@ -33,4 +33,13 @@ test('a wrong setting and a cycle made on the canvas show on their nodes and in 
   await save(page);
   await expect(page.getByTestId('status')).toContainText('Not saved');
   expect(flowFile('taobao-incremental')).toBe(before);
+
+  // Kept as a draft instead: the file stays as it was, and the next editor is offered the draft.
+  await page.getByTestId('save-draft-button').click();
+  await expect(page.getByTestId('status')).toContainText('Draft saved');
+  expect(flowFile('taobao-incremental')).toBe(before);
+  const next = await page.context().newPage();
+  await openFlow(next, 'taobao-incremental');
+  await next.getByTestId('open-draft-button').click();
+  await expect(next.locator('.cm-content')).toContainText('page_size: 500');
 });

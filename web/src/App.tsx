@@ -85,7 +85,8 @@ export default function App() {
       try {
         const file = await api.flow(name);
         setOpen({ name, baseVersion: file.version, savedText: file.yaml, draft: file.draft });
-        setText(file.yaml);
+        // A flow saved only as a draft has no file yet: the draft is all there is to edit.
+        setText(file.version === null && file.draft ? file.draft.yaml : file.yaml);
         setSelected(null);
         setStatus(null);
       } catch (error) {
@@ -193,10 +194,8 @@ export default function App() {
     try {
       const outcome = await api.save(open.name, text, baseOverride ?? open.baseVersion, draft);
       if (outcome.kind === 'saved') {
-        if (!draft) {
-          setOpen({ ...open, baseVersion: outcome.version, savedText: text, draft: null });
-          if (flowFromPath() !== open.name) window.history.pushState(null, '', editorPath(open.name));
-        }
+        if (!draft) setOpen({ ...open, baseVersion: outcome.version, savedText: text, draft: null });
+        if (flowFromPath() !== open.name) window.history.pushState(null, '', editorPath(open.name));
         setStatus({ kind: 'ok', text: draft ? t.draftSaved : t.saved });
         refreshFlows();
       } else if (outcome.kind === 'conflict') {
@@ -314,13 +313,15 @@ export default function App() {
         {open ? (
           <>
             <main className="center">
-              {open.draft && (
+              {open.draft && open.draft.yaml !== text && (
                 <div className="banner">
                   {i18n.format(t.draftAvailable, {
                     who: open.draft.saved_by,
                     when: new Date(open.draft.saved_at).toLocaleString(lang === 'zh' ? 'zh-CN' : 'en'),
                   })}{' '}
-                  <button onClick={() => setText(open.draft!.yaml)}>{t.openDraft}</button>
+                  <button data-testid="open-draft-button" onClick={() => setText(open.draft!.yaml)}>
+                    {t.openDraft}
+                  </button>
                 </div>
               )}
               <ReactFlowProvider key={open.name}>

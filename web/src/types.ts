@@ -29,7 +29,8 @@ export interface FlowSummary {
   description: string | null;
   shop: string | null;
   valid: boolean;
-  version: string;
+  /** Null for a flow that exists only as a draft. */
+  version: string | null;
   has_draft: boolean;
 }
 
@@ -42,8 +43,9 @@ export interface Draft {
 
 export interface FlowFile {
   name: string;
+  /** Empty, with a null version, for a flow that exists only as a draft. */
   yaml: string;
-  version: string;
+  version: string | null;
   draft: Draft | null;
 }
 
