@@ -268,7 +268,7 @@ export function addNode(doc: Document, section: Section, id: string, type: strin
   map.add(doc.createPair(id, body));
 }
 
-function removeInput(doc: Document, body: YAMLMap, from: string): void {
+function removeInput(body: YAMLMap, from: string): void {
   const input = body.get('input', true);
   if (isScalar(input) && input.value === from) body.delete('input');
   else if (isSeq(input)) {
@@ -276,7 +276,6 @@ function removeInput(doc: Document, body: YAMLMap, from: string): void {
     if (input.items.length === 1) body.set('input', input.items[0]);
     else if (input.items.length === 0) body.delete('input');
   }
-  void doc;
 }
 
 function everyNode(doc: Document): YAMLMap[] {
@@ -290,7 +289,7 @@ function everyNode(doc: Document): YAMLMap[] {
 export function deleteNode(doc: Document, id: string): void {
   const { section } = requireNode(doc, id);
   sectionMap(doc, section, false)!.delete(id);
-  for (const body of everyNode(doc)) removeInput(doc, body, id);
+  for (const body of everyNode(doc)) removeInput(body, id);
   const layout = layoutMap(doc, false);
   if (layout) {
     layout.delete(id);
@@ -338,7 +337,7 @@ export function connect(doc: Document, from: string, to: string): void {
 }
 
 export function disconnect(doc: Document, from: string, to: string): void {
-  removeInput(doc, requireNode(doc, to).body, from);
+  removeInput(requireNode(doc, to).body, from);
 }
 
 function plainObject(value: unknown): value is Record<string, unknown> {

@@ -1,5 +1,5 @@
 // The flow as a graph: drag nodes in from the palette, wire an output to an input (`input:`), move, delete.
-import { useCallback, useEffect, useMemo, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import {
   Background,
   Controls,
@@ -75,22 +75,27 @@ export default function Canvas(props: Props) {
   const { screenToFlowPosition, fitView } = useReactFlow();
   const [layout, setLayout] = useState<Layout | null>(null);
 
-  // Laid out again when the graph's shape or a kept position changes, not on every keystroke.
+  // Laid out again when the graph's shape or a kept position changes, not on every keystroke (a new
+  // `nodes` array comes with each edit of a setting): `shape` stands for `nodes` here.
   const shape = JSON.stringify(nodes.map((n) => [n.id, n.section, n.inputs, n.position]));
+  const latestNodes = useRef(nodes);
+  latestNodes.current = nodes;
   useEffect(() => {
     let current = true;
-    layoutFlow(nodes).then((result) => current && setLayout(result));
+    layoutFlow(latestNodes.current).then((result) => current && setLayout(result));
     return () => {
       current = false;
     };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [shape]);
 
-  const nodeCount = nodes.length;
+  // Fitted once the first layout is there, and when the first node arrives on a blank canvas; not after
+  // every edit, which would move the view under the user's hand.
+  const hasLayout = layout !== null;
+  const isEmpty = nodes.length === 0;
   useEffect(() => {
     // After React Flow has measured the nodes it was just given.
-    if (layout) window.setTimeout(() => fitView({ padding: 0.15, maxZoom: 1 }), 50);
-  }, [layout !== null, nodeCount === 0, fitView]); // eslint-disable-line react-hooks/exhaustive-deps
+    if (hasLayout) window.setTimeout(() => fitView({ padding: 0.15, maxZoom: 1 }), 50);
+  }, [hasLayout, isEmpty, fitView]);
 
   const byNode = useMemo(() => problemsByNode(problems), [problems]);
 
