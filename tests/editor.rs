@@ -202,7 +202,15 @@ async fn the_catalog_lists_every_node_type_and_no_answer_shows_a_secret() {
     assert_eq!(incremental["has_draft"], false);
     let templates = app.get("/api/templates").await.1;
     assert!(templates.as_array().unwrap().iter().any(|t| t["name"] == "example-orders" && t["yaml"].is_string()));
-    answers.push(app.validate("flow: x\nshop: tmall-main\nnodes:\n  a: {use: fetch_increment}\n").await.to_string());
+    let uses_the_shop = "flow: x\nshop: tmall-main\nnodes:\n  a: {use: fetch_increment, with: {windw: 1}}\n";
+    answers.push(app.validate(uses_the_shop).await.to_string());
+    let (status, refused) = app.put("x", json!({"yaml": uses_the_shop, "base_version": null, "draft": false})).await;
+    assert_eq!(status, 422);
+    answers.push(refused.to_string());
+    let (status, conflict) =
+        app.put("taobao-incremental", json!({"yaml": uses_the_shop, "base_version": null, "draft": true})).await;
+    assert_eq!(status, 409);
+    answers.push(conflict.to_string());
     // The bundle: any path under /editor/ that is no file is the front-end's
     // index page (its own routes), or says how to build it.
     let index = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("web/dist/index.html")).ok();
@@ -297,7 +305,7 @@ async fn saves_are_atomic_versioned_refused_when_stale_or_invalid_and_drafts_lea
     assert_eq!(status, 409, "{conflict}");
     assert_eq!(conflict["current_version"], second.as_str());
     assert_eq!(conflict["current_yaml"], second_text.as_str());
-    assert!(conflict["error"].as_str().unwrap().contains("changed since"), "{conflict}");
+    assert_eq!(conflict["error"], "the flow \"local\" was changed since it was opened");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), second_text);
 
     // Invalid and not a draft: 422, nothing written.
@@ -352,7 +360,13 @@ async fn saves_are_atomic_versioned_refused_when_stale_or_invalid_and_drafts_lea
     assert_eq!(std::fs::read_to_string(&file).unwrap(), LOCAL_FLOW);
     let (_, opened) = app.get("/api/flows/local").await;
     assert!(opened["draft"].is_null(), "a save clears the draft: {opened}");
-    assert_eq!(app.get("/api/flows/local/versions/0000000000000000").await.0, 404);
+    let (status, missing) = app.get("/api/flows/local/versions/0000000000000000").await;
+    assert_eq!(
+        (status.as_u16(), &missing["error"]),
+        (404, &json!("the flow \"local\" has no version \"0000000000000000\""))
+    );
+    let (status, missing) = app.get("/api/flows/nothing").await;
+    assert_eq!((status.as_u16(), &missing["error"]), (404, &json!("there is no flow named \"nothing\"")));
 
     // A shipped flow saved once: its text from disk is kept as a version too.
     let shipped = std::fs::read_to_string(app.file("example-orders")).unwrap();
@@ -445,6 +459,17 @@ async fn names_outside_the_rule_and_bodies_over_a_mebibyte_are_refused() {
     assert!(!app.flows.path().parent().unwrap().join("x.yaml").exists());
 
     let huge = format!("{LOCAL_FLOW}# {}\n", "x".repeat(files::MAX_FLOW_BYTES));
+    // A file over the limit put in the folder by hand: listed as not valid,
+    // refused when opened, and the rest of the folder still served.
+    std::fs::write(app.file("by-hand"), &huge).unwrap();
+    let (status, listed) = app.get("/api/flows").await;
+    assert_eq!(status, 200, "{listed}");
+    let by_hand = listed.as_array().unwrap().iter().find(|f| f["name"] == "by-hand").expect("listed");
+    assert_eq!((by_hand["valid"].as_bool(), by_hand["version"].is_null()), (Some(false), true));
+    assert!(listed.as_array().unwrap().iter().any(|f| f["name"] == "taobao-incremental" && f["valid"] == true));
+    let (status, refused) = app.get("/api/flows/by-hand").await;
+    assert_eq!(status, 413);
+    assert_eq!(refused["error"], format!("the flow is larger than {} bytes", files::MAX_FLOW_BYTES));
     let (status, refused) = app.put("local", json!({"yaml": huge, "base_version": null, "draft": true})).await;
     assert_eq!(status, 413, "{refused}");
     let response = app.editor(Method::POST, "/api/validate").json_body(&json!({"yaml": huge})).send().await.unwrap();

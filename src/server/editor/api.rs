@@ -110,6 +110,8 @@ impl IntoResponse for ApiError {
             ApiError::Conflict { message, current_version, current_yaml } => {
                 json!({"error": message, "current_version": current_version, "current_yaml": current_yaml})
             }
+            // The file's path on the server is no business of the browser's.
+            ApiError::File(FileError::TooLarge { .. }) => json!({"error": ApiError::TooLarge.to_string()}),
             ApiError::Invalid(problems) => json!({"error": self.to_string(), "problems": problems}),
             ApiError::Body(rejection) => json!({"error": rejection.body_text()}),
             other => json!({"error": other.to_string()}),
@@ -189,7 +191,23 @@ async fn list_flows(State(editor): State<Arc<Editor>>) -> Result<Json<Vec<FlowLi
     let mut items = Vec::new();
     for name in files::flow_names(&editor.flows_dir)? {
         let file = editor.file_of(&name);
-        let Some(text) = files::read_flow(&file)? else { continue };
+        let text = match files::read_flow(&file) {
+            Ok(Some(text)) => text,
+            Ok(None) => continue,
+            // Listed, so the folder's content is not hidden; opening it says why it fails.
+            Err(error) => {
+                tracing::warn!(%error, "A flow file cannot be listed in the editor.");
+                items.push(FlowListItem {
+                    name: name.to_string(),
+                    description: String::new(),
+                    shop: None,
+                    valid: false,
+                    version: None,
+                    has_draft: drafts.iter().any(|draft| draft == name.as_str()),
+                });
+                continue;
+            }
+        };
         let summary = summary_of(&text);
         let version = files::version_of(&text);
         let valid = editor.validate(file, text).await.ok;
@@ -235,7 +253,7 @@ async fn get_flow(State(editor): State<Arc<Editor>>, Path(name): Path<String>) -
     let text = files::read_flow(&editor.file_of(&name))?;
     let draft = editor.store.flow_draft(name.as_str()).await?;
     if text.is_none() && draft.is_none() {
-        return Err(ApiError::NotFound(format!("there is no flow named {name:?}")));
+        return Err(ApiError::NotFound(format!("there is no flow named \"{name}\"")));
     }
     let version = text.as_deref().map(files::version_of);
     let draft = draft.map(|(meta, yaml)| DraftBody {
@@ -302,9 +320,9 @@ async fn save_flow(
     let current_version = current.as_deref().map(files::version_of);
     if body.base_version != current_version {
         let message = match (&body.base_version, &current_version) {
-            (None, Some(_)) => format!("a flow named {name:?} exists already"),
-            (Some(_), None) => format!("the flow {name:?} was deleted since it was opened"),
-            _ => format!("the flow {name:?} was changed since it was opened"),
+            (None, Some(_)) => format!("a flow named \"{name}\" exists already"),
+            (Some(_), None) => format!("the flow \"{name}\" was deleted since it was opened"),
+            _ => format!("the flow \"{name}\" was changed since it was opened"),
         };
         return Err(ApiError::Conflict { message, current_version, current_yaml: current });
     }
@@ -365,7 +383,7 @@ async fn get_version(
         .store
         .flow_version(name.as_str(), &version)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("the flow {name:?} has no version {version:?}")))?;
+        .ok_or_else(|| ApiError::NotFound(format!("the flow \"{name}\" has no version {version:?}")))?;
     let mut body = serde_json::to_value(meta).unwrap_or_default();
     if let Some(object) = body.as_object_mut() {
         object.insert("yaml".into(), JsonValue::String(yaml));

@@ -70,11 +70,20 @@ pub struct Editor {
 impl Editor {
     /// An editor of the flows in `flows_dir`, compiled against `env`, with
     /// their history in `store`; `token` is the editor token (without it,
-    /// every write is refused). The flows there now become the templates.
+    /// every write is refused). The flows there now become the templates
+    /// (a file too large or unreadable is left out, with a warning).
     pub fn new(flows_dir: &Path, env: Arc<FlowEnv>, store: Store, token: Option<Secret>) -> Result<Self, FileError> {
         let mut templates = Vec::new();
         for name in files::flow_names(flows_dir)? {
-            let Some(yaml) = files::read_flow(&name.file_in(flows_dir))? else { continue };
+            let yaml = match files::read_flow(&name.file_in(flows_dir)) {
+                Ok(Some(yaml)) => yaml,
+                Ok(None) => continue,
+                // One unreadable file costs its template, not the editor.
+                Err(error) => {
+                    tracing::warn!(%error, "A flow file is left out of the editor's templates.");
+                    continue;
+                }
+            };
             let description = api::summary_of(&yaml).description;
             templates.push(Template { name: name.to_string(), description, yaml });
         }

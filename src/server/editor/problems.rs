@@ -82,7 +82,7 @@ fn problem(file: &Path, tree: Option<&Node>, error: &ConfigError) -> Problem {
         let message = if error.file == file { error.detail() } else { error.to_string() };
         return Problem { line: None, col: None, message, node: None, path: None };
     };
-    let path = tree.map(|tree| path_at(tree, pos)).filter(|path| !path.is_empty());
+    let path = tree.map(|tree| path_at(tree, pos, &error.detail())).filter(|path| !path.is_empty());
     let node = path.as_ref().and_then(|path| match path.as_slice() {
         [Json::String(section), Json::String(id), ..] if section == "nodes" || section == "errors" => Some(id.clone()),
         _ => None,
@@ -90,23 +90,52 @@ fn problem(file: &Path, tree: Option<&Node>, error: &ConfigError) -> Problem {
     Problem { line: Some(pos.line), col: Some(pos.col), message: error.detail(), node, path }
 }
 
-/// The path of the key or value starting nearest before `pos` (the compiler
-/// points at the start of what is wrong): among those starting at the same
-/// place, the deepest.
-pub fn path_at(tree: &Node, pos: Pos) -> Vec<Json> {
-    let mut best: (Pos, Vec<Json>) = (Pos::default(), Vec::new());
-    let mut path = Vec::new();
-    visit(tree, pos, &mut path, &mut best);
-    best.1
+/// The path of the key or value that starts nearest before `pos` (the
+/// compiler points at the start of what is wrong), for the mistake `message`.
+///
+/// A block mapping starts where its first key does, so one position can be
+/// both a mapping and its first key: then the deepest whose key the message
+/// names in quotes (`unknown setting "windw"`) is meant, else the mapping
+/// (`shop "x" is not configured` is about the whole `with:`), but never the
+/// `nodes:` or `errors:` mapping over a node id (a cycle starts at a node).
+pub fn path_at(tree: &Node, pos: Pos, message: &str) -> Vec<Json> {
+    let mut found = Found { at: tree.pos, paths: vec![Vec::new()] };
+    if tree.pos > pos {
+        found.paths.clear();
+    }
+    visit(tree, pos, &mut Vec::new(), &mut found);
+    let named = |path: &&Vec<Json>| {
+        path.last().and_then(Json::as_str).is_some_and(|key| message.contains(&format!("\"{key}\"")))
+    };
+    if let Some(path) = found.paths.iter().filter(named).max_by_key(|path| path.len()) {
+        return path.clone();
+    }
+    let is_section = |path: &Vec<Json>| matches!(path.as_slice(), [Json::String(s)] if s == "nodes" || s == "errors");
+    let deepest = found.paths.iter().map(Vec::len).max().unwrap_or_default();
+    found.paths.into_iter().filter(|path| !(is_section(path) && deepest > 1)).min_by_key(Vec::len).unwrap_or_default()
 }
 
-fn visit(node: &Node, target: Pos, path: &mut Vec<Json>, best: &mut (Pos, Vec<Json>)) {
-    let consider = |at: Pos, path: &[Json], best: &mut (Pos, Vec<Json>)| {
-        let better = at > best.0 || (at == best.0 && path.len() > best.1.len());
-        if at <= target && better {
-            *best = (at, path.to_vec());
+/// The paths of the keys and values starting at `at`, the latest start seen
+/// so far that is not after the target.
+struct Found {
+    at: Pos,
+    paths: Vec<Vec<Json>>,
+}
+
+impl Found {
+    fn consider(&mut self, at: Pos, target: Pos, path: &[Json]) {
+        if at > target || at < self.at {
+            return;
         }
-    };
+        if at > self.at {
+            self.at = at;
+            self.paths.clear();
+        }
+        self.paths.push(path.to_vec());
+    }
+}
+
+fn visit(node: &Node, target: Pos, path: &mut Vec<Json>, found: &mut Found) {
     match &node.value {
         Value::Map(entries) => {
             for (key, value) in entries {
@@ -114,9 +143,9 @@ fn visit(node: &Node, target: Pos, path: &mut Vec<Json>, best: &mut (Pos, Vec<Js
                     break;
                 }
                 path.push(Json::String(key.name.clone()));
-                consider(key.pos, path, best);
-                consider(value.pos, path, best);
-                visit(value, target, path, best);
+                found.consider(key.pos, target, path);
+                found.consider(value.pos, target, path);
+                visit(value, target, path, found);
                 path.pop();
             }
         }
@@ -126,8 +155,8 @@ fn visit(node: &Node, target: Pos, path: &mut Vec<Json>, best: &mut (Pos, Vec<Js
                     break;
                 }
                 path.push(Json::from(index));
-                consider(item.pos, path, best);
-                visit(item, target, path, best);
+                found.consider(item.pos, target, path);
+                visit(item, target, path, found);
                 path.pop();
             }
         }
@@ -176,14 +205,27 @@ mod tests {
     }
 
     #[test]
-    fn positions_map_to_the_deepest_key_or_value_there() {
+    fn positions_map_to_the_key_or_value_the_message_is_about() {
         let tree = yaml::parse("flow: f\nnodes:\n  a:\n    use: log\n    with: {level: x, n: [1, 2]}\n").unwrap();
-        assert_eq!(path_at(&tree, Pos::new(1, 1)), [json!("flow")]);
-        assert_eq!(path_at(&tree, Pos::new(3, 3)), [json!("nodes"), json!("a")]);
-        // Block mappings start where their first key does: the key is meant.
-        assert_eq!(path_at(&tree, Pos::new(4, 5)), [json!("nodes"), json!("a"), json!("use")]);
-        assert_eq!(path_at(&tree, Pos::new(5, 18)), [json!("nodes"), json!("a"), json!("with"), json!("level")]);
-        assert_eq!(path_at(&tree, Pos::new(5, 31)), [json!("nodes"), json!("a"), json!("with"), json!("n"), json!(1)]);
+        let at = |line, col, message| path_at(&tree, Pos::new(line, col), message);
+        assert_eq!(at(1, 1, "\"flow\" is a list"), [json!("flow")]);
+        // The root mapping starts at its first key: a mistake about the file.
+        assert_eq!(at(1, 1, "missing key \"trigger\""), Vec::<Json>::new());
+        // `nodes:` starts at its first node: a cycle from there is the node's.
+        assert_eq!(at(3, 3, "the nodes form a cycle: a -> b -> a"), [json!("nodes"), json!("a")]);
+        assert_eq!(at(4, 5, "node \"a\": \"use\" is a list"), [json!("nodes"), json!("a"), json!("use")]);
+        // `a:` starts at `use:`: a mistake that names no key is the node's.
+        assert_eq!(at(4, 5, "node \"a\": needs an input"), [json!("nodes"), json!("a")]);
+        assert_eq!(at(5, 18, "unknown setting \"level\""), [json!("nodes"), json!("a"), json!("with"), json!("level")]);
+        assert_eq!(at(5, 31, "must be a string"), [json!("nodes"), json!("a"), json!("with"), json!("n"), json!(1)]);
+        // Inside a value: the value.
+        assert_eq!(at(5, 20, "not allowed"), [json!("nodes"), json!("a"), json!("with"), json!("level")]);
+
+        let block = yaml::parse("nodes:\n  a:\n    use: log\n    with:\n      lookback: 5m\n      windw: 1\n").unwrap();
+        let at = |line, col, message| path_at(&block, Pos::new(line, col), message);
+        let with = [json!("nodes"), json!("a"), json!("with")];
+        assert_eq!(at(5, 7, "node \"a\": shop \"x\" is not configured"), with);
+        assert_eq!(at(5, 7, "node \"a\": \"lookback\" is not a duration"), [&with[..], &[json!("lookback")]].concat());
     }
 
     #[test]

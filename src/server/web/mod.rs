@@ -148,7 +148,9 @@ pub async fn serve(listener: TcpListener, state: WebState, shutdown: Cancellatio
             }
         });
     }
-    tracing::info!(%addr, token = state.token.is_some(), "Web page listening.");
+    let editor_saves = state.editor.as_ref().is_some_and(|editor| editor.token().is_some());
+    tracing::info!(%addr, token = state.token.is_some(), editor = state.editor.is_some(), editor_saves,
+        "Web page listening.");
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
