@@ -30,6 +30,12 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/editor/{*path}", get(|Path(path): Path<String>| async move { asset(&path) }))
 }
 
+/// The front-end's `index.html`: the console's pages (`/`, `/flows/{name}`,
+/// `/runs/{id}`, [`crate::server::web`]) are routes of the same bundle.
+pub fn index() -> Response {
+    asset("")
+}
+
 /// The file at `path` in the bundle, else `index.html`, else 503.
 fn asset(path: &str) -> Response {
     // Debug builds read the folder: no path may climb out of it.
