@@ -23,7 +23,7 @@ struct Bundle;
 pub const NOT_BUILT: &str = "the editor bundle is not built: cd web && npm ci && npm run build\n";
 
 /// `/editor`, `/editor/` and everything below.
-pub(super) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/editor", get(|| async { Redirect::permanent("/editor/") }))
         .route("/editor/", get(|| async { asset("") }))

@@ -115,6 +115,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/flows/{name}/runs", get(console::flow))
         .route("/api/runs/{id}", get(console::run))
         .route("/metrics", get(metrics))
+        .merge(assets::routes())
         .merge(editor)
         .fallback(|| async { not_found(assets::index()) })
         .layer(axum::middleware::from_fn_with_state(shared.clone(), auth::require_token))
