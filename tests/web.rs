@@ -244,7 +244,10 @@ async fn chromium_draws_the_graph_and_lists_the_finished_run_and_no_page_shows_a
     let lag = overview["lags"].as_array().expect("lags").iter().find(|lag| lag["shop"] == SHOP);
     let lag = lag.expect("the sync lag of the shop is listed");
     assert!(lag["stream"].as_str().unwrap().starts_with(INCREMENT_STREAM), "{lag}");
-    assert_eq!((&overview["bans"][0]["app_key"], &overview["bans"][0]["reason"]), (&json!("banned-key"), &json!("over quota")));
+    assert_eq!(
+        (&overview["bans"][0]["app_key"], &overview["bans"][0]["reason"]),
+        (&json!("banned-key"), &json!("over quota"))
+    );
     assert_eq!(overview["alerts"][0]["detail"], json!(alert.detail), "the alert is listed as raised");
     assert_eq!(overview["restock"][0]["sku"], json!("SKU-<b>7</b>"), "the restock suggestion is listed");
     let broken_entry = overview["flows"].as_array().unwrap().iter().find(|flow| flow["name"] == "broken");

@@ -195,7 +195,10 @@ impl IntoResponse for PageError {
             PageError::NotFound(what) => (StatusCode::NOT_FOUND, what.clone()),
             PageError::Store(error) => {
                 tracing::error!(%error, "Reading the store for the console failed.");
-                (StatusCode::INTERNAL_SERVER_ERROR, "the database could not be read; the server's log says why".to_owned())
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the database could not be read; the server's log says why".to_owned(),
+                )
             }
         };
         (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
