@@ -58,8 +58,10 @@ fn chromium() -> Option<&'static Path> {
 /// The DOM Chromium builds from `url` once the front-end has fetched its data
 /// and drawn (virtual time lets the page's scripts run ahead of the clock),
 /// with every network feature a machine without internet would wait on
-/// turned off.
-async fn dump_dom(browser: &Path, url: &str) -> String {
+/// turned off. `lang` is the browser's language (`en-US`, `zh-CN`) as
+/// `navigator.languages` gives it, which the console's language follows:
+/// given always, so the English checks do not depend on the machine's locale.
+async fn dump_dom(browser: &Path, url: &str, lang: &str) -> String {
     let profile = tempfile::tempdir().expect("profile directory");
     let mut child = tokio::process::Command::new(browser)
         .args([
@@ -73,6 +75,7 @@ async fn dump_dom(browser: &Path, url: &str) -> String {
             "--disable-dev-shm-usage",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--accept-lang={lang}"))
         .args([&format!("--virtual-time-budget={RENDER_BUDGET_MS}"), "--dump-dom", url])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -280,7 +283,7 @@ async fn chromium_draws_the_graph_and_lists_the_finished_run_and_no_page_shows_a
     };
     // The flow's graph: every node with its run's counts, every edge, the
     // when: edge marked, the error handler apart.
-    let dom = dump_dom(browser, &format!("{base}/flows/example-orders")).await;
+    let dom = dump_dom(browser, &format!("{base}/flows/example-orders"), "en-US").await;
     assert!(dom.contains("data-testid=\"graph-nodes\""), "no graph drawn: {dom}");
     for node in ["orders", "vip", "paid", "save", "vip_buyers"] {
         let counts = imported.nodes.iter().find(|n| n.node_id == node).expect("node in the report");
@@ -302,7 +305,7 @@ async fn chromium_draws_the_graph_and_lists_the_finished_run_and_no_page_shows_a
 
     // The overview lists both flows, what holds the shops back, and the
     // finished runs with their status; nothing from the store is markup.
-    let dom = dump_dom(browser, &format!("{base}/")).await;
+    let dom = dump_dom(browser, &format!("{base}/"), "en-US").await;
     for run in [&imported, &synced] {
         let link = dom.find(&format!(">{}</a>", run.run_id)).unwrap_or_else(|| panic!("run {} not listed", run.run_id));
         let row_end = dom[link..].find("</tr>").expect("row ends");
@@ -320,12 +323,21 @@ async fn chromium_draws_the_graph_and_lists_the_finished_run_and_no_page_shows_a
     assert!(dom.contains("SKU-&lt;b&gt;7&lt;/b&gt;"), "the restock suggestion is listed");
     assert!(dom.contains("unknown node type \"fetch_everything\""), "the load error is listed");
 
+    // The same overview for a browser in Chinese.
+    let dom = dump_dom(browser, &format!("{base}/"), "zh-CN").await;
+    assert!(dom.contains("<html lang=\"zh-CN\""), "the page says it is in Chinese");
+    assert!(
+        dom.contains("最近运行") && dom.contains("熔断器") && dom.contains("限流封禁"),
+        "headings in Chinese: {dom}"
+    );
+    assert!(dom.contains("run-status status-succeeded\">成功"), "statuses in Chinese");
+
     // A file that never validated: its page says so and draws no graph.
-    let dom = dump_dom(browser, &format!("{base}/flows/broken")).await;
+    let dom = dump_dom(browser, &format!("{base}/flows/broken"), "en-US").await;
     assert!(dom.contains("never validated") && !dom.contains("data-testid=\"graph-nodes\""), "{dom}");
 
     // The run's page: one row per node with its timings.
-    let dom = dump_dom(browser, &format!("{base}/runs/{}", synced.run_id)).await;
+    let dom = dump_dom(browser, &format!("{base}/runs/{}", synced.run_id), "en-US").await;
     assert!(dom.contains(&format!("<span id=\"run-id\">{}</span>", synced.run_id)), "{dom}");
     assert!(dom.contains("id=\"run-status\" class=\"status-succeeded\">succeeded"));
     for node in &synced.nodes {
@@ -395,7 +407,7 @@ async fn beyond_loopback_a_token_is_required_and_checked() {
     if let Some(browser) = chromium() {
         let query: String =
             reqwest::Url::parse_with_params("http://x/", [("token", token)]).unwrap().query().unwrap().to_owned();
-        let dom = dump_dom(browser, &format!("{base}/?{query}")).await;
+        let dom = dump_dom(browser, &format!("{base}/?{query}"), "en-US").await;
         assert!(dom.contains("id=\"flows\""), "the page, not a 401: {dom}");
     }
     shutdown.cancel();
