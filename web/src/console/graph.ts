@@ -17,7 +17,8 @@ export function asFlowNodes(nodes: GraphNode[]): FlowNode[] {
   }));
 }
 
-/** Edges of the graph, id `<from>:<to>` (a node id has no colon), marked `conditional` when the receiving node has `when:`. */
+/** Edges of the graph, id `<from>:<to>` (a node id has no colon), marked `conditional` (dashed) when the receiving node has
+ * `when:`; the expression itself is shown on that node. */
 export function graphEdges(nodes: GraphNode[]): Edge[] {
   const ids = new Set(nodes.map((n) => n.id));
   return nodes.flatMap((n) =>
@@ -28,7 +29,6 @@ export function graphEdges(nodes: GraphNode[]): Edge[] {
         source: from,
         target: n.id,
         className: n.when ? 'conditional' : undefined,
-        label: n.when ?? undefined,
       })),
   );
 }
