@@ -11,15 +11,19 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::Shared;
 use super::health::{Health, Lag};
-use super::{PageError, Shared};
 use crate::flow::{Flow, NodeSpec, Trigger};
 use crate::nodes::Role;
 use crate::server::catalog::FlowEntry;
-use crate::store::{Alert, AppBan, BreakerRow, NodeRunRecord, Reauth, RestockSuggestion, RunRecord, RunStatus};
+use crate::store::{
+    Alert, AppBan, BreakerRow, NodeRunRecord, Reauth, RestockSuggestion, RunRecord, RunStatus, StoreError,
+};
 
 /// Runs listed on the overview and on a flow's page.
 const RECENT_RUNS: u32 = 25;
@@ -191,7 +195,44 @@ pub struct RunPage {
     pub graph: Option<Graph>,
 }
 
-pub(super) async fn overview(State(shared): State<Arc<Shared>>) -> Result<Json<Overview>, PageError> {
+/// A console request that could not be answered, as `{"error": "…"}`.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ConsoleError {
+    /// 404: no such flow or run.
+    #[error("{0}")]
+    NotFound(String),
+    /// 500; the error is logged, never sent.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ConsoleError {
+    fn no_flow(name: &str) -> Self {
+        ConsoleError::NotFound(format!("no flow is named {name:?}"))
+    }
+
+    fn no_run(id: &str) -> Self {
+        ConsoleError::NotFound(format!("no run has the id {id:?}"))
+    }
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        let (status, message) = match &self {
+            ConsoleError::NotFound(what) => (StatusCode::NOT_FOUND, what.clone()),
+            ConsoleError::Store(error) => {
+                tracing::error!(%error, "Reading the store for the console failed.");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the database could not be read; the server's log says why".to_owned(),
+                )
+            }
+        };
+        (status, Json(serde_json::json!({ "error": message }))).into_response()
+    }
+}
+
+pub(super) async fn overview(State(shared): State<Arc<Shared>>) -> Result<Json<Overview>, ConsoleError> {
     let store = &shared.state.store;
     let now = Utc::now();
     let dead_letters: HashMap<String, u64> = store.open_dead_letters_per_flow().await?.into_iter().collect();
@@ -219,8 +260,8 @@ pub(super) async fn overview(State(shared): State<Arc<Shared>>) -> Result<Json<O
 pub(super) async fn flow(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
-) -> Result<Json<FlowPage>, PageError> {
-    let entry = shared.state.catalog.find(&name).ok_or_else(|| PageError::no_flow(&name))?;
+) -> Result<Json<FlowPage>, ConsoleError> {
+    let entry = shared.state.catalog.find(&name).ok_or_else(|| ConsoleError::no_flow(&name))?;
     let store = &shared.state.store;
     let dead_letters = store.open_dead_letters_per_flow().await?;
     let open = dead_letters.iter().find(|(flow, _)| *flow == name).map_or(0, |(_, count)| *count);
@@ -237,9 +278,12 @@ pub(super) async fn flow(
     }))
 }
 
-pub(super) async fn run(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Result<Json<RunPage>, PageError> {
+pub(super) async fn run(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> Result<Json<RunPage>, ConsoleError> {
     let store = &shared.state.store;
-    let run = store.run(&id).await?.ok_or_else(|| PageError::no_run(&id))?;
+    let run = store.run(&id).await?.ok_or_else(|| ConsoleError::no_run(&id))?;
     let nodes = store.run_nodes(&id).await?;
     let graph = shared.state.catalog.find(&run.flow).and_then(|entry| entry.flow.as_deref().map(Graph::of));
     Ok(Json(RunPage { recorded: RecordedRun { run, nodes }, graph }))
@@ -250,5 +294,30 @@ fn trigger(flow: &Flow) -> String {
         Some(Trigger::Every(every)) => format!("every {}", humantime::format_duration(*every)),
         Some(Trigger::Cron { expression, timezone }) => format!("cron {expression} ({timezone})"),
         None => "manual".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn answer(error: ConsoleError) -> (StatusCode, serde_json::Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.expect("body");
+        (status, serde_json::from_slice(&body).expect("JSON"))
+    }
+
+    #[tokio::test]
+    async fn a_missing_flow_is_named_and_a_store_failure_is_not_detailed() {
+        let (status, body) = answer(ConsoleError::no_flow("a\"b")).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::NOT_FOUND, serde_json::json!({"error": "no flow is named \"a\\\"b\""}))
+        );
+        let failure = StoreError::InvalidValue { field: "dsn".into(), reason: "mysql://root:hunter2@db".into() };
+        let (status, body) = answer(ConsoleError::Store(failure)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.to_string().contains("hunter2"), "the store's error stays in the log: {body}");
     }
 }

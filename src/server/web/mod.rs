@@ -36,7 +36,7 @@ pub use health::{Health, Lag};
 use super::catalog::Catalog;
 use super::editor::{EDITOR_TOKEN_VAR, Editor, assets};
 use crate::config::Secret;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::telemetry::{self, StoreGauges};
 
 /// Where `serve` listens unless told otherwise.
@@ -165,43 +165,6 @@ fn check_exposure(addr: SocketAddr, state: &WebState) -> Result<(), WebError> {
         Some(_) => Ok(()),
         None if addr.ip().to_canonical().is_loopback() => Ok(()),
         None => Err(WebError::TokenRequired { addr }),
-    }
-}
-
-/// A console request that could not be answered, as `{"error": "…"}`.
-#[derive(Debug, thiserror::Error)]
-enum PageError {
-    /// 404: no such flow or run.
-    #[error("{0}")]
-    NotFound(String),
-    /// 500; the error is logged, never sent.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl PageError {
-    fn no_flow(name: &str) -> Self {
-        PageError::NotFound(format!("no flow is named {name:?}"))
-    }
-
-    fn no_run(id: &str) -> Self {
-        PageError::NotFound(format!("no run has the id {id:?}"))
-    }
-}
-
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        let (status, message) = match &self {
-            PageError::NotFound(what) => (StatusCode::NOT_FOUND, what.clone()),
-            PageError::Store(error) => {
-                tracing::error!(%error, "Reading the store for the console failed.");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the database could not be read; the server's log says why".to_owned(),
-                )
-            }
-        };
-        (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
     }
 }
 
