@@ -5,7 +5,7 @@ import { useCallback, useEffect, useMemo, useState } from 'react';
 import { ApiError } from '../api';
 import { I18nContext, loadLang, makeI18n, rememberLang, type Lang } from '../i18n';
 import { consoleApi } from './api';
-import { ConsoleContext } from './context';
+import { ConsoleContext, Link } from './context';
 import FlowView from './FlowView';
 import { formatTime } from './format';
 import { CONSOLE_MESSAGES, fill } from './messages';
@@ -113,15 +113,7 @@ export default function ConsoleApp({ editorBase }: { editorBase: string }) {
           <header className="console-top">
             <h1>orderflow</h1>
             <nav>
-              <a
-                href="/"
-                onClick={(event) => {
-                  event.preventDefault();
-                  navigate('/');
-                }}
-              >
-                {t.overview}
-              </a>
+              <Link href="/">{t.overview}</Link>
               {' · '}
               <a href={editorHref(editorBase)}>{t.editor}</a>
               {' · '}
