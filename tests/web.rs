@@ -1,6 +1,8 @@
-//! The serve web page: driven in headless Chromium (the graph of a known flow
-//! is drawn, a finished run appears), the access token, and no secret on any
-//! page. Also the store queries only the page reads, on every backend.
+//! The console of `serve` (the front-end's overview, flow and run views and
+//! their JSON): driven in headless Chromium (the graph of a known flow is
+//! drawn with its nodes and counts, a finished run appears), the access
+//! token, and no secret on any page or in any answer. Also the store queries
+//! only the console reads, on every backend.
 //!
 //! Chromium (Debian's `chromium`) missing: the browser checks fail when `CI`
 //! is set and are skipped with one line otherwise.
@@ -33,6 +35,9 @@ use tokio_util::sync::CancellationToken;
 const CHROMIUM: &str = "/usr/bin/chromium";
 const APP_SECRET: &str = "web-test-app-secret-5f1c0e";
 const SESSION: &str = "web-test-session-9a7d44";
+/// Virtual milliseconds the front-end gets to fetch, lay out and draw: below
+/// its 15 s refresh, far above what a draw takes.
+const RENDER_BUDGET_MS: u32 = 10_000;
 
 /// The browser, or `None` (after one line on stderr) when it is missing and
 /// this is not CI.
@@ -50,10 +55,13 @@ fn chromium() -> Option<&'static Path> {
     None
 }
 
-/// The DOM Chromium builds from `url`, after its scripts and redirects (none
-/// here), with every network feature a machine without internet would
-/// wait on turned off.
-async fn dump_dom(browser: &Path, url: &str) -> String {
+/// The DOM Chromium builds from `url` once the front-end has fetched its data
+/// and drawn (virtual time lets the page's scripts run ahead of the clock),
+/// with every network feature a machine without internet would wait on
+/// turned off. `lang` is the browser's language (`en-US`, `zh-CN`) as
+/// `navigator.languages` gives it, which the console's language follows:
+/// given always, so the English checks do not depend on the machine's locale.
+async fn dump_dom(browser: &Path, url: &str, lang: &str) -> String {
     let profile = tempfile::tempdir().expect("profile directory");
     let mut child = tokio::process::Command::new(browser)
         .args([
@@ -67,7 +75,8 @@ async fn dump_dom(browser: &Path, url: &str) -> String {
             "--disable-dev-shm-usage",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(["--dump-dom", url])
+        .arg(format!("--accept-lang={lang}"))
+        .args([&format!("--virtual-time-budget={RENDER_BUDGET_MS}"), "--dump-dom", url])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -143,11 +152,22 @@ fn suggestion(run: &str, sku: &str, at: chrono::DateTime<Utc>) -> RestockSuggest
     }
 }
 
-/// The text of the SVG group of node `id` in `dom`.
-fn node_group<'a>(dom: &'a str, id: &str) -> &'a str {
+/// What the graph's node `id` says of its run (`in 3 · out 2 · errors 0`,
+/// `not run yet`) in `dom`.
+fn node_counts<'a>(dom: &'a str, id: &str) -> &'a str {
     let start = dom.find(&format!("data-node=\"{id}\"")).unwrap_or_else(|| panic!("no node {id} drawn"));
-    let end = dom[start..].find("</g>").expect("node group closes");
-    &dom[start..start + end]
+    let marker = "class=\"graph-node-counts\">";
+    let counts = start + dom[start..].find(marker).expect("the node shows counts") + marker.len();
+    let end = dom[counts..].find("</div>").expect("counts end");
+    &dom[counts..counts + end]
+}
+
+/// The edge `from` → `to` React Flow drew in `dom`: its `<g …>` tag.
+fn edge<'a>(dom: &'a str, from: &str, to: &str) -> &'a str {
+    let id = format!("data-id=\"{from}:{to}\"");
+    let at = dom.find(&id).unwrap_or_else(|| panic!("edge {from} → {to} missing"));
+    let start = dom[..at].rfind("<g").expect("edge group opens");
+    &dom[start..at + id.len()]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,15 +217,21 @@ async fn chromium_draws_the_graph_and_lists_the_finished_run_and_no_page_shows_a
         start(WebState { store: store.clone(), catalog, metrics: None, token: None, editor: None }, &shutdown).await;
     let base = format!("http://{addr}");
 
-    // Every page, as served: no secret of the shop's config on any of them.
+    // Every page and every answer the views draw from: no secret of the
+    // shop's config, no node setting.
     let http = reqwest::Client::new();
-    let mut pages = HashMap::new();
+    let mut answers = HashMap::new();
     for path in [
         "/".to_owned(),
         "/flows/example-orders".to_owned(),
         "/flows/taobao-incremental".to_owned(),
         format!("/runs/{}", imported.run_id),
         format!("/runs/{}", synced.run_id),
+        "/api/overview".to_owned(),
+        "/api/flows/example-orders/runs".to_owned(),
+        "/api/flows/taobao-incremental/runs".to_owned(),
+        format!("/api/runs/{}", imported.run_id),
+        format!("/api/runs/{}", synced.run_id),
     ] {
         let response = http.get(format!("{base}{path}")).send().await.expect("page answers");
         assert_eq!(response.status(), 200, "{path}");
@@ -215,56 +241,71 @@ async fn chromium_draws_the_graph_and_lists_the_finished_run_and_no_page_shows_a
         }
         // Settings never reach a page: the flow's own threshold and column list.
         assert!(!body.contains("threshold") && !body.contains("vip_level"), "{path} shows node settings");
-        pages.insert(path, body);
+        answers.insert(path, body);
     }
-    let overview = &pages["/"];
-    assert!(overview.contains(INCREMENT_STREAM) && overview.contains(SHOP), "the sync lag of the shop is listed");
-    assert!(overview.contains("banned-key") && overview.contains("over quota"), "the ban is listed");
-    assert!(overview.contains("&lt;script&gt;alert(1)&lt;/script&gt; no movement"), "the alert is listed, escaped");
-    assert!(!overview.contains("<script>") && !overview.contains("<b>7"), "nothing from the store is markup");
-    assert!(overview.contains("SKU-&lt;b&gt;7&lt;/b&gt;"), "the restock suggestion is listed");
-    assert!(overview.contains("unknown node type &quot;fetch_everything&quot;"), "the load error is listed");
-    let broken = http.get(format!("{base}/flows/broken")).send().await.unwrap().text().await.unwrap();
-    assert!(broken.contains("never validated") && !broken.contains("<svg"), "no graph for a broken file");
-    let missing = |path: &str| {
+    let overview: serde_json::Value = serde_json::from_str(&answers["/api/overview"]).expect("overview JSON");
+    let lag = overview["lags"].as_array().expect("lags").iter().find(|lag| lag["shop"] == SHOP);
+    let lag = lag.expect("the sync lag of the shop is listed");
+    assert!(lag["stream"].as_str().unwrap().starts_with(INCREMENT_STREAM), "{lag}");
+    assert_eq!(
+        (&overview["bans"][0]["app_key"], &overview["bans"][0]["reason"]),
+        (&json!("banned-key"), &json!("over quota"))
+    );
+    assert_eq!(overview["alerts"][0]["detail"], json!(alert.detail), "the alert is listed as raised");
+    assert_eq!(overview["restock"][0]["sku"], json!("SKU-<b>7</b>"), "the restock suggestion is listed");
+    let broken_entry = overview["flows"].as_array().unwrap().iter().find(|flow| flow["name"] == "broken");
+    assert_eq!(
+        broken_entry.expect("the broken file is listed")["errors"],
+        json!(["flows/broken.yaml:4:10: unknown node type \"fetch_everything\""]),
+        "the load error is listed"
+    );
+    let broken = http.get(format!("{base}/api/flows/broken/runs")).send().await.unwrap().text().await.unwrap();
+    let broken: serde_json::Value = serde_json::from_str(&broken).expect("flow JSON");
+    assert!(broken["graph"].is_null(), "no graph for a broken file: {broken}");
+    let flow: serde_json::Value = serde_json::from_str(&answers["/api/flows/example-orders/runs"]).unwrap();
+    assert_eq!(flow["last_run"]["run"]["id"], json!(imported.run_id), "the counts are the last finished run's");
+    let status = |path: &str| {
         let response = http.get(format!("{base}{path}"));
         async move { response.send().await.expect("answers").status() }
     };
-    assert_eq!(missing("/flows/no-such-flow").await, 404);
-    assert_eq!(missing("/runs/0190f000-0000-7000-8000-000000000000").await, 404);
+    for path in [
+        "/flows/no-such-flow",
+        "/runs/0190f000-0000-7000-8000-000000000000",
+        "/api/flows/no-such-flow/runs",
+        "/api/runs/0190f000-0000-7000-8000-000000000000",
+    ] {
+        assert_eq!(status(path).await, 404, "{path}");
+    }
 
     let Some(browser) = chromium() else {
         shutdown.cancel();
         return;
     };
-    // The flow's graph: every node, every edge, the error handler apart, and
-    // the counts of the run.
-    let dom = dump_dom(browser, &format!("{base}/flows/example-orders")).await;
-    assert!(dom.contains("<svg class=\"graph main\""), "no graph drawn: {dom}");
+    // The flow's graph: every node with its run's counts, every edge, the
+    // when: edge marked, the error handler apart.
+    let dom = dump_dom(browser, &format!("{base}/flows/example-orders"), "en-US").await;
+    assert!(dom.contains("data-testid=\"graph-nodes\""), "no graph drawn: {dom}");
     for node in ["orders", "vip", "paid", "save", "vip_buyers"] {
         let counts = imported.nodes.iter().find(|n| n.node_id == node).expect("node in the report");
-        let group = node_group(&dom, node);
-        assert!(
-            group
-                .contains(&format!("in {} · out {} · errors {}", counts.records_in, counts.records_out, counts.errors)),
-            "node {node} shows other counts than its run: {group}"
+        assert_eq!(
+            node_counts(&dom, node),
+            format!("in {} · out {} · errors {}", counts.records_in, counts.records_out, counts.errors),
+            "node {node} shows other counts than its run"
         );
     }
     let saved = imported.nodes.iter().find(|n| n.node_id == "save").expect("save node");
     assert!(saved.records_in > 0, "the example imports orders");
-    for (from, to) in [("orders", "vip"), ("vip", "paid"), ("paid", "save"), ("vip", "vip_buyers")] {
-        assert!(dom.contains(&format!("data-from=\"{from}\" data-to=\"{to}\"")), "edge {from} → {to} missing");
+    for (from, to) in [("orders", "vip"), ("vip", "paid"), ("paid", "save")] {
+        assert!(!edge(&dom, from, to).contains("conditional"), "edge {from} → {to} is not conditional");
     }
-    assert!(
-        dom.contains("class=\"edge conditional\" data-from=\"vip\" data-to=\"vip_buyers\""),
-        "the when: edge is marked"
-    );
-    assert!(dom.contains("<svg class=\"graph errors\""), "the errors: graph is drawn apart");
-    assert!(node_group(&dom, "report").contains("not run yet"), "the error handler did not run");
+    assert!(edge(&dom, "vip", "vip_buyers").contains("conditional"), "the when: edge is marked");
+    assert!(dom.contains("data-testid=\"graph-errors\""), "the errors: graph is drawn apart");
+    assert_eq!(node_counts(&dom, "report"), "not run yet", "the error handler did not run");
     assert!(dom.contains(&imported.run_id), "the graph names its run");
 
-    // The overview lists both flows and the finished runs with their status.
-    let dom = dump_dom(browser, &format!("{base}/")).await;
+    // The overview lists both flows, what holds the shops back, and the
+    // finished runs with their status; nothing from the store is markup.
+    let dom = dump_dom(browser, &format!("{base}/"), "en-US").await;
     for run in [&imported, &synced] {
         let link = dom.find(&format!(">{}</a>", run.run_id)).unwrap_or_else(|| panic!("run {} not listed", run.run_id));
         let row_end = dom[link..].find("</tr>").expect("row ends");
@@ -275,10 +316,29 @@ async fn chromium_draws_the_graph_and_lists_the_finished_run_and_no_page_shows_a
         );
     }
     assert!(dom.contains("href=\"/flows/example-orders\"") && dom.contains("href=\"/flows/taobao-incremental\""));
+    assert!(dom.contains(INCREMENT_STREAM) && dom.contains(SHOP), "the sync lag of the shop is listed");
+    assert!(dom.contains("banned-key") && dom.contains("over quota"), "the ban is listed");
+    assert!(dom.contains("&lt;script&gt;alert(1)&lt;/script&gt; no movement"), "the alert is listed, escaped");
+    assert!(!dom.contains("<script>") && !dom.contains("<b>7"), "nothing from the store is markup");
+    assert!(dom.contains("SKU-&lt;b&gt;7&lt;/b&gt;"), "the restock suggestion is listed");
+    assert!(dom.contains("unknown node type \"fetch_everything\""), "the load error is listed");
+
+    // The same overview for a browser in Chinese.
+    let dom = dump_dom(browser, &format!("{base}/"), "zh-CN").await;
+    assert!(dom.contains("<html lang=\"zh-CN\""), "the page says it is in Chinese");
+    assert!(
+        dom.contains("最近运行") && dom.contains("熔断器") && dom.contains("限流封禁"),
+        "headings in Chinese: {dom}"
+    );
+    assert!(dom.contains("run-status status-succeeded\">成功"), "statuses in Chinese");
+
+    // A file that never validated: its page says so and draws no graph.
+    let dom = dump_dom(browser, &format!("{base}/flows/broken"), "en-US").await;
+    assert!(dom.contains("never validated") && !dom.contains("data-testid=\"graph-nodes\""), "{dom}");
 
     // The run's page: one row per node with its timings.
-    let dom = dump_dom(browser, &format!("{base}/runs/{}", synced.run_id)).await;
-    assert!(dom.contains(&format!("<span id=\"run-id\">{}</span>", synced.run_id)));
+    let dom = dump_dom(browser, &format!("{base}/runs/{}", synced.run_id), "en-US").await;
+    assert!(dom.contains(&format!("<span id=\"run-id\">{}</span>", synced.run_id)), "{dom}");
     assert!(dom.contains("id=\"run-status\" class=\"status-succeeded\">succeeded"));
     for node in &synced.nodes {
         assert!(
@@ -320,7 +380,7 @@ async fn beyond_loopback_a_token_is_required_and_checked() {
     let addr = start(WebState { token: Some(Secret::new(token)), ..open }, &shutdown).await;
     let base = format!("http://{addr}");
     let http = reqwest::Client::new();
-    for path in ["/", "/flows/x", "/runs/x", "/metrics", "/nowhere"] {
+    for path in ["/", "/flows/x", "/runs/x", "/metrics", "/nowhere", "/api/overview", "/api/runs/x"] {
         let response = http.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(response.status(), 401, "{path} without a token");
         assert!(!response.text().await.unwrap().contains(token));
@@ -342,11 +402,12 @@ async fn beyond_loopback_a_token_is_required_and_checked() {
     let forged = http.get(format!("{base}/")).header("cookie", format!("{COOKIE}=00ff")).send().await.unwrap();
     assert_eq!(forged.status(), 401);
 
-    // A browser given ?token= once follows the page.
+    // A browser given ?token= once follows the page: the front-end's own
+    // requests carry the cookie.
     if let Some(browser) = chromium() {
         let query: String =
             reqwest::Url::parse_with_params("http://x/", [("token", token)]).unwrap().query().unwrap().to_owned();
-        let dom = dump_dom(browser, &format!("{base}/?{query}")).await;
+        let dom = dump_dom(browser, &format!("{base}/?{query}"), "en-US").await;
         assert!(dom.contains("id=\"flows\""), "the page, not a 401: {dom}");
     }
     shutdown.cancel();

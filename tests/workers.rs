@@ -372,15 +372,17 @@ mod three_workers {
         format!("shop-{i:03}")
     }
 
-    /// The process serves its page (the flow listed) and `/metrics` (its
-    /// runs and API calls counted).
+    /// The process serves its console (the page, and the flow listed in the
+    /// overview it draws) and `/metrics` (its runs and API calls counted).
     async fn assert_serves_page_and_metrics(port: u16, label: &str) {
         let get = |path: &str| {
             let url = format!("http://127.0.0.1:{port}{path}");
             async move { reqwest::get(&url).await.unwrap().error_for_status().unwrap().text().await.unwrap() }
         };
         let page = get("/").await;
-        assert!(page.contains(FLOW), "{label}: the page lists the flow");
+        assert!(page.contains("id=\"root\""), "{label}: the console's page is served");
+        let overview = get("/api/overview").await;
+        assert!(overview.contains(&format!("\"name\":\"{FLOW}\"")), "{label}: the overview lists the flow");
         let metrics = get("/metrics").await;
         let count = |prefix: &str| -> f64 {
             metrics

@@ -30,7 +30,7 @@ export type SaveOutcome =
   | { kind: 'conflict'; currentVersion: string; currentYaml: string }
   | { kind: 'invalid'; problems: Problem[] };
 
-async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (method !== 'GET') {

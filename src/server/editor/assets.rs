@@ -23,11 +23,17 @@ struct Bundle;
 pub const NOT_BUILT: &str = "the editor bundle is not built: cd web && npm ci && npm run build\n";
 
 /// `/editor`, `/editor/` and everything below.
-pub(super) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/editor", get(|| async { Redirect::permanent("/editor/") }))
         .route("/editor/", get(|| async { asset("") }))
         .route("/editor/{*path}", get(|Path(path): Path<String>| async move { asset(&path) }))
+}
+
+/// The front-end's `index.html`: the console's pages (`/`, `/flows/{name}`,
+/// `/runs/{id}`, [`crate::server::web`]) are routes of the same bundle.
+pub fn index() -> Response {
+    asset("")
 }
 
 /// The file at `path` in the bundle, else `index.html`, else 503.

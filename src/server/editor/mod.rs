@@ -1,6 +1,7 @@
 //! The visual flow editor's server side (`docs/editor.md`): its JSON API
-//! under `/api/` and its bundle under `/editor/`, mounted in the web page's
-//! router ([`super::web::router`]) behind the same token check.
+//! under `/api/`, mounted in the web page's router ([`super::web::router`])
+//! behind the same token check, and the front-end's bundle ([`assets`]),
+//! which that router serves at `/editor/` and at the console's pages.
 //!
 //! - [`api`]: the handlers (catalog, flows, templates, validate, save,
 //!   versions);
@@ -103,12 +104,13 @@ impl Editor {
     }
 }
 
-/// The API and the bundle, writes guarded.
+/// The API, writes guarded (the bundle is mounted by the web router, which
+/// serves it with or without an editor).
 pub fn router<S: Clone + Send + Sync + 'static>(editor: Arc<Editor>) -> Router<S> {
     let api = api::routes()
         .layer(axum::middleware::from_fn_with_state(editor.clone(), guard_writes))
         .layer(axum::extract::DefaultBodyLimit::max(files::MAX_FLOW_BYTES));
-    Router::new().merge(api).merge(assets::routes()).with_state(editor)
+    Router::new().merge(api).with_state(editor)
 }
 
 /// Lets reads through; a write (any method but GET, HEAD and the

@@ -1,23 +1,20 @@
-//! The read-only web page of `orderflow serve` and its `/metrics`.
+//! The web side of `orderflow serve`: the console's JSON, the front-end's
+//! pages and `/metrics`.
 //!
-//! Routes: `/` (flows, breakers, bans, shops to authorise again, sync lag,
-//! open alerts, restock suggestions, recent runs), `/flows/{name}` (the graph
-//! drawn as inline SVG with the last run's counts, and the flow's runs),
-//! `/runs/{id}` (each node's counts, timings and error) and `/metrics`
-//! (Prometheus text, with the store's gauges read on each scrape); with an
-//! editor, also its API under `/api/` and its front-end under `/editor/`
-//! ([`super::editor`]).
+//! Routes: `/`, `/flows/{name}` and `/runs/{id}` answer the front-end
+//! (`web/`, embedded; 404 when the flow or run does not exist, so an old link
+//! to a missing page still says so), which draws them from
+//! `/api/overview`, `/api/flows/{name}/runs` and `/api/runs/{id}`
+//! ([`console`]); `/metrics` is Prometheus text, with the store's gauges read
+//! on each scrape. With an editor, also its API under `/api/` and the editor
+//! under `/editor/` ([`super::editor`]).
 //!
-//! Pages are rendered on the server with inline CSS and no script, so they
-//! work with no internet. Everything shown is HTML-escaped; node settings and
-//! config values are never shown. Listening beyond loopback requires an
-//! access token ([`auth`]).
+//! Node settings and config values are never sent. Listening beyond loopback
+//! requires an access token ([`auth`]).
 
 mod auth;
-mod graph_svg;
+pub mod console;
 mod health;
-mod html;
-mod pages;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,7 +23,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::Utc;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -37,9 +34,9 @@ pub use auth::{Access, COOKIE};
 pub use health::{Health, Lag};
 
 use super::catalog::Catalog;
-use super::editor::{EDITOR_TOKEN_VAR, Editor};
+use super::editor::{EDITOR_TOKEN_VAR, Editor, assets};
 use crate::config::Secret;
-use crate::store::{RunStatus, Store, StoreError};
+use crate::store::Store;
 use crate::telemetry::{self, StoreGauges};
 
 /// Where `serve` listens unless told otherwise.
@@ -47,8 +44,6 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// The environment variable the access token is read from.
 pub const TOKEN_VAR: &str = "ORDERFLOW_WEB_TOKEN";
 
-/// Runs listed on the overview and on a flow's page.
-const RECENT_RUNS: u32 = 25;
 /// How often histogram samples are folded into their buckets when nobody
 /// scrapes (the exporter leaves that to its owner).
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
@@ -113,12 +108,16 @@ pub fn router(state: WebState) -> Router {
     let editor = state.editor.clone().map(super::editor::router).unwrap_or_default();
     let shared = Arc::new(Shared { state, gauges: StoreGauges::default() });
     Router::new()
-        .route("/", get(overview))
-        .route("/flows/{name}", get(flow))
-        .route("/runs/{id}", get(run))
+        .route("/", get(|| async { assets::index() }))
+        .route("/flows/{name}", get(flow_page))
+        .route("/runs/{id}", get(run_page))
+        .route("/api/overview", get(console::overview))
+        .route("/api/flows/{name}/runs", get(console::flow))
+        .route("/api/runs/{id}", get(console::run))
         .route("/metrics", get(metrics))
+        .merge(assets::routes())
         .merge(editor)
-        .fallback(|| async { PageError::NotFound("There is no such page.".to_owned()) })
+        .fallback(|| async { not_found(assets::index()) })
         .layer(axum::middleware::from_fn_with_state(shared.clone(), auth::require_token))
         .with_state(shared)
 }
@@ -169,63 +168,33 @@ fn check_exposure(addr: SocketAddr, state: &WebState) -> Result<(), WebError> {
     }
 }
 
-/// A page that could not be shown.
-enum PageError {
-    /// 404 with what was missing.
-    NotFound(String),
-    /// 500; the error is logged, never shown.
-    Store(StoreError),
+/// `page` answered with 404 (unless it is already an error: no bundle).
+fn not_found(mut page: Response) -> Response {
+    if page.status().is_success() {
+        *page.status_mut() = StatusCode::NOT_FOUND;
+    }
+    page
 }
 
-impl From<StoreError> for PageError {
-    fn from(error: StoreError) -> Self {
-        PageError::Store(error)
+/// `/flows/{name}`: the front-end, 404 when no flow has that name.
+async fn flow_page(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    match shared.state.catalog.find(&name) {
+        Some(_) => assets::index(),
+        None => not_found(assets::index()),
     }
 }
 
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        match self {
-            PageError::NotFound(what) => (StatusCode::NOT_FOUND, Html(pages::not_found(&what))).into_response(),
-            PageError::Store(error) => {
-                tracing::error!(%error, "Reading the store for the web page failed.");
-                (StatusCode::INTERNAL_SERVER_ERROR, Html(pages::unavailable())).into_response()
-            }
+/// `/runs/{id}`: the front-end, 404 when no run has that id (the front-end
+/// shows a store failure from its API call).
+async fn run_page(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    match shared.state.store.run(&id).await {
+        Ok(None) => not_found(assets::index()),
+        Ok(Some(_)) => assets::index(),
+        Err(error) => {
+            tracing::warn!(%error, run = %id, "Reading the store for a run's page failed.");
+            assets::index()
         }
     }
-}
-
-async fn overview(State(shared): State<Arc<Shared>>) -> Result<Html<String>, PageError> {
-    let store = &shared.state.store;
-    let data = pages::Overview {
-        flows: shared.state.catalog.snapshot(),
-        runs: store.recent_runs(None, RECENT_RUNS).await?,
-        health: Health::load(store, Utc::now()).await?,
-        restock: store.latest_restock_suggestions().await?,
-        open_dead_letters: store.open_dead_letters_per_flow().await?.into_iter().collect(),
-    };
-    Ok(Html(pages::overview(&data)))
-}
-
-async fn flow(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Result<Html<String>, PageError> {
-    let entry =
-        shared.state.catalog.find(&name).ok_or_else(|| PageError::NotFound(format!("No flow is named {name:?}.")))?;
-    let store = &shared.state.store;
-    let runs = store.recent_runs(Some(&name), RECENT_RUNS).await?;
-    let last = runs.iter().find(|run| run.status != RunStatus::Running);
-    let last_nodes = match last {
-        Some(run) => store.run_nodes(&run.id).await?,
-        None => Vec::new(),
-    };
-    Ok(Html(pages::flow(&entry, &runs, last.map(|run| (run, last_nodes.as_slice())))))
-}
-
-async fn run(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Result<Html<String>, PageError> {
-    let store = &shared.state.store;
-    let run = store.run(&id).await?.ok_or_else(|| PageError::NotFound(format!("No run has the id {id:?}.")))?;
-    let nodes = store.run_nodes(&id).await?;
-    let entry = shared.state.catalog.find(&run.flow);
-    Ok(Html(pages::run(&run, &nodes, entry.as_ref().and_then(|e| e.flow.as_deref()))))
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
