@@ -675,6 +675,10 @@ async fn the_browser_specs_pass_against_a_served_editor() {
         .expect("the browser specs finish within 10 minutes")
         .expect("npx starts");
     assert!(status.success(), "npx playwright test failed: {status}");
+    // test-run.spec.ts test-ran `taobao-tryout` against the simulated shop: the real database saw none of it.
+    let stream = flow_stream(INCREMENT_STREAM, "taobao-tryout", "changed");
+    assert_eq!(app.store.load_cursor("taobao", SHOP, &stream).await.unwrap(), None, "no cursor written");
+    assert!(app.store.recent_runs(Some("taobao-tryout"), 10).await.unwrap().is_empty(), "no run recorded");
 }
 
 #[tokio::test]
