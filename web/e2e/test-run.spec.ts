@@ -34,6 +34,7 @@ test('a test run against the simulated shop shows counts and records on the canv
   const panel = page.getByTestId('records-panel');
   await expect(panel).toBeVisible();
   await expect(panel.getByTestId('records-in')).toContainText('"tid"');
+  await expect(panel.getByTestId('records-in')).toContainText('from others');
   await expect(panel.getByTestId('records-out')).toContainText('"tid"');
   await page.screenshot({ path: `${images}editor-test-run.png` });
 

@@ -46,7 +46,10 @@ export default function RecordsPanel({ report, target, inputs: inputIds, onClose
         <section data-testid="records-in">
           <h3>{t.testRunInput}</h3>
           {inputs.map((input) => (
-            <Records key={input.id} records={input.records} />
+            <div key={input.id}>
+              {inputs.length > 1 && <h4>{format(t.testRunFrom, { node: input.id })}</h4>}
+              <Records records={input.records} />
+            </div>
           ))}
         </section>
       )}
