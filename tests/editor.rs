@@ -16,7 +16,8 @@ use orderflow::server::editor::{CSRF_HEADER, EDITOR_TOKEN_VAR, Editor, USER_HEAD
 use orderflow::server::serve::{FlowEnv, ServeOptions, Server};
 use orderflow::server::web::{self, WebState};
 use orderflow::sim::SimConfig;
-use orderflow::store::Store;
+use orderflow::store::{Cursor, Store};
+use orderflow::sync::{INCREMENT_STREAM, flow_stream};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::rig::{Rig, SHOP};
@@ -76,8 +77,9 @@ impl App {
             max_runs: 4,
         };
         let server = Server::new(options, env, engine, store.clone()).unwrap();
-        let editor =
-            Editor::new(flows.path(), server.flow_env(), store.clone(), editor_token.map(Secret::new)).unwrap();
+        let editor = Editor::new(flows.path(), server.flow_env(), store.clone(), editor_token.map(Secret::new))
+            .unwrap()
+            .with_shops(rig.config.clone());
         let state = WebState {
             store: store.clone(),
             catalog: server.catalog(),
@@ -503,6 +505,124 @@ async fn serve_runs_a_flow_saved_through_the_api_on_its_trigger() {
     assert_eq!(std::fs::read_to_string(app.file("local")).unwrap(), LOCAL_FLOW);
 }
 
+/// The real database's bytes, as a hash (its journal too, when there is one).
+fn database_hash(app: &App) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for file in ["serve.db", "serve.db-wal", "serve.db-journal"] {
+        if let Ok(bytes) = std::fs::read(app.db.path().join(file)) {
+            hash.update(file.as_bytes());
+            hash.update(&bytes);
+        }
+    }
+    hash.finalize().iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Waits until `serve` has done what it does at start (it runs the shipped
+/// flows once), so that the real database changes only when asked.
+async fn database_settled(app: &App) {
+    let mut last = database_hash(app);
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let now = database_hash(app);
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+    panic!("the real database is still changing after 40s");
+}
+
+/// Sets `flow`'s cursor of node `changed` three days back, so a run of it
+/// finds the simulator's orders after it; returns the cursor's value.
+async fn synced_three_days_ago(store: &Store, flow: &str) -> Value {
+    let value = json!({"modified_until": (chrono::Utc::now() - chrono::Duration::days(3)).to_rfc3339()});
+    let cursor = Cursor {
+        platform: "taobao".into(),
+        shop: SHOP.into(),
+        stream: flow_stream(INCREMENT_STREAM, flow, "changed"),
+        value: value.clone(),
+    };
+    store.save_orders(&[], &[cursor]).await.unwrap();
+    value
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_run_shows_each_node_and_leaves_the_database_the_cursors_and_webhooks_alone() {
+    let app = App::start(Some(EDITOR_TOKEN), None).await;
+    database_settled(&app).await;
+    let cursor = synced_three_days_ago(&app.store, "taobao-incremental").await;
+    let runs_before = app.store.recent_runs(None, 100).await.unwrap().len();
+    let before = database_hash(&app);
+    // Shop mode: the simulator's orders, two pages, from the real cursor; the
+    // windows widened in the text being edited, so two pages hold orders.
+    let shipped = std::fs::read_to_string(app.file("taobao-incremental")).unwrap();
+    let yaml = shipped.replace("window: 30m", "window: 1d");
+    assert_ne!(yaml, shipped);
+    let body = json!({"yaml": yaml, "name": "taobao-incremental", "mode": "shop", "pages": 2});
+    let response = app.editor(Method::POST, "/api/test-run").json_body(&body).send().await.unwrap();
+    let (status, report) = answer(response).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["status"], "succeeded", "{report}");
+    let node = |id: &str| report["nodes"].as_array().unwrap().iter().find(|n| n["id"] == id).cloned().unwrap();
+    let changed = node("changed");
+    assert!(changed["records_out"].as_u64().unwrap() > 0, "{changed}");
+    assert!(!changed["records"].as_array().unwrap().is_empty(), "a sample of what it read: {changed}");
+    assert!(changed["elapsed_ms"].is_u64(), "{changed}");
+    let save = node("save");
+    assert_eq!(save["records_in"], changed["records_out"], "every order read reaches the (scratch) save");
+    assert!(!report.to_string().contains(APP_SECRET) && !report.to_string().contains(SESSION));
+
+    assert_eq!(database_hash(&app), before, "the real database is byte for byte the same");
+    let stream = flow_stream(INCREMENT_STREAM, "taobao-incremental", "changed");
+    let after = app.store.load_cursor("taobao", SHOP, &stream).await.unwrap();
+    assert_eq!(after, Some(cursor), "the cursor did not move");
+    assert_eq!(app.store.recent_runs(None, 100).await.unwrap().len(), runs_before, "no run recorded");
+
+    // Fixtures mode: records stand in for the source, notify only says what it would send.
+    let hook = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", hook.local_addr().unwrap());
+    let yaml = format!(
+        "flow: tryout\nnodes:\n  orders: {{use: read_jsonl, with: {{path: data/orders.jsonl}}}}\n  paid:\n    use: \
+         filter\n    input: orders\n    with: {{condition: 'record.payment > 10'}}\n  tell:\n    use: notify\n    \
+         input: paid\n    with: {{url: '{url}', secret_env: TRYOUT_SECRET, delivery_key: [tid]}}\n"
+    );
+    let fixtures = json!({"orders": [{"tid": "1", "payment": 50}, {"tid": "2", "payment": 5}]});
+    let body = json!({"yaml": yaml, "mode": "fixtures", "fixtures": fixtures});
+    let response = app.editor(Method::POST, "/api/test-run").json_body(&body).send().await.unwrap();
+    let (status, report) = answer(response).await;
+    assert_eq!(status, 200, "{report}");
+    let node = |id: &str| report["nodes"].as_array().unwrap().iter().find(|n| n["id"] == id).cloned().unwrap();
+    assert_eq!((node("orders")["fixture"].clone(), node("orders")["records_out"].clone()), (json!(true), json!(2)));
+    let paid = node("paid");
+    assert_eq!((paid["records_in"].as_u64(), paid["records_out"].as_u64()), (Some(2), Some(1)), "{paid}");
+    assert_eq!(paid["records"], json!([{"tid": "1", "payment": 50}]));
+    let held = report["webhooks"].as_array().unwrap();
+    assert_eq!(held.len(), 1, "{report}");
+    assert_eq!((held[0]["node_id"].as_str(), held[0]["url"].as_str()), (Some("tell"), Some(url.as_str())));
+    let knocked = tokio::time::timeout(Duration::from_millis(500), hook.accept()).await;
+    assert!(knocked.is_err(), "the webhook got a request");
+
+    // A flow that does not compile is refused like a save; so is a source that needs a fixture.
+    let body = json!({"yaml": "flow: x\nnodes:\n  a: {use: nope}\n", "mode": "fixtures"});
+    let (status, refused) =
+        answer(app.editor(Method::POST, "/api/test-run").json_body(&body).send().await.unwrap()).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["problems"][0]["node"], "a", "{refused}");
+    let body = json!({"yaml": std::fs::read_to_string(app.file("taobao-incremental")).unwrap(), "mode": "fixtures"});
+    let (status, refused) =
+        answer(app.editor(Method::POST, "/api/test-run").json_body(&body).send().await.unwrap()).await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused["error"].as_str().unwrap().contains("give it a fixture"), "{refused}");
+
+    // It spends the shop's quota: the viewer may not.
+    let body = json!({"yaml": yaml, "mode": "fixtures", "fixtures": fixtures});
+    let viewer = app.http.post(format!("{}/api/test-run", app.base)).header(CSRF_HEADER, "1").json_body(&body);
+    let (status, refused) = answer(viewer.send().await.unwrap()).await;
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(database_hash(&app), before, "still the same");
+}
+
 /// Runs `npx playwright test` in `web/` against a served editor. Without
 /// `web/node_modules` (or Chromium) it is skipped with one line, and fails
 /// under `CI`.
@@ -555,6 +675,10 @@ async fn the_browser_specs_pass_against_a_served_editor() {
         .expect("the browser specs finish within 10 minutes")
         .expect("npx starts");
     assert!(status.success(), "npx playwright test failed: {status}");
+    // test-run.spec.ts test-ran `taobao-tryout` against the simulated shop: the real database saw none of it.
+    let stream = flow_stream(INCREMENT_STREAM, "taobao-tryout", "changed");
+    assert_eq!(app.store.load_cursor("taobao", SHOP, &stream).await.unwrap(), None, "no cursor written");
+    assert!(app.store.recent_runs(Some("taobao-tryout"), 10).await.unwrap().is_empty(), "no run recorded");
 }
 
 #[tokio::test]

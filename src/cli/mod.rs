@@ -364,7 +364,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let server = Server::new(options, env, engine, leases)?;
             let editor_token = std::env::var(editor::EDITOR_TOKEN_VAR).ok().map(Secret::new);
             let editor = Editor::new(&flows_dir, server.flow_env(), server.store().clone(), editor_token)
-                .context("reading the flows folder for the editor")?;
+                .context("reading the flows folder for the editor")?
+                .with_shops(config.clone());
             let page = WebState {
                 store: server.store().clone(),
                 catalog: server.catalog(),

@@ -11,6 +11,9 @@ import Palette from './components/Palette';
 import ProblemsList from './components/ProblemsList';
 import SettingsPanel from './components/SettingsPanel';
 import VersionsDialog from './components/VersionsDialog';
+import TestRunDialog from './components/TestRunDialog';
+import RecordsPanel, { type RecordsTarget } from './components/RecordsPanel';
+import type { TestRunReport } from './testRun';
 import type { JumpTarget } from './components/YamlEditor';
 import * as flow from './flowDoc';
 import { I18nContext, loadLang, makeI18n, rememberLang, type Lang } from './i18n';
@@ -55,7 +58,9 @@ export default function App() {
   const [selected, setSelected] = useState<string | null>(null);
   const [status, setStatus] = useState<{ kind: 'ok' | 'error'; text: string } | null>(null);
   const [conflict, setConflict] = useState<{ version: string; yaml: string } | null>(null);
-  const [dialog, setDialog] = useState<'new' | 'versions' | null>(null);
+  const [dialog, setDialog] = useState<'new' | 'versions' | 'test-run' | null>(null);
+  const [testRun, setTestRun] = useState<TestRunReport | null>(null);
+  const [recordsOf, setRecordsOf] = useState<RecordsTarget | null>(null);
   const [jump, setJump] = useState<JumpTarget | null>(null);
   const [user, setUser] = useState(editorName);
 
@@ -89,6 +94,8 @@ export default function App() {
         setText(file.version === null && file.draft ? file.draft.yaml : file.yaml);
         setSelected(null);
         setStatus(null);
+        setTestRun(null);
+        setRecordsOf(null);
       } catch (error) {
         fail(error);
       }
@@ -232,6 +239,7 @@ export default function App() {
   };
 
   const selectedNode = model.nodes.find((n) => n.id === selected) ?? null;
+  const runs = useMemo(() => new Map((testRun?.nodes ?? []).map((n) => [n.id, n])), [testRun]);
 
   return (
     <I18nContext.Provider value={i18n}>
@@ -261,6 +269,14 @@ export default function App() {
               >
                 {t.layout}
               </button>
+              <button data-testid="test-run-button" onClick={() => setDialog('test-run')}>
+                {t.testRun}
+              </button>
+              {testRun && (
+                <button data-testid="test-run-clear" onClick={() => (setTestRun(null), setRecordsOf(null))}>
+                  {t.testRunClear}
+                </button>
+              )}
               {open.baseVersion && (
                 <button data-testid="versions-button" onClick={() => setDialog('versions')}>
                   {t.versions}
@@ -330,7 +346,12 @@ export default function App() {
                   roles={roles}
                   problems={placed}
                   selected={selected}
-                  onSelect={setSelected}
+                  onSelect={(id) => {
+                    setSelected(id);
+                    if (testRun) setRecordsOf(id ? { node: id } : null);
+                  }}
+                  runs={testRun ? runs : undefined}
+                  onEdgeClick={(from, to) => testRun && setRecordsOf({ from, to })}
                   onMove={(id, at) => edit((d) => flow.setPosition(d, id, at))}
                   onConnect={(from, to) => edit((d) => flow.connect(d, from, to))}
                   onDisconnect={(from, to) =>
@@ -346,6 +367,14 @@ export default function App() {
                   onAdd={addNode}
                 />
               </ReactFlowProvider>
+              {testRun && recordsOf && (
+                <RecordsPanel
+                  report={testRun}
+                  target={recordsOf}
+                  inputs={'node' in recordsOf ? (model.nodes.find((n) => n.id === recordsOf.node)?.inputs ?? []) : []}
+                  onClose={() => setRecordsOf(null)}
+                />
+              )}
               <ProblemsList problems={placed} validating={validating} onPick={pickProblem} />
             </main>
             <SettingsPanel
@@ -396,6 +425,22 @@ export default function App() {
             onRestore={(yaml) => {
               setText(yaml);
               setDialog(null);
+            }}
+            onClose={() => setDialog(null)}
+          />
+        )}
+        {dialog === 'test-run' && open && (
+          <TestRunDialog
+            flow={open.name}
+            yaml={text}
+            sources={model.nodes.filter((n) => roles.get(n.use) === 'source').map((n) => n.id)}
+            onDone={(report) => {
+              setTestRun(report);
+              setDialog(null);
+              setStatus({
+                kind: report.status === 'succeeded' ? 'ok' : 'error',
+                text: i18n.format(t.testRunDone, { status: report.status, ms: String(report.elapsed_ms) }),
+              });
             }}
             onClose={() => setDialog(null)}
           />

@@ -68,6 +68,8 @@ export const api = {
   flow: (name: string) => request<FlowFile>('GET', `${API}/flows/${encodeURIComponent(name)}`),
   templates: () => request<Template[]>('GET', `${API}/templates`),
   validate: (yaml: string, name?: string) => request<ValidateResult>('POST', `${API}/validate`, { yaml, name }),
+  testRun: (body: { yaml: string; name: string; mode: string; pages: number; fixtures: Record<string, unknown[]> }) =>
+    request<import('./testRun').TestRunReport>('POST', `${API}/test-run`, body),
   versions: (name: string) => request<VersionEntry[]>('GET', `${API}/flows/${encodeURIComponent(name)}/versions`),
   version: (name: string, version: string) =>
     request<{ version: string; yaml: string }>(

@@ -41,6 +41,7 @@ pub(super) fn routes() -> Router<Arc<Editor>> {
         .route("/api/flows/{name}/versions/{version}", get(get_version))
         .route("/api/templates", get(templates))
         .route("/api/validate", post(validate))
+        .route("/api/test-run", post(super::test_run::test_run))
         .route("/api/{*rest}", any(|| async { ApiError::NotFound("there is no such API path".to_owned()) }))
 }
 
@@ -66,6 +67,16 @@ pub enum ApiError {
         /// The file's text now.
         current_yaml: Option<String>,
     },
+    /// 409: a test run of the flow is going on already.
+    #[error("{0}")]
+    Busy(String),
+    /// 422: the sandbox cannot run the flow as it is (a node needs a shop
+    /// or a fixture names no node of the flow).
+    #[error("{0}")]
+    Unrunnable(String),
+    /// 500: what went wrong, safe to show (no path, no secret).
+    #[error("{0}")]
+    Failed(String),
     /// 413: the body or the flow is larger than 1 MiB.
     #[error("the flow is larger than {MAX_FLOW_BYTES} bytes")]
     TooLarge,
@@ -96,11 +107,11 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::Busy(_) => StatusCode::CONFLICT,
             ApiError::TooLarge | ApiError::File(FileError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Invalid(_) | ApiError::Unrunnable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Body(rejection) => rejection.status(),
-            ApiError::Store(_) | ApiError::File(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Store(_) | ApiError::File(_) | ApiError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let body = match &self {
             ApiError::Store(_) | ApiError::File(FileError::Io { .. }) => {

@@ -9,10 +9,11 @@
 //! - [`problems`]: compile errors as problems on nodes and YAML paths, and
 //!   the graph the text describes;
 //! - [`catalog`]: the node types for the palette and the settings forms;
+//! - [`test_run`]: the test run, in the sandbox of [`crate::harness`];
 //! - [`assets`]: the built front-end (`web/dist/`), embedded in the binary.
 //!
 //! Reading needs what the page needs (the viewer token when one is set).
-//! Saving needs the editor token, the `X-Orderflow-Csrf: 1` header and, when
+//! Saving and test runs need the editor token, the `X-Orderflow-Csrf: 1` header and, when
 //! the browser sends one, an `Origin` of this server ([`guard_writes`]).
 
 pub mod api;
@@ -20,6 +21,7 @@ pub mod assets;
 pub mod catalog;
 pub mod files;
 pub mod problems;
+pub mod test_run;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,7 +36,7 @@ use self::api::ApiError;
 use self::files::FileError;
 use super::serve::FlowEnv;
 use super::web::Access;
-use crate::config::Secret;
+use crate::config::{Config, Secret};
 use crate::store::Store;
 
 /// The environment variable the editor token is read from.
@@ -66,6 +68,11 @@ pub struct Editor {
     /// Saves one at a time, so that comparing a save's base version with
     /// the file and writing the file cannot interleave with another save.
     save_lock: tokio::sync::Mutex<()>,
+    /// The config a test run in shop mode connects the shops from; `None`
+    /// allows only test runs on fixtures.
+    shops: Option<Config>,
+    /// The flows with a test run going on.
+    test_runs: test_run::Running,
 }
 
 impl Editor {
@@ -95,7 +102,15 @@ impl Editor {
             token,
             templates,
             save_lock: tokio::sync::Mutex::new(()),
+            shops: None,
+            test_runs: test_run::Running::default(),
         })
+    }
+
+    /// Lets test runs read the shops of `config` (each run connects its own).
+    pub fn with_shops(mut self, config: Config) -> Self {
+        self.shops = Some(config);
+        self
     }
 
     /// The editor token, when configured.
@@ -124,14 +139,14 @@ async fn guard_writes(State(editor): State<Arc<Editor>>, request: Request, next:
     }
     if editor.token.is_none() {
         return ApiError::Forbidden(format!(
-            "saving is switched off: no editor token is configured; set {EDITOR_TOKEN_VAR} for `orderflow serve` \
+            "saving and test runs are switched off: no editor token is configured; set {EDITOR_TOKEN_VAR} for `orderflow serve` \
              and sign in with it"
         ))
         .into_response();
     }
     if request.extensions().get::<Access>() != Some(&Access::Editor) {
         return ApiError::Forbidden(
-            "saving needs the editor token: send `Authorization: Bearer <editor token>` or open the editor once \
+            "saving and test runs need the editor token: send `Authorization: Bearer <editor token>` or open the editor once \
              with ?token=<editor token>"
                 .to_owned(),
         )

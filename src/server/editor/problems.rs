@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use crate::flow::yaml::{self, Node, Pos, Value};
-use crate::flow::{CompileEnv, ConfigError, compile};
+use crate::flow::{CompileEnv, ConfigError, Flow, compile};
 use crate::nodes::{Registry, Role};
 
 /// One mistake, for the problem list and the node it belongs to.
@@ -66,12 +66,24 @@ pub struct Validation {
 /// does, and describes the result.
 pub fn validate(file: &Path, source: &str, env: &CompileEnv<'_>) -> Validation {
     let tree = yaml::parse(source).ok();
-    let problems = match compile(file, source, env) {
-        Ok(_) => Vec::new(),
-        Err(errors) => errors.0.iter().map(|error| problem(file, tree.as_ref(), error)).collect(),
-    };
+    let problems = compile_with_problems(file, source, tree.as_ref(), env).err().unwrap_or_default();
     let graph = tree.as_ref().and_then(|tree| graph(tree, env.registry));
     Validation { ok: problems.is_empty(), problems, graph }
+}
+
+/// Compiles `source` as the flow file `file` (what a test run runs), its
+/// errors as problems.
+pub fn compile_flow(file: &Path, source: &str, env: &CompileEnv<'_>) -> Result<Flow, Vec<Problem>> {
+    compile_with_problems(file, source, yaml::parse(source).ok().as_ref(), env)
+}
+
+fn compile_with_problems(
+    file: &Path,
+    source: &str,
+    tree: Option<&Node>,
+    env: &CompileEnv<'_>,
+) -> Result<Flow, Vec<Problem>> {
+    compile(file, source, env).map_err(|errors| errors.0.iter().map(|error| problem(file, tree, error)).collect())
 }
 
 fn problem(file: &Path, tree: Option<&Node>, error: &ConfigError) -> Problem {

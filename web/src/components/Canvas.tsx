@@ -18,6 +18,7 @@ import type { FlowNode, Section } from '../flowDoc';
 import { useI18n } from '../i18n';
 import { layoutFlow, NODE_HEIGHT, NODE_WIDTH, type Layout, type Point } from '../layout';
 import { edgeHasProblem, problemsByNode, type PlacedProblem } from '../problems';
+import type { NodeRun } from '../testRun';
 import type { NodeRole } from '../types';
 import { DRAG_TYPE } from './Palette';
 
@@ -26,6 +27,8 @@ interface FlowNodeData extends Record<string, unknown> {
   type: string;
   role: NodeRole;
   problems: PlacedProblem[];
+  /** What the node did in the last test run. */
+  run?: NodeRun;
 }
 
 function FlowNodeView({ data, selected }: NodeProps<Node<FlowNodeData>>) {
@@ -43,6 +46,16 @@ function FlowNodeView({ data, selected }: NodeProps<Node<FlowNodeData>>) {
       <div className="flow-node-id">{data.id}</div>
       <div className="flow-node-type">{i18n.typeName(data.type)}</div>
       {bad && <div className="flow-node-badge">{data.problems.length}</div>}
+      {data.run && (
+        <div
+          className={`flow-node-count${data.run.error || data.run.errors > 0 ? ' error' : ''}`}
+          data-testid={`node-count-${data.id}`}
+          title={data.run.error ?? undefined}
+        >
+          {i18n.format(i18n.t.testRunCounts, { in: String(data.run.records_in), out: String(data.run.records_out) })}
+          {data.run.elapsed_ms !== null && ` · ${data.run.elapsed_ms} ms`}
+        </div>
+      )}
       <Handle type="source" position={Position.Right} data-testid={`handle-out-${data.id}`} />
     </div>
   );
@@ -68,10 +81,13 @@ interface Props {
   onDisconnect: (from: string, to: string) => void;
   onDelete: (ids: string[]) => void;
   onAdd: (type: string, at: Point, section: Section) => void;
+  /** The last test run's nodes, by id. */
+  runs?: Map<string, NodeRun>;
+  onEdgeClick?: (from: string, to: string) => void;
 }
 
 export default function Canvas(props: Props) {
-  const { nodes, roles, problems, selected } = props;
+  const { nodes, roles, problems, selected, runs } = props;
   const { screenToFlowPosition, fitView } = useReactFlow();
   const [layout, setLayout] = useState<Layout | null>(null);
 
@@ -108,7 +124,13 @@ export default function Canvas(props: Props) {
         type: 'flow',
         position: { x, y },
         selected: n.id === selected,
-        data: { id: n.id, type: n.use, role: roles.get(n.use) ?? 'transform', problems: byNode.get(n.id) ?? [] },
+        data: {
+          id: n.id,
+          type: n.use,
+          role: roles.get(n.use) ?? 'transform',
+          problems: byNode.get(n.id) ?? [],
+          run: runs?.get(n.id),
+        },
       };
     });
     const xs = [...layout.positions.values()].map(([x]) => x);
@@ -125,7 +147,7 @@ export default function Canvas(props: Props) {
       style: { width: Math.max(...xs, 600) - Math.min(0, ...xs) + NODE_WIDTH + 80, height: NODE_HEIGHT * 3 },
     };
     return [lane, ...flowNodes];
-  }, [layout, nodes, roles, byNode, selected]);
+  }, [layout, nodes, roles, byNode, selected, runs]);
 
   const [rfNodes, setRfNodes] = useState<Node[]>(computed);
   useEffect(() => setRfNodes(computed), [computed]);
@@ -140,9 +162,10 @@ export default function Canvas(props: Props) {
           source: from,
           target: n.id,
           className: edgeHasProblem(problems, from, n.id) ? 'edge-problem' : undefined,
+          label: runs?.get(from) ? String(runs.get(from)!.records_out) : undefined,
         })),
     );
-  }, [nodes, problems]);
+  }, [nodes, problems, runs]);
 
   const onNodesChange = useCallback(
     (changes: NodeChange[]) => setRfNodes((current) => applyNodeChanges(changes, current)),
@@ -175,6 +198,7 @@ export default function Canvas(props: Props) {
         onNodesChange={onNodesChange}
         onNodeClick={(_, node) => node.id !== LANE_ID && props.onSelect(node.id)}
         onPaneClick={() => props.onSelect(null)}
+        onEdgeClick={(_, edge) => props.onEdgeClick?.(edge.source, edge.target)}
         onNodeDragStop={(_, node) => node.id !== LANE_ID && props.onMove(node.id, [node.position.x, node.position.y])}
         onConnect={(c: Connection) => c.source && c.target && props.onConnect(c.source, c.target)}
         onNodesDelete={(deleted) => props.onDelete(deleted.map((n) => n.id).filter((id) => id !== LANE_ID))}
