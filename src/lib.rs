@@ -13,6 +13,7 @@ pub mod forecast;
 pub mod nodes;
 pub mod platforms;
 pub mod record;
+pub mod rpa;
 pub mod script;
 pub mod server;
 pub mod sim;

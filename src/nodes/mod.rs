@@ -9,6 +9,7 @@
 //! a node type too (see [`custom`]).
 
 pub mod custom;
+pub mod browser;
 pub mod dedupe;
 pub mod fetch_detail;
 pub mod fetch_full;
@@ -60,6 +61,7 @@ impl Registry {
         registry.add(NodeType::of::<logistics_alert::LogisticsAlert>());
         registry.add(NodeType::of::<notify::Notify>());
         registry.add(NodeType::of::<tmc_messages::TmcMessages>());
+        registry.add(NodeType::of::<browser::BrowserNode>());
         registry
     }
 }

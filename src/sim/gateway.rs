@@ -224,7 +224,8 @@ impl Gateway {
         Router::new()
             .route("/router/rest", get(rest).post(rest))
             .route(&format!("{}/{{*method}}", super::douyin::DOUYIN_PATH), post(super::douyin::serve))
-            .with_state(self)
+            .with_state(self.clone())
+            .merge(super::backoffice::router(self))
     }
 
     fn shop(&self) -> MutexGuard<'_, Shop> {

@@ -21,6 +21,7 @@
 //! past), `mutate.rs` (how orders change), `shop.rs` (storage and indexes),
 //! `index.rs`, `tmc.rs`, `faults.rs`, `gateway.rs` (HTTP and request checks).
 
+mod backoffice;
 mod douyin;
 mod faults;
 mod gateway;
@@ -46,6 +47,7 @@ use serde_json::Value as Json;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use backoffice::{BACKOFFICE_PASSWORD, BACKOFFICE_USER, PAGE_SIZE as BACKOFFICE_PAGE_SIZE};
 pub use douyin::{DOUYIN_PATH, douyin_order_status};
 pub use faults::{FaultKind, UnknownFaultKind};
 pub use gateway::{DEFAULT_REFUND_TYPES, DEFAULT_TRADE_TYPES, MAX_INCREMENT_SPAN, TIMESTAMP_TOLERANCE};
