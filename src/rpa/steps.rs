@@ -18,7 +18,9 @@ use super::RpaError;
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
-    /// Opens a URL in the tab and waits until it has loaded.
+    /// Opens a URL in the tab and waits until it has loaded; `${NAME}` is
+    /// replaced by the environment variable `NAME` (the back office's
+    /// address).
     Open(String),
     /// Types a value into the field a CSS selector finds.
     Fill(Fill),
@@ -144,6 +146,11 @@ impl Step {
             Step::WaitFor(wait) if wait.selector.is_some() == wait.text.is_some() => {
                 problems.push((format!("{at}.wait_for"), "give exactly one of `selector` and `text`".into()));
             }
+            Step::Open(url) => {
+                if let Err(reason) = references(url) {
+                    problems.push((format!("{at}.open"), reason));
+                }
+            }
             Step::Fill(fill) => {
                 if let Err(reason) = references(&fill.value) {
                     problems.push((format!("{at}.fill.value"), reason));
@@ -251,7 +258,8 @@ async fn run_one(run: &mut Run<'_>, step: &Step, label: &str) -> Result<(), RpaE
     let failed = |reason: String| async move { RpaError::Step { step: label.to_owned(), url: current_url(page).await, reason } };
     match step {
         Step::Open(url) => {
-            if let Err(error) = page.goto(url.as_str()).await {
+            let url = resolve(url, label)?;
+            if let Err(error) = page.goto(url).await {
                 return Err(failed(error.to_string()).await);
             }
         }
