@@ -159,6 +159,37 @@ mod tests {
         assert!(error.message.starts_with("steps[0].fill.value: "), "{}", error.message);
     }
 
+    /// What `validate` says of a flow whose one node has these steps.
+    fn validate(steps: &str) -> Vec<String> {
+        let registry = crate::nodes::Registry::builtin();
+        let env = crate::flow::CompileEnv {
+            registry: &registry,
+            build: &build_ctx(),
+            shops: &std::collections::BTreeSet::new(),
+        };
+        let yaml = format!("flow: f\nnodes:\n  pages:\n    use: browser\n    with:\n      steps:\n{steps}");
+        match crate::flow::compile(std::path::Path::new("f.yaml"), &yaml, &env) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn validate_points_at_a_mistyped_step_and_a_wrong_field_type() {
+        let errors = validate(
+            "        - clik: a.next\n        - extract: { rows: tr, fields: { tid: { selector: td, type: integr } } }\n",
+        );
+        assert_eq!(
+            errors,
+            [
+                "f.yaml:7:11: node \"pages\": setting \"steps[0]\" has the key \"clik\" (did you mean \"click\"?); \
+                 expected one of \"open\", \"fill\", \"click\", \"wait_for\", \"extract\", \"paginate\" or \"screenshot\"",
+                "f.yaml:8:69: node \"pages\": setting \"steps[1].extract.fields.tid.type\" has the string \"integr\"; \
+                 expected \"text\" or \"integer\" or \"number\"",
+            ]
+        );
+    }
+
     #[tokio::test]
     async fn a_missing_chromium_is_named_with_how_to_install_it() {
         let error = rpa::new_page(std::path::Path::new("/nonexistent/chromium")).await.unwrap_err();
