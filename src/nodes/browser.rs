@@ -146,7 +146,9 @@ mod tests {
 
     #[test]
     fn a_wait_for_needs_exactly_one_of_selector_and_text() {
-        let with = settings("steps:\n  - paginate:\n      next: a\n      max_pages: 2\n      steps:\n        - wait_for: {}\n");
+        let with = settings(
+            "steps:\n  - paginate:\n      next: a\n      max_pages: 2\n      steps:\n        - wait_for: {}\n",
+        );
         let Err(error) = BrowserNode::build(with, &build_ctx()) else { panic!("refused") };
         assert_eq!(error.setting.as_deref(), Some("steps"));
         assert_eq!(error.message, "steps[0].paginate.steps[0].wait_for: give exactly one of `selector` and `text`");

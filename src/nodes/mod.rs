@@ -8,8 +8,8 @@
 //! tests, plus one line in [`Registry::builtin`]. A Rhai file in `nodes/` becomes
 //! a node type too (see [`custom`]).
 
-pub mod custom;
 pub mod browser;
+pub mod custom;
 pub mod dedupe;
 pub mod fetch_detail;
 pub mod fetch_full;

@@ -192,11 +192,8 @@ fn references(text: &str) -> Result<Vec<&str>, String> {
 /// `text` with each `${NAME}` replaced by the environment's value.
 fn resolve(text: &str, step: &str) -> Result<String, RpaError> {
     let mut resolved = text.to_owned();
-    let names = references(text).map_err(|reason| RpaError::Step {
-        step: step.to_owned(),
-        url: String::new(),
-        reason,
-    })?;
+    let names =
+        references(text).map_err(|reason| RpaError::Step { step: step.to_owned(), url: String::new(), reason })?;
     for name in names {
         let value = std::env::var(name)
             .map_err(|_| RpaError::MissingSecret { step: step.to_owned(), name: name.to_owned() })?;
@@ -234,7 +231,9 @@ pub fn run_steps<'r, 'a: 'r>(
         for (i, step) in steps.iter().enumerate() {
             let label = format!("{prefix}steps[{i}] {}", step.describe());
             match step {
-                Step::Paginate(paginate) => paginate_pages(run, paginate, &format!("{prefix}steps[{i}].paginate."), &label).await?,
+                Step::Paginate(paginate) => {
+                    paginate_pages(run, paginate, &format!("{prefix}steps[{i}].paginate."), &label).await?
+                }
                 _ => {
                     let limit = match step {
                         Step::WaitFor(WaitFor { timeout_secs: Some(secs), .. }) => Duration::from_secs(*secs),
@@ -243,7 +242,11 @@ pub fn run_steps<'r, 'a: 'r>(
                     match tokio::time::timeout(limit, run_one(run, step, &label)).await {
                         Ok(result) => result?,
                         Err(_) => {
-                            return Err(RpaError::Timeout { step: label, url: current_url(run.page).await, after: limit });
+                            return Err(RpaError::Timeout {
+                                step: label,
+                                url: current_url(run.page).await,
+                                after: limit,
+                            });
                         }
                     }
                 }
@@ -255,7 +258,8 @@ pub fn run_steps<'r, 'a: 'r>(
 
 async fn run_one(run: &mut Run<'_>, step: &Step, label: &str) -> Result<(), RpaError> {
     let page = run.page;
-    let failed = |reason: String| async move { RpaError::Step { step: label.to_owned(), url: current_url(page).await, reason } };
+    let failed =
+        |reason: String| async move { RpaError::Step { step: label.to_owned(), url: current_url(page).await, reason } };
     match step {
         Step::Open(url) => {
             let url = resolve(url, label)?;
@@ -269,9 +273,13 @@ async fn run_one(run: &mut Run<'_>, step: &Step, label: &str) -> Result<(), RpaE
                 Ok(field) => field,
                 Err((reason, ())) => return Err(failed(reason).await),
             };
-            let is_password = field.attribute("type").await.ok().flatten().is_some_and(|t| t.eq_ignore_ascii_case("password"));
+            let is_password =
+                field.attribute("type").await.ok().flatten().is_some_and(|t| t.eq_ignore_ascii_case("password"));
             if is_password && !fill.value.contains("${") {
-                return Err(failed("a password field takes only a `${NAME}` reference, never a value written in the flow".into()).await);
+                return Err(failed(
+                    "a password field takes only a `${NAME}` reference, never a value written in the flow".into(),
+                )
+                .await);
             }
             let value = resolve(&fill.value, label)?;
             let typed = async { field.click().await?.type_str(&value).await.map(|_| ()) }.await;

@@ -198,7 +198,9 @@ async fn order_detail(State(office): State<Arc<Backoffice>>, headers: HeaderMap,
 }
 
 fn page(title: &str, body: &str) -> String {
-    format!("<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body><h1>{title}</h1>{body}</body></html>")
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body><h1>{title}</h1>{body}</body></html>"
+    )
 }
 
 fn escape(text: &str) -> String {
