@@ -1,7 +1,8 @@
 //! The `browser` node against the simulator's seller back office: the
-//! example flow `flows/backoffice-orders-rpa.yaml` stores the shop's orders,
-//! a selector that stopped matching fails the run naming its step, and the
-//! back office's password appears in no log, error or database byte.
+//! example flow `flows/backoffice-orders-rpa.yaml` stores the shop's orders
+//! (signing in once: a second run reuses the browser's session), a selector
+//! that stopped matching fails the run naming its step, and the back
+//! office's password appears in no log, error or database byte.
 //!
 //! Chromium (Debian's `chromium`) missing: the test fails when `CI` is set
 //! and is skipped with one line otherwise.
@@ -53,7 +54,7 @@ impl<'a> MakeWriter<'a> for Logs {
 
 // One test, so that setting the environment races with no other thread.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_back_office_flow_stores_the_shops_orders_and_a_stale_selector_names_its_step() {
+async fn the_back_office_flow_stores_the_shops_orders_signs_in_once_and_a_stale_selector_names_its_step() {
     if !chromium_present() {
         return;
     }
@@ -93,6 +94,13 @@ async fn the_back_office_flow_stores_the_shops_orders_and_a_stale_selector_names
         );
     }
 
+    assert_eq!(rig.sim.backoffice_logins(), 1, "the first run signs in");
+
+    // The browser still holds the session: the next run signs in zero times.
+    rig.run(&rig.example(FLOW)).await;
+    assert_eq!(rig.sim.backoffice_logins(), 1, "the second run reuses the session");
+    assert_eq!(store.store.stored_orders("taobao", "backoffice").await.unwrap().len(), truth.len());
+
     // The back office renamed a column's class: the run fails at the step.
     let source = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("flows").join(FLOW)).unwrap();
     let stale = rig.flow(FLOW, &source.replace("selector: .buyer }", "selector: .buyer-name }"));
@@ -100,7 +108,7 @@ async fn the_back_office_flow_stores_the_shops_orders_and_a_stale_selector_names
     assert_eq!(report.status, RunStatus::Failed);
     let error = report.error.unwrap_or_default();
     assert!(
-        error.contains("step steps[5].paginate.steps[0] extract \"table.orders tbody tr\" failed on http://")
+        error.contains("step steps[3].paginate.steps[0] extract \"table.orders tbody tr\" failed on http://")
             && error.contains("/backoffice/orders: row 1: field `buyer_nick`: no element matches \".buyer-name\""),
         "{error}"
     );

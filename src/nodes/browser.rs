@@ -20,8 +20,10 @@ use crate::rpa::{self, DEFAULT_CHROMIUM, RpaError, Run, Step};
 /// `click` (a selector), `wait_for` (`selector` or `text`, `timeout_secs`),
 /// `extract` (`rows`: the repeated element; `fields`: per field a `selector`
 /// inside the row and a `type`: `text`, `integer` or `number`; texts are
-/// trimmed), `paginate` (`next`, `max_pages`, `steps` run on each page) and
-/// `screenshot` (a PNG path). A step that finds nothing fails the run naming
+/// trimmed), `paginate` (`next`, `max_pages`, `steps` run on each page),
+/// `when_present` (`selector`, `steps` run only when it is on the page: the
+/// sign-in, skipped while the browser holds a session) and `screenshot` (a
+/// PNG path). A step that finds nothing fails the run naming
 /// the step, its selector and the page's address. One browser serves the
 /// whole process, one tab per run; no step runs a script in the page.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -19,7 +19,7 @@ use chromiumoxide::browser::{Browser, BrowserConfig};
 use futures::StreamExt;
 use tokio::sync::Mutex;
 
-pub use steps::{Extract, Field, FieldType, Fill, Paginate, Run, Step, WaitFor, run_steps};
+pub use steps::{Extract, Field, FieldType, Fill, Paginate, Run, Step, WaitFor, WhenPresent, run_steps};
 
 /// Where Debian's `chromium` package installs the browser.
 pub const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";

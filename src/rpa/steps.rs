@@ -34,6 +34,20 @@ pub enum Step {
     Paginate(Paginate),
     /// Saves a PNG of the whole page, relative to the flow file's folder.
     Screenshot(PathBuf),
+    /// Runs its steps only when an element is on the page now: the sign-in
+    /// steps, run only when the sign-in form shows (the browser still holds
+    /// the session of an earlier run otherwise).
+    WhenPresent(WhenPresent),
+}
+
+/// A `when_present` step.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WhenPresent {
+    /// The CSS selector looked for, without waiting (`#password`).
+    pub selector: String,
+    /// The steps run when it is there.
+    pub steps: Vec<Step>,
 }
 
 /// A `fill` step.
@@ -136,6 +150,7 @@ impl Step {
             Step::Extract(extract) => format!("extract {:?}", extract.rows),
             Step::Paginate(paginate) => format!("paginate {:?}", paginate.next),
             Step::Screenshot(path) => format!("screenshot {:?}", path.display().to_string()),
+            Step::WhenPresent(when) => format!("when_present {:?}", when.selector),
         }
     }
 
@@ -159,12 +174,13 @@ impl Step {
             Step::Extract(extract) if extract.fields.is_empty() => {
                 problems.push((format!("{at}.extract.fields"), "name at least one field".into()));
             }
-            Step::Paginate(paginate) => {
-                if paginate.steps.is_empty() {
-                    problems.push((format!("{at}.paginate.steps"), "give the steps run on each page".into()));
+            Step::Paginate(Paginate { steps, .. }) | Step::WhenPresent(WhenPresent { steps, .. }) => {
+                let kind = if matches!(self, Step::Paginate(_)) { "paginate" } else { "when_present" };
+                if steps.is_empty() {
+                    problems.push((format!("{at}.{kind}.steps"), "give at least one step".into()));
                 }
-                for (i, step) in paginate.steps.iter().enumerate() {
-                    step.check(&format!("{at}.paginate.steps[{i}]"), problems);
+                for (i, step) in steps.iter().enumerate() {
+                    step.check(&format!("{at}.{kind}.steps[{i}]"), problems);
                 }
             }
             _ => {}
@@ -231,6 +247,14 @@ pub fn run_steps<'r, 'a: 'r>(
         for (i, step) in steps.iter().enumerate() {
             let label = format!("{prefix}steps[{i}] {}", step.describe());
             match step {
+                Step::WhenPresent(when) => {
+                    let present = tokio::time::timeout(run.step_timeout, run.page.find_element(when.selector.as_str()))
+                        .await
+                        .is_ok_and(|found| found.is_ok());
+                    if present {
+                        run_steps(run, &when.steps, &format!("{prefix}steps[{i}].when_present.")).await?;
+                    }
+                }
                 Step::Paginate(paginate) => {
                     paginate_pages(run, paginate, &format!("{prefix}steps[{i}].paginate."), &label).await?
                 }
@@ -320,7 +344,7 @@ async fn run_one(run: &mut Run<'_>, step: &Step, label: &str) -> Result<(), RpaE
                 return Err(failed(format!("cannot save {}: {error}", path.display())).await);
             }
         }
-        Step::Paginate(_) => unreachable!("run_steps runs paginate itself"),
+        Step::Paginate(_) | Step::WhenPresent(_) => unreachable!("run_steps runs the steps that hold steps itself"),
     }
     Ok(())
 }

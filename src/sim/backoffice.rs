@@ -11,6 +11,7 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Form;
@@ -38,11 +39,13 @@ const SESSION_COOKIE: &str = "bo_session";
 struct Backoffice {
     gateway: Arc<Gateway>,
     sessions: Mutex<HashSet<String>>,
+    logins: Arc<AtomicU64>,
 }
 
-/// The back office's routes over `gateway`'s shop.
-pub(crate) fn router(gateway: Arc<Gateway>) -> Router {
-    let state = Arc::new(Backoffice { gateway, sessions: Mutex::new(HashSet::new()) });
+/// The back office's routes over `gateway`'s shop; each accepted sign-in
+/// adds one to `logins`.
+pub(crate) fn router(gateway: Arc<Gateway>, logins: Arc<AtomicU64>) -> Router {
+    let state = Arc::new(Backoffice { gateway, sessions: Mutex::new(HashSet::new()), logins });
     Router::new()
         .route("/backoffice/login", get(login_form).post(login))
         .route("/backoffice/orders", get(order_list))
@@ -77,6 +80,7 @@ async fn login(State(office): State<Arc<Backoffice>>, Form(credentials): Form<Cr
     }
     let session = uuid::Uuid::now_v7().simple().to_string();
     lock(&office.sessions).insert(session.clone());
+    office.logins.fetch_add(1, Ordering::Relaxed);
     let cookie = format!("{SESSION_COOKIE}={session}; Path=/backoffice; HttpOnly");
     (StatusCode::SEE_OTHER, [(SET_COOKIE, cookie), (LOCATION, "/backoffice/orders".to_owned())]).into_response()
 }

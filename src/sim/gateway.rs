@@ -224,8 +224,7 @@ impl Gateway {
         Router::new()
             .route("/router/rest", get(rest).post(rest))
             .route(&format!("{}/{{*method}}", super::douyin::DOUYIN_PATH), post(super::douyin::serve))
-            .with_state(self.clone())
-            .merge(super::backoffice::router(self))
+            .with_state(self)
     }
 
     fn shop(&self) -> MutexGuard<'_, Shop> {
