@@ -187,7 +187,7 @@ mod tests {
             errors,
             [
                 "f.yaml:7:11: node \"pages\": setting \"steps[0]\" has the key \"clik\" (did you mean \"click\"?); \
-                 expected one of \"open\", \"fill\", \"click\", \"wait_for\", \"extract\", \"paginate\" or \"screenshot\"",
+                 expected one of \"open\", \"fill\", \"click\", \"wait_for\", \"extract\", \"paginate\", \"screenshot\" or \"when_present\"",
                 "f.yaml:8:69: node \"pages\": setting \"steps[1].extract.fields.tid.type\" has the string \"integr\"; \
                  expected \"text\" or \"integer\" or \"number\"",
             ]
