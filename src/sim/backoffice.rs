@@ -210,3 +210,36 @@ fn page(title: &str, body: &str) -> String {
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::{SimConfig, Simulator};
+
+    #[tokio::test]
+    async fn a_refused_password_stays_on_the_form_and_pages_need_the_session() {
+        let config = SimConfig { seed: 3, orders: 60, days: 10, mutations_per_sec: 0.0, ..SimConfig::default() };
+        let sim = Simulator::start(config, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let base = format!("http://{}/backoffice", sim.addr());
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+
+        let list = client.get(format!("{base}/orders")).send().await.unwrap();
+        assert_eq!(list.status(), StatusCode::SEE_OTHER);
+        assert_eq!(list.headers()[LOCATION], "/backoffice/login");
+
+        let form = [("username", BACKOFFICE_USER), ("password", "wrong")];
+        let refused = client.post(format!("{base}/login")).form(&form).send().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        assert!(refused.text().await.unwrap().contains("Wrong user name or password."));
+        assert_eq!(sim.backoffice_logins(), 0);
+
+        let form = [("username", BACKOFFICE_USER), ("password", BACKOFFICE_PASSWORD)];
+        let accepted = client.post(format!("{base}/login")).form(&form).send().await.unwrap();
+        let cookie = accepted.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+        let second = client.get(format!("{base}/orders?page=2")).header(COOKIE, &cookie).send().await.unwrap();
+        let html = second.text().await.unwrap();
+        assert_eq!(html.matches("<td class=\"tid\">").count(), 10, "60 orders: 50, then 10");
+        assert!(html.contains("Page 2 of 2 <a class=\"next\" aria-disabled=\"true\">"), "{html}");
+        assert_eq!(sim.backoffice_logins(), 1);
+    }
+}
