@@ -14,6 +14,7 @@ pub mod harness;
 pub mod nodes;
 pub mod platforms;
 pub mod record;
+pub mod rpa;
 pub mod script;
 pub mod server;
 pub mod sim;

@@ -74,15 +74,50 @@ impl<'a> Checker<'a> {
         schema
     }
 
+    /// The branch whose only required key is the only key of `node`.
+    fn tagged_branch(&self, branches: &'a [Json], node: &Node) -> Option<&'a Json> {
+        let Value::Map(entries) = &node.value else { return None };
+        let [(key, _)] = entries.as_slice() else { return None };
+        branches.iter().find(|branch| {
+            let required = self.resolve(branch).get("required").and_then(Json::as_array);
+            required.is_some_and(|keys| keys.len() == 1 && keys[0].as_str() == Some(key.name.as_str()))
+        })
+    }
+
+    /// The only key of each branch, when every branch is a one-key mapping.
+    fn branch_tags(&self, branches: &'a [Json]) -> Option<Vec<&'a str>> {
+        branches
+            .iter()
+            .map(|branch| match self.resolve(branch).get("required").and_then(Json::as_array)?.as_slice() {
+                [key] => key.as_str(),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn check(&mut self, schema: &'a Json, node: &Node, path: &str) {
         let schema = self.resolve(schema);
         if let Some(branches) = schema.get("oneOf").or_else(|| schema.get("anyOf")).and_then(Json::as_array) {
+            // A one-key mapping naming one branch's only key (a `browser`
+            // step, `- click: …`) is checked against that branch, so its
+            // errors point inside it.
+            if let Some(branch) = self.tagged_branch(branches, node) {
+                self.check(branch, node, path);
+                return;
+            }
             let matching = branches.iter().any(|branch| {
                 let mut probe = Checker { file: self.file, node_id: self.node_id, root: self.root, errors: Vec::new() };
                 probe.check(branch, node, path);
                 probe.errors.is_empty()
             });
-            if !matching {
+            let tags = self.branch_tags(branches);
+            if let (false, Some(tags), Value::Map(entries)) = (matching, &tags, &node.value)
+                && let [(key, _)] = entries.as_slice()
+            {
+                let error = self.error(node, format!("{} has the key \"{}\"", label(path), key.name));
+                error.expected = Some(one_of(tags.iter().copied()));
+                error.suggestion = super::error::nearest(&key.name, tags.iter().copied()).map(str::to_owned);
+            } else if !matching {
                 let expected = describe(self, schema);
                 let got = got(node);
                 self.error(node, format!("{} has {got}", label(path))).expected = Some(expected);

@@ -8,6 +8,7 @@
 //! tests, plus one line in [`Registry::builtin`]. A Rhai file in `nodes/` becomes
 //! a node type too (see [`custom`]).
 
+pub mod browser;
 pub mod custom;
 pub mod dedupe;
 pub mod fetch_detail;
@@ -61,6 +62,7 @@ impl Registry {
         registry.add(NodeType::of::<logistics_alert::LogisticsAlert>());
         registry.add(NodeType::of::<notify::Notify>());
         registry.add(NodeType::of::<tmc_messages::TmcMessages>());
+        registry.add(NodeType::of::<browser::BrowserNode>());
         registry
     }
 }

@@ -21,6 +21,7 @@
 //! past), `mutate.rs` (how orders change), `shop.rs` (storage and indexes),
 //! `index.rs`, `tmc.rs`, `faults.rs`, `gateway.rs` (HTTP and request checks).
 
+mod backoffice;
 mod douyin;
 mod faults;
 mod gateway;
@@ -37,7 +38,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -46,6 +47,7 @@ use serde_json::Value as Json;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use backoffice::{BACKOFFICE_PASSWORD, BACKOFFICE_USER, PAGE_SIZE as BACKOFFICE_PAGE_SIZE};
 pub use douyin::{DOUYIN_PATH, douyin_order_status};
 pub use faults::{FaultKind, UnknownFaultKind};
 pub use gateway::{DEFAULT_REFUND_TYPES, DEFAULT_TRADE_TYPES, MAX_INCREMENT_SPAN, TIMESTAMP_TOLERANCE};
@@ -169,8 +171,9 @@ impl Simulator {
         let cancel = CancellationToken::new();
         let paused = Arc::new(AtomicBool::new(false));
 
-        let server =
-            axum::serve(listener, gateway.clone().router()).with_graceful_shutdown(cancel.clone().cancelled_owned());
+        let backoffice_logins = Arc::new(AtomicU64::new(0));
+        let routes = gateway.clone().router().merge(backoffice::router(gateway.clone(), backoffice_logins.clone()));
+        let server = axum::serve(listener, routes).with_graceful_shutdown(cancel.clone().cancelled_owned());
         let mut tasks = vec![tokio::spawn(async move {
             if let Err(error) = server.await {
                 tracing::warn!(%error, "Simulator gateway stopped.");
@@ -180,7 +183,7 @@ impl Simulator {
             tasks.push(tokio::spawn(run_mutations(gateway.clone(), rate, paused.clone(), cancel.clone())));
         }
         tracing::debug!(%addr, "Simulator started.");
-        Ok(SimHandle { gateway, addr, anchor, paused, cancel, tasks })
+        Ok(SimHandle { gateway, addr, anchor, paused, cancel, tasks, backoffice_logins })
     }
 }
 
@@ -224,6 +227,7 @@ pub struct SimHandle {
     paused: Arc<AtomicBool>,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    backoffice_logins: Arc<AtomicU64>,
 }
 
 impl SimHandle {
@@ -270,6 +274,11 @@ impl SimHandle {
         let taken_at = clock();
         let orders = trades.iter().map(|t| TruthOrder::new(t, &catalog, taken_at)).collect();
         Truth { anchor: self.anchor, taken_at, orders, refunds }
+    }
+
+    /// How many times someone signed in to the back office.
+    pub fn backoffice_logins(&self) -> u64 {
+        self.backoffice_logins.load(Ordering::Relaxed)
     }
 
     /// How many calls the gateway has had, and how they ended.
