@@ -126,7 +126,7 @@ const zh: Dict = {
   problems: '问题',
   noProblems: '没有问题。',
   validating: '检查中…',
-  problemsServerLanguage: '服务器返回的错误信息为英文。',
+  problemsServerLanguage: '常见的错误信息已译为中文；其余保留服务器的英文原文（悬停可见原文）。',
   conflictTitle: '其他人已保存了这个流程',
   conflictHelp: '标 − 的行是对方的（已保存的文件），标 + 的行是你的。',
   takeTheirs: '采用对方的版本',

@@ -1,4 +1,5 @@
 // The flow as a graph: drag nodes in from the palette, wire an output to an input (`input:`), move, delete.
+import { problemText } from '../problemText';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import {
   Background,
@@ -38,7 +39,7 @@ function FlowNodeView({ data, selected }: NodeProps<Node<FlowNodeData>>) {
     <div
       className={`flow-node role-${data.role}${bad ? ' has-problem' : ''}${selected ? ' selected' : ''}`}
       data-testid={`node-${data.id}`}
-      title={data.problems.map((p) => `${p.line}:${p.col} ${p.message}`).join('\n')}
+      title={data.problems.map((p) => `${p.line}:${p.col} ${problemText(p.message, i18n.lang)}`).join('\n')}
     >
       {data.role !== 'source' && (
         <Handle type="target" position={Position.Left} data-testid={`handle-in-${data.id}`} />

@@ -1,4 +1,5 @@
 import { useI18n } from '../i18n';
+import { problemText } from '../problemText';
 import type { PlacedProblem } from '../problems';
 
 interface Props {
@@ -25,7 +26,9 @@ export default function ProblemsList({ problems, validating, onPick }: Props) {
                 {p.line}:{p.col}
               </span>
               {p.nodes.length > 0 && <span className="problem-node">{p.nodes.join(', ')}</span>}
-              <span className="problem-message">{p.message}</span>
+              <span className="problem-message" title={p.message}>
+                {problemText(p.message, i18n.lang)}
+              </span>
             </li>
           ))}
         </ul>

@@ -1,9 +1,10 @@
 // The side panel: the selected node's settings (a form from its schema, plus when/retry/timeout/on_error),
+import { problemText } from '../problemText';
 // or, with no node selected, the flow's own name, description, shop and trigger.
 import { lazy, Suspense, useEffect, useState } from 'react';
 import { COMMON_SCHEMA, formSchema } from '../catalog';
 import type { FlowModel, FlowNode } from '../flowDoc';
-import { useI18n } from '../i18n';
+import { type Lang, useI18n } from '../i18n';
 import type { PlacedProblem } from '../problems';
 import type { JsonSchema, NodeType } from '../types';
 
@@ -23,9 +24,9 @@ interface NodeProps {
   onDelete: () => void;
 }
 
-function fieldErrors(problems: PlacedProblem[]): Record<string, string[]> {
+function fieldErrors(problems: PlacedProblem[], lang: Lang): Record<string, string[]> {
   const byField: Record<string, string[]> = {};
-  for (const p of problems) if (p.field) (byField[p.field] ??= []).push(`${p.line}:${p.col} ${p.message}`);
+  for (const p of problems) if (p.field) (byField[p.field] ??= []).push(`${p.line}:${p.col} ${problemText(p.message, lang)}`);
   return byField;
 }
 
@@ -34,7 +35,7 @@ function NodeSettings({ node, type, sharedDefs, problems, onSettings, onCommon, 
   const [newId, setNewId] = useState(node.id);
   useEffect(() => setNewId(node.id), [node.id]);
   const form = type ? formSchema(type, sharedDefs) : null;
-  const errors = fieldErrors(problems);
+  const errors = fieldErrors(problems, i18n.lang);
   const commonTitles = {
     when: { 'ui:title': 'when', 'ui:placeholder': 'record.status == "WAIT_SELLER_SEND_GOODS"' },
     timeout: { 'ui:title': 'timeout', 'ui:placeholder': '30s' },
@@ -65,7 +66,7 @@ function NodeSettings({ node, type, sharedDefs, problems, onSettings, onCommon, 
       {type && <p className="hint">{i18n.typeSummary(type)}</p>}
       {unplaced.map((p, n) => (
         <p key={n} className="error">
-          {p.line}:{p.col} {p.message}
+          {p.line}:{p.col} {problemText(p.message, i18n.lang)}
         </p>
       ))}
       <Suspense fallback={<p>…</p>}>
