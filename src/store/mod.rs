@@ -165,7 +165,18 @@ impl Store {
             // connection and never let the pool close it.
             AnyPoolOptions::new().min_connections(1).max_connections(1).idle_timeout(None).max_lifetime(None)
         } else if target.backend == Backend::Sqlite {
-            AnyPoolOptions::new().max_connections(MAX_SQLITE_CONNECTIONS)
+            AnyPoolOptions::new().max_connections(MAX_SQLITE_CONNECTIONS).after_release(|conn, _| {
+                Box::pin(async move {
+                    // A future dropped while its `BEGIN IMMEDIATE` ran (a node's
+                    // `timeout:`, a run dropped mid-write) hands the connection
+                    // back inside a transaction nobody owns, holding the write
+                    // lock: every other writer then fails "database is locked".
+                    // A ROLLBACK that succeeds has found one; the connection is
+                    // closed rather than lent out again (sqlx still counts the
+                    // transaction as open on it).
+                    Ok(sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err())
+                })
+            })
         } else {
             AnyPoolOptions::new().max_connections(MAX_CONNECTIONS)
         };
@@ -361,6 +372,31 @@ mod tests {
         assert_eq!(Target::parse("postgresql://h/db", false).unwrap().backend, Backend::Postgres);
         let error = Target::parse("redis://u:secret@h", true).err().unwrap().to_string();
         assert!(!error.contains("secret"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_connection_handed_back_inside_a_transaction_never_keeps_the_write_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}", dir.path().join("x.db").display())).await.unwrap();
+        // What a future dropped while its `BEGIN IMMEDIATE` ran leaves: a
+        // pooled connection inside a transaction no `Transaction` owns.
+        let mut leaked = store.pool.acquire().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *leaked).await.unwrap();
+        drop(leaked);
+        // Every other connection can write at once (a held lock would make
+        // this wait out the busy timeout and fail "database is locked").
+        let begun = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+            let mut others = Vec::new();
+            for _ in 0..MAX_SQLITE_CONNECTIONS {
+                others.push(store.pool.acquire().await.unwrap());
+            }
+            for other in &mut others {
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut **other).await.unwrap();
+                sqlx::query("ROLLBACK").execute(&mut **other).await.unwrap();
+            }
+        })
+        .await;
+        assert!(begun.is_ok(), "a connection kept the write lock");
     }
 
     #[tokio::test]
